@@ -1,0 +1,56 @@
+/// \file
+/// \brief Every macro and feature test of emask lives here.
+#pragma once
+
+#include <Eigen/Core>
+
+#include "emask/version.hpp"
+
+#if !EIGEN_VERSION_AT_LEAST(3, 4, 0)
+#error "emask needs Eigen 3.4 or newer (found an older Eigen/Core on the include path)"
+#endif
+
+/// Exceptions are used when the compiler has them and the user did not opt out with
+/// EMASK_NO_EXCEPTIONS. Without them the error handler prints and aborts.
+#if !defined(EMASK_NO_EXCEPTIONS) && \
+    (defined(__cpp_exceptions) || defined(__EXCEPTIONS) || defined(_CPPUNWIND))
+#define EMASK_HAS_EXCEPTIONS 1
+#else
+#define EMASK_HAS_EXCEPTIONS 0
+#endif
+
+/// Inner-loop precondition checks. Override by defining EMASK_ASSERT before including emask;
+/// the default follows eigen_assert, so NDEBUG / EIGEN_NO_DEBUG switch it off.
+#ifndef EMASK_ASSERT
+#define EMASK_ASSERT(x) eigen_assert(x)
+#endif
+
+#if defined(_OPENMP)
+#define EMASK_HAS_OPENMP 1
+#else
+#define EMASK_HAS_OPENMP 0
+#endif
+
+#if defined(__cpp_concepts) && __cpp_concepts >= 201907L && !defined(EMASK_NO_CONCEPTS)
+#define EMASK_HAS_CONCEPTS 1
+#else
+#define EMASK_HAS_CONCEPTS 0
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define EMASK_NOINLINE __attribute__((noinline))
+#define EMASK_LIKELY(x) __builtin_expect(!!(x), 1)
+#define EMASK_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define EMASK_NOINLINE
+#define EMASK_LIKELY(x) (x)
+#define EMASK_UNLIKELY(x) (x)
+#endif
+
+/// The ABI namespace: bump it when a layout changes.
+#define EMASK_NAMESPACE_BEGIN \
+  namespace emask {           \
+  inline namespace v0 {
+#define EMASK_NAMESPACE_END \
+  }                         \
+  }

@@ -1,0 +1,151 @@
+/// \file
+/// \brief Bit-packed keep-masks: one bit per entry in 64-bit words, rows padded to whole words.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "emask/core/materialize.hpp"
+
+EMASK_NAMESPACE_BEGIN
+
+namespace detail {
+inline int popcount64(std::uint64_t x) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  return __builtin_popcountll(x);
+#else
+  int n = 0;
+  for (; x; x &= x - 1) ++n;
+  return n;
+#endif
+}
+/// Bits [lo, hi) of a word set, 0 <= lo < hi <= 64.
+inline std::uint64_t bit_range(int lo, int hi) noexcept {
+  const std::uint64_t upper = hi == 64 ? ~std::uint64_t{0} : ((std::uint64_t{1} << hi) - 1);
+  return upper & ~((std::uint64_t{1} << lo) - 1);
+}
+}  // namespace detail
+
+/// \brief One row of a bit_matrix: bit k of word k / 64 at position k % 64 (LSB first).
+class bit_row {
+ public:
+  bit_row(const std::uint64_t* words, Index cols) noexcept : words_(words), cols_(cols) {}
+  bool test(Index k) const {
+    EMASK_ASSERT(k >= 0 && k < cols_);
+    return (words_[k >> 6] >> (k & 63)) & 1u;
+  }
+  /// \brief Number of kept entries in [k0, k1).
+  Index count(Index k0, Index k1) const {
+    Index n = 0;
+    while (k0 < k1) {
+      const Index w = k0 >> 6;
+      const int lo = static_cast<int>(k0 & 63);
+      const int hi = static_cast<int>(std::min<Index>(k1 - (w << 6), 64));
+      n += detail::popcount64(words_[w] & detail::bit_range(lo, hi));
+      k0 = (w << 6) + hi;
+    }
+    return n;
+  }
+  Index count() const { return count(0, cols_); }
+  const std::uint64_t* words() const noexcept { return words_; }
+  Index size() const noexcept { return cols_; }
+
+ private:
+  const std::uint64_t* words_;
+  Index cols_;
+};
+
+/// \brief A bit-packed keep-mask of [rows, cols]: 64 entries per word, 1/8 of a bool array.
+/// It is a mask expression too (shared by every batch entry and head), with exact tile answers
+/// from popcounts.
+class bit_matrix : public mask_base<bit_matrix> {
+ public:
+  static constexpr bool exact_tiles = true;
+
+  bit_matrix() = default;
+  bit_matrix(Index rows, Index cols)
+      : rows_(rows), cols_(cols), words_per_row_((cols + 63) / 64),
+        words_(static_cast<std::size_t>(rows * ((cols + 63) / 64)), 0) {
+    if (rows < 0) detail::fail_argument("bit_matrix", "rows", rows, ">= 0");
+    if (cols < 0) detail::fail_argument("bit_matrix", "cols", cols, ">= 0");
+  }
+  /// \brief Packs a keep array.
+  template <class Derived>
+  static bit_matrix from_bool(const Eigen::DenseBase<Derived>& keep) {
+    bit_matrix m(keep.rows(), keep.cols());
+    for (Index q = 0; q < keep.rows(); ++q)
+      for (Index k = 0; k < keep.cols(); ++k)
+        if (keep(q, k)) m.set(q, k, true);
+    return m;
+  }
+
+  Index rows() const noexcept { return rows_; }
+  Index cols() const noexcept { return cols_; }
+  Index words_per_row() const noexcept { return words_per_row_; }
+  bit_row row(Index q) const {
+    EMASK_ASSERT(q >= 0 && q < rows_);
+    return bit_row(words_.data() + q * words_per_row_, cols_);
+  }
+  void set(Index q, Index k, bool value) {
+    EMASK_ASSERT(q >= 0 && q < rows_ && k >= 0 && k < cols_);
+    std::uint64_t& w = words_[static_cast<std::size_t>(q * words_per_row_ + (k >> 6))];
+    const std::uint64_t bit = std::uint64_t{1} << (k & 63);
+    w = value ? (w | bit) : (w & ~bit);
+  }
+  /// Sets bits [k0, k1) of row q.
+  void set_range(Index q, Index k0, Index k1) {
+    std::uint64_t* r = words_.data() + q * words_per_row_;
+    while (k0 < k1) {
+      const Index w = k0 >> 6;
+      const int lo = static_cast<int>(k0 & 63);
+      const int hi = static_cast<int>(std::min<Index>(k1 - (w << 6), 64));
+      r[w] |= detail::bit_range(lo, hi);
+      k0 = (w << 6) + hi;
+    }
+  }
+  /// \brief Unpacks to a keep array.
+  bool_matrix to_bool() const {
+    bool_matrix out(rows_, cols_);
+    for (Index q = 0; q < rows_; ++q)
+      for (Index k = 0; k < cols_; ++k) out(q, k) = row(q).test(k);
+    return out;
+  }
+  const std::vector<std::uint64_t>& words() const noexcept { return words_; }
+
+  // Mask-expression interface.
+  bool keep(Index, Index, Index q, Index k) const { return row(q).test(k); }
+  tile_state tile(Index, Index, Index q0, Index q1, Index k0, Index k1) const {
+    bool any = false, all = true;
+    for (Index q = q0; q < q1; ++q) {
+      const Index n = row(q).count(k0, k1);
+      any = any || n > 0;
+      all = all && n == k1 - k0;
+      if (any && !all) return tile_state::partial;
+    }
+    return any ? tile_state::full : tile_state::empty;
+  }
+  key_span keys(Index b, Index h, Index q, Index k0, Index k1) const {
+    return detail::scan_keys(*this, b, h, q, k0, k1);
+  }
+  void check(const region& r, const char* where) const {
+    detail::check_range(where, "query positions", r.q_begin, r.q_end, rows_);
+    detail::check_range(where, "key positions", r.k_begin, r.k_end, cols_);
+  }
+
+ private:
+  Index rows_ = 0, cols_ = 0, words_per_row_ = 0;
+  std::vector<std::uint64_t> words_;
+};
+
+/// \brief The bit-packed keep-mask of slice (b, h) of \p mask.
+template <class Mask, std::enable_if_t<is_mask_v<Mask>, int> = 0>
+bit_matrix materialize_bits(const Mask& mask, Index q_len, Index k_len, Index b = 0, Index h = 0) {
+  detail::check_slice("materialize_bits", q_len, k_len, b, h);
+  mask.check(detail::slice_region(q_len, k_len, b, h), "materialize_bits");
+  bit_matrix out(q_len, k_len);
+  detail::for_each_kept_run(mask, q_len, k_len, b, h,
+                            [&](Index q, Index begin, Index end) { out.set_range(q, begin, end); });
+  return out;
+}
+
+EMASK_NAMESPACE_END

@@ -1,0 +1,96 @@
+/// \file
+/// \brief index_list and id_table: the integer inputs of the builders (lengths, offsets, ids).
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "emask/core/mask.hpp"
+
+EMASK_NAMESPACE_BEGIN
+
+/// \brief A list of integers (lengths, starts, prefix sizes, cu_seqlens), copied from a braced
+/// list, a std::vector of any integer type, or an integer Eigen vector.
+class index_list {
+ public:
+  index_list(std::initializer_list<Index> values) : values_(values) {}
+  template <class Int, std::enable_if_t<std::is_integral<Int>::value, int> = 0>
+  index_list(const std::vector<Int>& values) : values_(values.begin(), values.end()) {}
+  template <class Derived>
+  index_list(const Eigen::DenseBase<Derived>& values) {
+    static_assert(std::is_integral<typename Derived::Scalar>::value,
+                  "emask::index_list: pass an integer Eigen vector (VectorXi, "
+                  "Matrix<int64_t, Dynamic, 1>); cast floating-point lengths first");
+    values_.reserve(static_cast<std::size_t>(values.size()));
+    for (Index i = 0; i < values.rows(); ++i)
+      for (Index j = 0; j < values.cols(); ++j) values_.push_back(static_cast<Index>(values(i, j)));
+  }
+
+  const std::vector<Index>& values() const noexcept { return values_; }
+  std::size_t size() const noexcept { return values_.size(); }
+  Index operator[](std::size_t i) const { return values_[i]; }
+
+ private:
+  std::vector<Index> values_;
+};
+
+/// \brief A row-major table of integer ids, [rows x cols]: token ids or segment ids with one
+/// row per batch entry. Built from any integer Eigen matrix (a vector counts as one row), a
+/// std::vector (one row) or a braced list of rows.
+class id_table {
+ public:
+  id_table() = default;
+  id_table(std::initializer_list<std::initializer_list<std::int64_t>> rows) {
+    rows_ = static_cast<Index>(rows.size());
+    cols_ = rows.size() ? static_cast<Index>(rows.begin()->size()) : 0;
+    for (const auto& row : rows) {
+      if (static_cast<Index>(row.size()) != cols_) {
+        detail::fail_argument("id_table", "rows", concat_sizes(rows),
+                              "rows of equal length");
+      }
+      ids_.insert(ids_.end(), row.begin(), row.end());
+    }
+  }
+  template <class Int, std::enable_if_t<std::is_integral<Int>::value, int> = 0>
+  id_table(const std::vector<Int>& row)
+      : ids_(row.begin(), row.end()), rows_(1), cols_(static_cast<Index>(row.size())) {}
+  template <class Derived>
+  id_table(const Eigen::DenseBase<Derived>& ids) {
+    static_assert(std::is_integral<typename Derived::Scalar>::value,
+                  "emask::id_table: pass integer ids (e.g. an int32 Eigen array)");
+    const bool column_vector = Derived::ColsAtCompileTime == 1;
+    rows_ = column_vector ? 1 : ids.rows();
+    cols_ = column_vector ? ids.rows() : ids.cols();
+    ids_.reserve(static_cast<std::size_t>(ids.size()));
+    if (column_vector) {
+      for (Index i = 0; i < ids.rows(); ++i) ids_.push_back(static_cast<std::int64_t>(ids(i, 0)));
+    } else {
+      for (Index i = 0; i < ids.rows(); ++i)
+        for (Index j = 0; j < ids.cols(); ++j)
+          ids_.push_back(static_cast<std::int64_t>(ids(i, j)));
+    }
+  }
+
+  Index rows() const noexcept { return rows_; }
+  Index cols() const noexcept { return cols_; }
+  std::int64_t operator()(Index r, Index c) const {
+    EMASK_ASSERT(r >= 0 && r < rows_ && c >= 0 && c < cols_);
+    return ids_[static_cast<std::size_t>(r * cols_ + c)];
+  }
+  const std::vector<std::int64_t>& data() const noexcept { return ids_; }
+
+ private:
+  static std::string concat_sizes(std::initializer_list<std::initializer_list<std::int64_t>> rows) {
+    std::string s = "row lengths";
+    for (const auto& r : rows) s += " " + std::to_string(r.size());
+    return s;
+  }
+  std::vector<std::int64_t> ids_;
+  Index rows_ = 0;
+  Index cols_ = 0;
+};
+
+EMASK_NAMESPACE_END

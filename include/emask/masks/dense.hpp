@@ -1,0 +1,95 @@
+/// \file
+/// \brief A dense user array of keep flags as a mask expression (tile answers by scanning).
+#pragma once
+
+#include <memory>
+
+#include "emask/core/polarity.hpp"
+
+EMASK_NAMESPACE_BEGIN
+
+/// \brief Keep flags from a [q_len, k_len] boolean array, shared by every batch entry and head,
+/// or a contiguous [batch, heads, q_len, k_len] buffer in which batch or heads may be 1 and is
+/// then broadcast (as PyTorch broadcasts attn_mask).
+///
+/// Made by as_mask(): from an lvalue it is a view (like Eigen::Map: keep the array alive while
+/// the mask is used); from an rvalue bool_matrix it owns the data.
+class dense_mask : public mask_base<dense_mask> {
+ public:
+  static constexpr bool exact_tiles = true;
+
+  /// \brief A view of \p data laid out [batch, heads, q_len, k_len], row-major and contiguous.
+  dense_mask(const bool* data, Index batch, Index heads, Index q_len, Index k_len)
+      : data_(data), batch_(batch), heads_(heads), q_len_(q_len), k_len_(k_len) {
+    const char* where = "dense_mask";
+    if (batch < 1) detail::fail_argument(where, "batch", batch, ">= 1 (1 broadcasts)");
+    if (heads < 1) detail::fail_argument(where, "heads", heads, ">= 1 (1 broadcasts)");
+    if (q_len < 0) detail::fail_argument(where, "q_len", q_len, ">= 0");
+    if (k_len < 0) detail::fail_argument(where, "k_len", k_len, ">= 0");
+    if (data == nullptr && batch * heads * q_len * k_len > 0)
+      detail::fail_argument(where, "data", "nullptr", "a buffer of ", batch * heads * q_len * k_len, " flags");
+  }
+
+  bool keep(Index b, Index h, Index q, Index k) const { return row(b, h, q)[k]; }
+
+  tile_state tile(Index b, Index h, Index q0, Index q1, Index k0, Index k1) const {
+    bool any = false, all = true;
+    for (Index q = q0; q < q1; ++q) {
+      const bool* r = row(b, h, q);
+      for (Index k = k0; k < k1; ++k) {
+        any = any || r[k];
+        all = all && r[k];
+      }
+      if (any && !all) return tile_state::partial;
+    }
+    return any ? tile_state::full : tile_state::empty;
+  }
+  key_span keys(Index b, Index h, Index q, Index k0, Index k1) const {
+    const bool* r = row(b, h, q);
+    Index first = k0;
+    while (first < k1 && !r[first]) ++first;
+    if (first == k1) return detail::empty_span(k0);
+    Index last = k1 - 1;
+    while (!r[last]) --last;
+    bool exact = true;
+    for (Index k = first; k <= last && exact; ++k) exact = r[k];
+    return {first, last + 1, exact};
+  }
+  void check(const region& r, const char* where) const {
+    if (batch_ != 1 && (r.b_begin < 0 || r.b_end > batch_))
+      detail::fail_argument(where, "dense mask batch", batch_, "1 or at least ", r.b_end);
+    if (heads_ != 1 && (r.h_begin < 0 || r.h_end > heads_))
+      detail::fail_argument(where, "dense mask heads", heads_, "1 or at least ", r.h_end);
+    detail::check_range(where, "query positions", r.q_begin, r.q_end, q_len_);
+    detail::check_range(where, "key positions", r.k_begin, r.k_end, k_len_);
+  }
+
+  Index q_len() const noexcept { return q_len_; }
+  Index k_len() const noexcept { return k_len_; }
+
+ private:
+  friend dense_mask as_mask(bool_matrix&& keep);
+  const bool* row(Index b, Index h, Index q) const {
+    EMASK_ASSERT(q >= 0 && q < q_len_);
+    const Index bb = batch_ == 1 ? 0 : b, hh = heads_ == 1 ? 0 : h;
+    return data_ + ((bb * heads_ + hh) * q_len_ + q) * k_len_;
+  }
+  const bool* data_;
+  Index batch_, heads_, q_len_, k_len_;
+  std::shared_ptr<const bool_matrix> owner_;
+};
+
+/// \brief View of a [q_len, k_len] keep array as a mask for every batch entry and head.
+/// \pre \p keep outlives the mask.
+inline dense_mask as_mask(const bool_matrix& keep) {
+  return dense_mask(keep.data(), 1, 1, keep.rows(), keep.cols());
+}
+/// \brief Takes ownership of a temporary keep array.
+inline dense_mask as_mask(bool_matrix&& keep) {
+  auto owned = std::make_shared<const bool_matrix>(std::move(keep));
+  dense_mask m(owned->data(), 1, 1, owned->rows(), owned->cols());
+  m.owner_ = std::move(owned);
+  return m;
+}
+
+EMASK_NAMESPACE_END
