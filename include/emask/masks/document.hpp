@@ -15,7 +15,8 @@
 
 EMASK_NAMESPACE_BEGIN
 
-/// \brief Keeps (q, k) when segment id of query q equals segment id of key k.
+/// \brief Keeps (q, k) when segment id of query q equals segment id of key k. Ids with a
+/// single row serve every batch entry.
 class document_mask : public mask_base<document_mask> {
  public:
   static constexpr bool exact_tiles = true;
@@ -82,7 +83,7 @@ class document_mask : public mask_base<document_mask> {
   }
 
   void check(const region& r, const char* where) const {
-    if (r.b_begin < 0 || r.b_end > q_.rows())
+    if (q_.rows() != 1 && (r.b_begin < 0 || r.b_end > q_.rows()))
       detail::fail_argument(where, "segment ids", detail::concat(q_.rows(), " rows"), "at least ",
                             r.b_end, " (one row per sequence of the batch)");
     detail::check_range(where, "query positions", r.q_begin, r.q_end, q_.cols());
@@ -103,9 +104,9 @@ class document_mask : public mask_base<document_mask> {
           end_[at(b, p)] = (p + 1 < n && ids(b, p) == ids(b, p + 1)) ? end_[at(b, p + 1)] : p + 1;
       }
     }
-    std::int64_t id(Index b, Index p) const { return ids_(b, p); }
-    Index run_start(Index b, Index p) const { return start_[at(b, p)]; }
-    Index run_end(Index b, Index p) const { return end_[at(b, p)]; }
+    std::int64_t id(Index b, Index p) const { return ids_(row(b), p); }
+    Index run_start(Index b, Index p) const { return start_[at(row(b), p)]; }
+    Index run_end(Index b, Index p) const { return end_[at(row(b), p)]; }
     Index rows() const noexcept { return ids_.rows(); }
     Index cols() const noexcept { return ids_.cols(); }
     /// True when no id appears in two separate runs of one row.
@@ -120,6 +121,8 @@ class document_mask : public mask_base<document_mask> {
     }
 
    private:
+    // A single row of ids serves every batch entry.
+    Index row(Index b) const noexcept { return ids_.rows() == 1 ? 0 : b; }
     std::size_t at(Index b, Index p) const { return static_cast<std::size_t>(b * ids_.cols() + p); }
     id_table ids_;
     std::vector<Index> start_, end_;
