@@ -137,3 +137,18 @@ TEST_CASE("analytic builders give exact tiles on random problems", "[tiles]") {
                1, 1, Lq, Lk, seed);
   }
 }
+
+TEST_CASE("mask traits recognise masks and nothing else", "[traits]") {
+  static_assert(is_mask_v<causal>, "builders are masks");
+  static_assert(is_mask_v<decltype(causal() & !chunked(2) | key_padding::from_lengths({1}, 2))>, "compositions are masks");
+  static_assert(is_mask_v<bit_matrix>, "packed masks are masks");
+  static_assert(!is_mask_v<bool_matrix>, "a raw array needs as_mask()");
+  static_assert(!is_mask_v<drop_mask>, "a drop mask is not a keep mask");
+  static_assert(!is_mask_v<int>, "nor is anything else");
+#if EMASK_HAS_CONCEPTS
+  static_assert(mask_expression<causal> && mask_expression<offset_mask<document_mask>>);
+  static_assert(!mask_expression<additive_mask<float>>);
+#endif
+  CHECK(causal::exact_tiles);
+  CHECK_FALSE(decltype(causal() & chunked(2))::exact_tiles);
+}

@@ -8,6 +8,9 @@
 #pragma once
 
 #include <algorithm>
+#if defined(__cpp_concepts) && __cpp_concepts >= 201907L
+#include <concepts>
+#endif
 #include <limits>
 #include <type_traits>
 
@@ -60,6 +63,18 @@ template <class T>
 struct is_mask : std::is_base_of<mask_base<std::decay_t<T>>, std::decay_t<T>> {};
 template <class T>
 inline constexpr bool is_mask_v = is_mask<T>::value;
+
+#if EMASK_HAS_CONCEPTS
+/// \brief C++20 form of the mask-expression requirements (see mask_base).
+template <class T>
+concept mask_expression = is_mask_v<T> && requires(const T& m, Index i, const region& r) {
+  { m.keep(i, i, i, i) } -> std::convertible_to<bool>;
+  { m.tile(i, i, i, i, i, i) } -> std::same_as<tile_state>;
+  { m.keys(i, i, i, i, i) } -> std::same_as<key_span>;
+  m.check(r, "");
+  { T::exact_tiles } -> std::convertible_to<bool>;
+};
+#endif
 
 /// \brief CRTP base of every mask expression.
 ///

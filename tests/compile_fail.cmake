@@ -1,0 +1,15 @@
+# Compile-fail tests: each tests/compile_fail/*.cpp must compile as is and must fail to compile
+# with -DEMASK_SHOULD_FAIL (a misuse the API is designed to reject at compile time).
+get_target_property(EMASK_EIGEN_INCLUDES Eigen3::Eigen INTERFACE_INCLUDE_DIRECTORIES)
+set(EMASK_CF_FLAGS -std=c++17 -fsyntax-only -I${PROJECT_SOURCE_DIR}/include)
+foreach(dir IN LISTS EMASK_EIGEN_INCLUDES)
+  list(APPEND EMASK_CF_FLAGS -isystem ${dir})
+endforeach()
+file(GLOB EMASK_CF_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/compile_fail/*.cpp)
+foreach(src IN LISTS EMASK_CF_SOURCES)
+  get_filename_component(name ${src} NAME_WE)
+  add_test(NAME compile_fail:${name}:compiles COMMAND ${CMAKE_CXX_COMPILER} ${EMASK_CF_FLAGS} ${src})
+  add_test(NAME compile_fail:${name}:rejected
+           COMMAND ${CMAKE_CXX_COMPILER} ${EMASK_CF_FLAGS} -DEMASK_SHOULD_FAIL ${src})
+  set_tests_properties(compile_fail:${name}:rejected PROPERTIES WILL_FAIL TRUE)
+endforeach()
