@@ -1,0 +1,209 @@
+/// \file
+/// \brief Row kernels of masked softmax: runs of kept keys, the two-pass row softmax, and the
+/// additive-bias row kernel. Not public API; see emask/kernels/softmax.hpp.
+// IWYU pragma: private
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "emask/core/mask.hpp"
+
+EMASK_NAMESPACE_BEGIN
+namespace detail {
+
+/// -infinity built from its bit pattern: a stored constant that no -ffast-math folding can
+/// turn into arithmetic. Only ever written to outputs, never computed with.
+template <class S>
+inline S negative_infinity() noexcept {
+  static_assert(std::is_same<S, float>::value || std::is_same<S, double>::value,
+                "emask: negative_infinity is defined for float and double");
+  S s;
+  if constexpr (sizeof(S) == 4) {
+    const std::uint32_t bits = 0xFF800000u;
+    std::memcpy(&s, &bits, sizeof s);
+  } else {
+    const std::uint64_t bits = 0xFFF0000000000000ull;
+    std::memcpy(&s, &bits, sizeof s);
+  }
+  return s;
+}
+
+template <class S>
+using row_segment = Eigen::Map<Eigen::Array<S, 1, Eigen::Dynamic>>;
+template <class S>
+using const_row_segment = Eigen::Map<const Eigen::Array<S, 1, Eigen::Dynamic>>;
+
+/// A run [begin, end) of one row. A plain run is kept everywhere (no mask test); a flagged run
+/// holds kept and masked keys, with scale * score in v[] and 1 / 0 keep flags in f[].
+struct softmax_run {
+  Index begin;
+  Index end;
+  bool flagged;
+};
+
+/// The runs of one row and the running maximum of scale * score over its kept keys.
+template <class S>
+struct row_plan {
+  std::vector<softmax_run> runs;
+  S max = S(0);
+  bool any = false;
+
+  void reset() {
+    runs.clear();
+    any = false;
+    max = S(0);
+  }
+  void update_max(S value) {
+    // A NaN maximum is not needed for the NaN policy: the exp pass propagates a kept NaN.
+    if (!any || value > max) max = value;
+    any = true;
+  }
+
+  /// Adds the plain run [b, e) of row x: every key kept, no mask test.
+  void add_plain(const S* x, Index b, Index e, S scale) {
+    if (b >= e) return;
+    const const_row_segment<S> seg(x + b, e - b);
+    const S extreme = scale >= S(0) ? seg.maxCoeff() : seg.minCoeff();
+    update_max(scale * extreme);
+    if (!runs.empty() && !runs.back().flagged && runs.back().end == b) {
+      runs.back().end = e;
+    } else {
+      runs.push_back({b, e, false});
+    }
+  }
+
+  /// Adds [b, e) of row x where keep(k) decides each key; trims the run to its kept keys.
+  template <class Keep>
+  void add_flagged(const S* x, Index b, Index e, S scale, S* v, S* f, Keep&& keep) {
+    Index first = e, last = b;
+    for (Index k = b; k < e; ++k) {
+      if (keep(k)) {
+        const S t = scale * x[k];
+        v[k] = t;
+        f[k] = S(1);
+        if (first == e) first = k;
+        last = k + 1;
+        update_max(t);
+      } else {
+        v[k] = S(0);
+        f[k] = S(0);
+      }
+    }
+    if (first < last) runs.push_back({first, last, true});
+  }
+};
+
+/// Writes \p value into the parts of y[0, n) that no run covers.
+template <class S>
+inline void fill_gaps(S* y, Index n, const std::vector<softmax_run>& runs, S value) {
+  Index pos = 0;
+  for (const softmax_run& r : runs) {
+    if (r.begin > pos) std::fill(y + pos, y + r.begin, value);
+    pos = r.end;
+  }
+  if (n > pos) std::fill(y + pos, y + n, value);
+}
+
+/// Softmax (or log-softmax) of one row from its plan. x is the score row, y the output row,
+/// v and f the flagged-run buffers. Writes the row's log-sum-exp to *lse when lse != nullptr.
+/// An empty plan gives zeros (log-softmax: -infinity) and a log-sum-exp of -infinity.
+template <bool Log, class S>
+void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, const S* f,
+                S scale, S* lse) {
+  if (!plan.any) {
+    std::fill(y, y + n, Log ? negative_infinity<S>() : S(0));
+    if (lse) *lse = negative_infinity<S>();
+    return;
+  }
+  const S m = plan.max;
+  // Pass 2: exponentials and their sum. Masked keys of a flagged run see (v - m) * 0 = 0, a
+  // finite argument, and are then multiplied by their zero flag: exactly 0.
+  S sum = S(0);
+  for (const softmax_run& r : plan.runs) {
+    const Index len = r.end - r.begin;
+    row_segment<S> ys(y + r.begin, len);
+    if (!r.flagged) {
+      const const_row_segment<S> xs(x + r.begin, len);
+      if (Log) {
+        sum += (xs * scale - m).exp().sum();
+      } else {
+        ys = (xs * scale - m).exp();
+        sum += ys.sum();
+      }
+    } else {
+      const const_row_segment<S> vs(v + r.begin, len), fs(f + r.begin, len);
+      ys = ((vs - m) * fs).exp() * fs;
+      sum += ys.sum();
+    }
+  }
+  // Pass 3: normalize.
+  if (!Log) {
+    const S inv = S(1) / sum;
+    for (const softmax_run& r : plan.runs) row_segment<S>(y + r.begin, r.end - r.begin) *= inv;
+    fill_gaps(y, n, plan.runs, S(0));
+  } else {
+    const S log_sum = std::log(sum);
+    const S ninf = negative_infinity<S>();
+    for (const softmax_run& r : plan.runs) {
+      const Index len = r.end - r.begin;
+      row_segment<S> ys(y + r.begin, len);
+      if (!r.flagged) {
+        ys = (const_row_segment<S>(x + r.begin, len) * scale - m) - log_sum;
+      } else {
+        ys = (const_row_segment<S>(v + r.begin, len) - m) - log_sum;
+        for (Index k = r.begin; k < r.end; ++k)
+          if (f[k] == S(0)) y[k] = ninf;
+      }
+    }
+    fill_gaps(y, n, plan.runs, ninf);
+  }
+  if (lse) *lse = m + std::log(sum);
+}
+
+/// Softmax of one row of scale * x + bias, where a key is masked when its bias is <= the
+/// lowest finite value of the bias scalar (so both -infinity and a finite lowest() fill count).
+/// t is a row buffer of n scalars. Masked keys are decided from the bias alone: their scores
+/// (NaN, infinity) never enter the arithmetic.
+template <bool Log, class S, class B>
+void additive_row(const S* x, const B* bias, S* y, Index n, S scale, S* t, S* lse) {
+  const B threshold = std::numeric_limits<B>::lowest();
+  const S low = std::numeric_limits<S>::lowest();
+  Index kept = 0;
+  for (Index k = 0; k < n; ++k) {
+    const bool keep = bias[k] > threshold;
+    kept += keep ? 1 : 0;
+    t[k] = keep ? scale * x[k] + static_cast<S>(bias[k]) : low;
+  }
+  if (kept == 0) {
+    std::fill(y, y + n, Log ? negative_infinity<S>() : S(0));
+    if (lse) *lse = negative_infinity<S>();
+    return;
+  }
+  const S m = row_segment<S>(t, n).maxCoeff();
+  // Masked keys get the finite argument 0; their result is replaced by the select below.
+  for (Index k = 0; k < n; ++k) t[k] = bias[k] > threshold ? t[k] - m : S(0);
+  row_segment<S> ys(y, n);
+  const const_row_segment<S> ts(t, n);
+  ys = ts.exp();
+  for (Index k = 0; k < n; ++k) y[k] = bias[k] > threshold ? y[k] : S(0);
+  const S sum = ys.sum();
+  if (!Log) {
+    // Scale the kept keys only: a NaN sum (NaN at a kept key) must not reach masked zeros.
+    const S inv = S(1) / sum;
+    for (Index k = 0; k < n; ++k) y[k] = bias[k] > threshold ? y[k] * inv : S(0);
+  } else {
+    const S log_sum = std::log(sum);
+    const S ninf = negative_infinity<S>();
+    for (Index k = 0; k < n; ++k) y[k] = bias[k] > threshold ? t[k] - log_sum : ninf;
+  }
+  if (lse) *lse = m + std::log(sum);
+}
+
+}  // namespace detail
+EMASK_NAMESPACE_END

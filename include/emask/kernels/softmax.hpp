@@ -1,0 +1,336 @@
+/// \file
+/// \brief Masked softmax and masked log-softmax over the rows of a row-major score matrix.
+///
+/// Row q of the result is the softmax of `scale * scores.row(q)` over the keys the mask keeps
+/// for query q; masked keys are exactly 0 (log-softmax: -infinity). A fully masked row is all
+/// zeros (log-softmax: -infinity) with a log-sum-exp of -infinity, never NaN. Masked entries are
+/// decided from the mask itself, never from -infinity arithmetic, so the kernels stay correct
+/// under -ffast-math, and a NaN or infinity at a masked position has no effect. A NaN at a kept
+/// position makes the kept entries of its row NaN.
+///
+/// Three variants compute the same result:
+/// - naive: materialize the additive bias of the slice (O(Lq * Lk) extra), add, softmax;
+/// - fused: per row, the mask's key span; exact spans need no per-element test;
+/// - tiled: tile answers over square tiles: empty tiles are neither read nor tested (written as
+///   zeros), full tiles are read without a mask test, partial tiles use keys() and keep().
+/// See docs/softmax.md.
+#pragma once
+
+#include <cmath>
+#include <type_traits>
+#include <vector>
+
+#include "emask/core/bits.hpp"
+#include "emask/core/materialize.hpp"
+#include "emask/core/polarity.hpp"
+#include "emask/kernels/detail_softmax.hpp"
+#include "emask/masks/dense.hpp"
+
+#if EMASK_HAS_OPENMP
+#include <omp.h>
+#endif
+
+EMASK_NAMESPACE_BEGIN
+
+/// \brief How masked_softmax walks the mask. All variants give the same result up to rounding.
+enum class softmax_variant : unsigned char {
+  naive,  ///< materialize the additive bias, add, softmax: the reference, O(Lq * Lk) extra
+  fused,  ///< mask predicate inside the row loop, one key span per row
+  tiled   ///< tile answers: empty tiles skipped, full tiles without mask test
+};
+
+/// \brief Options of masked_softmax and masked_log_softmax.
+struct softmax_options {
+  /// Multiplies the scores before masking (e.g. 1 / sqrt(D)); must be finite.
+  double scale = 1.0;
+  /// The algorithm; every variant gives the same result up to rounding.
+  softmax_variant variant = softmax_variant::tiled;
+  /// Side of the square tiles of the tiled variant (query rows and keys), >= 1.
+  Index tile = 128;
+  /// Batch entry of the mask the scores belong to.
+  Index b = 0;
+  /// Head of the mask the scores belong to.
+  Index h = 0;
+};
+
+namespace detail {
+
+/// Scores as a row-major view with unit inner stride: bound without a copy to row-major
+/// storage (Matrix, Map, Ref, blocks); any other expression is evaluated once.
+template <class S>
+using score_ref = Eigen::Ref<const row_matrix<S>, 0, Eigen::OuterStride<>>;
+
+template <class S>
+using lse_ref = Eigen::Ref<Eigen::Matrix<S, Eigen::Dynamic, 1>>;
+
+template <class T>
+struct is_additive_mask : std::false_type {};
+template <class T>
+struct is_additive_mask<additive_mask<T>> : std::true_type {};
+
+template <class S>
+void check_softmax_scalar() {
+  static_assert(std::is_same<S, float>::value || std::is_same<S, double>::value,
+                "emask::masked_softmax: use float or double scores (cast integer or half-precision "
+                "scores with .cast<float>() first)");
+}
+
+inline void check_softmax_args(const char* where, Index q_len, Index k_len, Index out_rows,
+                               Index out_cols, const Index* lse_size,
+                               const softmax_options& o) {
+  if (out_rows != q_len || out_cols != k_len)
+    fail_argument(where, "out", concat(out_rows, " x ", out_cols), q_len, " x ", k_len,
+                  " (the shape of scores)");
+  if (lse_size && *lse_size != q_len)
+    fail_argument(where, "lse", concat(*lse_size, " entries"), q_len,
+                  " entries (one per row of scores)");
+  if (!std::isfinite(o.scale)) fail_argument(where, "scale", o.scale, "a finite value");
+  if (o.variant != softmax_variant::naive && o.variant != softmax_variant::fused &&
+      o.variant != softmax_variant::tiled)
+    fail_argument(where, "variant", static_cast<int>(o.variant), "naive, fused or tiled");
+  if (o.tile < 1) fail_argument(where, "tile", o.tile, ">= 1");
+  if (o.b < 0) fail_argument(where, "b", o.b, ">= 0");
+  if (o.h < 0) fail_argument(where, "h", o.h, ">= 0");
+}
+
+/// Below this many score entries the kernels stay on the calling thread.
+inline constexpr Index softmax_parallel_threshold = Index(1) << 15;
+
+/// Additive bias: every variant reads the bias (it carries no structure to exploit).
+template <bool Log, class S, class B>
+void softmax_additive(const score_ref<S>& x, const row_matrix<B>& bias,
+                      Eigen::Ref<row_matrix<S>> out, S* lse, S scale) {
+  const Index q_len = x.rows(), k_len = x.cols();
+#if EMASK_HAS_OPENMP
+#pragma omp parallel if (q_len * k_len >= softmax_parallel_threshold)
+#endif
+  {
+    std::vector<S> t(static_cast<std::size_t>(k_len));
+#if EMASK_HAS_OPENMP
+#pragma omp for schedule(static, 16)
+#endif
+    for (Index q = 0; q < q_len; ++q) {
+      additive_row<Log>(x.data() + q * x.outerStride(), bias.data() + q * bias.cols(),
+                        out.data() + q * out.outerStride(), k_len, scale, t.data(),
+                        lse ? lse + q : nullptr);
+    }
+  }
+}
+
+template <bool Log, class S, class Mask>
+void softmax_fused(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matrix<S>> out,
+                   S* lse, S scale, Index b, Index h) {
+  const Index q_len = x.rows(), k_len = x.cols();
+#if EMASK_HAS_OPENMP
+#pragma omp parallel if (q_len * k_len >= softmax_parallel_threshold)
+#endif
+  {
+    std::vector<S> v, f;
+    row_plan<S> plan;
+#if EMASK_HAS_OPENMP
+#pragma omp for schedule(static, 16)
+#endif
+    for (Index q = 0; q < q_len; ++q) {
+      const S* xr = x.data() + q * x.outerStride();
+      S* yr = out.data() + q * out.outerStride();
+      plan.reset();
+      const key_span s = k_len > 0 ? mask.keys(b, h, q, 0, k_len) : empty_span(0);
+      if (!s.empty()) {
+        if (s.exact) {
+          plan.add_plain(xr, s.begin, s.end, scale);
+        } else {
+          if (v.empty()) {
+            v.resize(static_cast<std::size_t>(k_len));
+            f.resize(static_cast<std::size_t>(k_len));
+          }
+          plan.add_flagged(xr, s.begin, s.end, scale, v.data(), f.data(),
+                           [&](Index k) { return mask.keep(b, h, q, k); });
+        }
+      }
+      finish_row<Log>(xr, yr, k_len, plan, v.data(), f.data(), scale, lse ? lse + q : nullptr);
+    }
+  }
+}
+
+template <bool Log, class S, class Mask>
+void softmax_tiled(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matrix<S>> out,
+                   S* lse, S scale, Index b, Index h, Index tile) {
+  const Index q_len = x.rows(), k_len = x.cols();
+  const Index q_tiles = (q_len + tile - 1) / tile, k_tiles = (k_len + tile - 1) / tile;
+#if EMASK_HAS_OPENMP
+#pragma omp parallel if (q_len * k_len >= softmax_parallel_threshold)
+#endif
+  {
+    std::vector<S> v, f;
+    std::vector<tile_state> states(static_cast<std::size_t>(k_tiles));
+    row_plan<S> plan;
+#if EMASK_HAS_OPENMP
+#pragma omp for schedule(static, 1)
+#endif
+    for (Index qt = 0; qt < q_tiles; ++qt) {
+      const Index q0 = qt * tile, q1 = std::min(q0 + tile, q_len);
+      for (Index kt = 0; kt < k_tiles; ++kt) {
+        const Index k0 = kt * tile, k1 = std::min(k0 + tile, k_len);
+        states[static_cast<std::size_t>(kt)] = mask.tile(b, h, q0, q1, k0, k1);
+      }
+      for (Index q = q0; q < q1; ++q) {
+        const S* xr = x.data() + q * x.outerStride();
+        S* yr = out.data() + q * out.outerStride();
+        plan.reset();
+        for (Index kt = 0; kt < k_tiles; ++kt) {
+          const tile_state st = states[static_cast<std::size_t>(kt)];
+          if (st == tile_state::empty) continue;
+          const Index k0 = kt * tile, k1 = std::min(k0 + tile, k_len);
+          if (st == tile_state::full) {
+            plan.add_plain(xr, k0, k1, scale);
+            continue;
+          }
+          const key_span s = mask.keys(b, h, q, k0, k1);
+          if (s.empty()) continue;
+          if (s.exact) {
+            plan.add_plain(xr, s.begin, s.end, scale);
+          } else {
+            if (v.empty()) {
+              v.resize(static_cast<std::size_t>(k_len));
+              f.resize(static_cast<std::size_t>(k_len));
+            }
+            plan.add_flagged(xr, s.begin, s.end, scale, v.data(), f.data(),
+                             [&](Index k) { return mask.keep(b, h, q, k); });
+          }
+        }
+        finish_row<Log>(xr, yr, k_len, plan, v.data(), f.data(), scale,
+                        lse ? lse + q : nullptr);
+      }
+    }
+  }
+}
+
+/// The one entry point behind every public overload.
+template <bool Log, class S, class Mask>
+void masked_softmax_impl(const char* where, const score_ref<S>& x, const Mask& mask,
+                         Eigen::Ref<row_matrix<S>> out, S* lse, const Index* lse_size,
+                         const softmax_options& o) {
+  check_softmax_scalar<S>();
+  const Index q_len = x.rows(), k_len = x.cols();
+  check_softmax_args(where, q_len, k_len, out.rows(), out.cols(), lse_size, o);
+  const S scale = static_cast<S>(o.scale);
+
+  if constexpr (is_additive_mask<Mask>::value) {
+    if (mask.rows() != q_len || mask.cols() != k_len)
+      fail_argument(where, "mask", concat(mask.rows(), " x ", mask.cols(), " additive mask"),
+                    q_len, " x ", k_len, " (the shape of scores)");
+    softmax_additive<Log>(x, mask.matrix(), out, lse, scale);
+  } else if constexpr (std::is_same<Mask, bool_matrix>::value) {
+    if (mask.rows() != q_len || mask.cols() != k_len)
+      fail_argument(where, "mask", concat(mask.rows(), " x ", mask.cols(), " bool_matrix"), q_len,
+                    " x ", k_len, " (the shape of scores)");
+    masked_softmax_impl<Log>(where, x, as_mask(mask), out, lse, lse_size, o);
+  } else {
+    static_assert(is_mask_v<Mask>,
+                  "emask::masked_softmax: pass a mask expression (causal, key_padding, a & b, "
+                  "bit_matrix, ...), a bool_matrix keep-mask or an additive_mask<S>");
+    mask.check(region{o.b, o.b + 1, o.h, o.h + 1, 0, q_len, 0, k_len}, where);
+    switch (o.variant) {
+      case softmax_variant::naive: {
+        const additive_mask<S> bias = materialize_additive<S>(
+            mask, q_len, k_len, o.b, o.h, std::numeric_limits<S>::lowest());
+        softmax_additive<Log>(x, bias.matrix(), out, lse, scale);
+        break;
+      }
+      case softmax_variant::fused:
+        softmax_fused<Log>(x, mask, out, lse, scale, o.b, o.h);
+        break;
+      default:
+        softmax_tiled<Log>(x, mask, out, lse, scale, o.b, o.h, o.tile);
+        break;
+    }
+  }
+}
+
+template <bool Log, class Derived, class Mask>
+void masked_softmax_entry(const char* where, const Eigen::MatrixBase<Derived>& scores,
+                          const Mask& mask, Eigen::Ref<row_matrix<typename Derived::Scalar>> out,
+                          typename Derived::Scalar* lse, const Index* lse_size,
+                          const softmax_options& o) {
+  using S = typename Derived::Scalar;
+  check_softmax_scalar<S>();
+  const score_ref<S> x(scores.derived());
+  masked_softmax_impl<Log>(where, x, mask, out, lse, lse_size, o);
+}
+
+}  // namespace detail
+
+/// \brief Masked softmax of the rows of `options.scale * scores`, written to \p out.
+///
+/// \tparam Derived any dense float or double expression; row-major storage (Matrix, Map,
+///         Ref, blocks) is read in place, anything else is evaluated once into a temporary.
+/// \param mask a mask expression evaluated for slice (options.b, options.h) at positions
+///        [0, Lq) x [0, Lk) (shift it with mask.offset(q0, k0) for tiles, shards, cache steps);
+///        or a bool_matrix keep-mask of shape Lq x Lk; or an additive_mask of shape Lq x Lk,
+///        whose bias is added and whose entries <= lowest() are masked.
+/// \param out Lq x Lk output; may be the storage of \p scores itself (in place).
+/// \pre out has the shape of scores; options.scale finite; options.tile >= 1.
+/// Masked entries are 0, fully masked rows are all 0.
+template <class Derived, class Mask>
+void masked_softmax(const Eigen::MatrixBase<Derived>& scores, const Mask& mask,
+                    Eigen::Ref<row_matrix<typename Derived::Scalar>> out,
+                    const softmax_options& options = {}) {
+  detail::masked_softmax_entry<false>("masked_softmax", scores, mask, out, nullptr, nullptr,
+                                      options);
+}
+
+/// \brief Same, and writes the log-sum-exp of every row (in units of scale * scores) to
+/// \p lse (Lq entries; -infinity for a fully masked row), for merging partial results.
+template <class Derived, class Mask>
+void masked_softmax(const Eigen::MatrixBase<Derived>& scores, const Mask& mask,
+                    Eigen::Ref<row_matrix<typename Derived::Scalar>> out,
+                    detail::lse_ref<typename Derived::Scalar> lse,
+                    const softmax_options& options = {}) {
+  const Index n = lse.size();
+  detail::masked_softmax_entry<false>("masked_softmax", scores, mask, out, lse.data(), &n,
+                                      options);
+}
+
+/// \brief Masked softmax returned by value.
+template <class Derived, class Mask>
+row_matrix<typename Derived::Scalar> masked_softmax(const Eigen::MatrixBase<Derived>& scores,
+                                                    const Mask& mask,
+                                                    const softmax_options& options = {}) {
+  row_matrix<typename Derived::Scalar> out(scores.rows(), scores.cols());
+  masked_softmax(scores, mask, out, options);
+  return out;
+}
+
+/// \brief Masked log-softmax of the rows of `options.scale * scores`, written to \p out:
+/// kept entries are `scale * score - lse(row)`, masked entries and fully masked rows are
+/// -infinity (a stored constant; never computed). Arguments as masked_softmax.
+template <class Derived, class Mask>
+void masked_log_softmax(const Eigen::MatrixBase<Derived>& scores, const Mask& mask,
+                        Eigen::Ref<row_matrix<typename Derived::Scalar>> out,
+                        const softmax_options& options = {}) {
+  detail::masked_softmax_entry<true>("masked_log_softmax", scores, mask, out, nullptr, nullptr,
+                                     options);
+}
+
+/// \brief Same, and writes the log-sum-exp of every row to \p lse (Lq entries).
+template <class Derived, class Mask>
+void masked_log_softmax(const Eigen::MatrixBase<Derived>& scores, const Mask& mask,
+                        Eigen::Ref<row_matrix<typename Derived::Scalar>> out,
+                        detail::lse_ref<typename Derived::Scalar> lse,
+                        const softmax_options& options = {}) {
+  const Index n = lse.size();
+  detail::masked_softmax_entry<true>("masked_log_softmax", scores, mask, out, lse.data(), &n,
+                                     options);
+}
+
+/// \brief Masked log-softmax returned by value.
+template <class Derived, class Mask>
+row_matrix<typename Derived::Scalar> masked_log_softmax(const Eigen::MatrixBase<Derived>& scores,
+                                                        const Mask& mask,
+                                                        const softmax_options& options = {}) {
+  row_matrix<typename Derived::Scalar> out(scores.rows(), scores.cols());
+  masked_log_softmax(scores, mask, out, options);
+  return out;
+}
+
+EMASK_NAMESPACE_END
