@@ -1,0 +1,78 @@
+/// \file
+/// \brief The naive attention variant: the reference that materializes Lq x Lk scores.
+// IWYU pragma: private
+#pragma once
+
+#include <algorithm>
+
+#include "emask/core/materialize.hpp"
+#include "emask/detail/attn_common.hpp"
+
+EMASK_NAMESPACE_BEGIN
+namespace detail {
+
+/// Scalars of workspace per thread of the naive variant (scores plus keep flags).
+inline Index attn_naive_per_thread(Index lq, Index lk) { return lq * lk + 16; }
+
+/// One head: S = scale Q K^T, softcap, ALiBi, masked entries replaced (never read), row softmax
+/// over kept entries, out = P V. \p sbuf holds lq * lk scalars.
+template <class S, class Mask>
+void attn_naive_head(const attn_problem<S>& p, const Mask& mask, Index b, Index h, S* sbuf) {
+  using Mat = row_matrix<S>;
+  using CMap = Eigen::Map<const Mat, Eigen::Unaligned, Eigen::OuterStride<>>;
+  using MMap = Eigen::Map<Mat, Eigen::Unaligned, Eigen::OuterStride<>>;
+  const Index lq = p.lq, lk = p.lk;
+  CMap q(p.q_ptr(b, h), lq, p.d, Eigen::OuterStride<>(std::max<Index>(p.q_sl, 1)));
+  CMap k(p.k_ptr(b, h), lk, p.d, Eigen::OuterStride<>(std::max<Index>(p.k_sl, 1)));
+  CMap v(p.v_ptr(b, h), lk, p.dv, Eigen::OuterStride<>(std::max<Index>(p.v_sl, 1)));
+  MMap out(p.out_ptr(b, h), lq, p.dv, Eigen::OuterStride<>(std::max<Index>(p.o_sl, 1)));
+  Eigen::Map<Mat> s(sbuf, lq, lk);
+  if (p.d > 0) {
+    s.noalias() = q * k.transpose();
+  } else {
+    s.setZero();
+  }
+  s *= p.scale;
+  const Index mb = p.b0 + b, mh = p.h0 + h;
+  S* lse = p.lse_ptr(b, h);
+  const S lowest = std::numeric_limits<S>::lowest();
+  for (Index i = 0; i < lq; ++i) {
+    S* row = sbuf + i * lk;
+    attn_transform(p, h, i, 0, row, lk);
+    // The keep flags of row i: 1 kept, 0 masked; masked scores are overwritten, never read.
+    Index kept = 0;
+    S mx = lowest;
+    for (Index j = 0; j < lk; ++j) {
+      if (mask.keep(mb, mh, p.q_off + i, p.k_off + j)) {
+        mx = kept == 0 ? row[j] : std::max(mx, row[j]);
+        ++kept;
+      } else {
+        row[j] = lowest;
+      }
+    }
+    if (kept == 0) {
+      std::fill(row, row + lk, S(0));
+      if (lse) lse[i] = -std::numeric_limits<S>::infinity();
+      continue;
+    }
+    S sum = 0;
+    for (Index j = 0; j < lk; ++j) {
+      // A masked entry holds lowest(): give it exactly 0 without computing exp of it.
+      const S e = row[j] == lowest ? S(0) : std::exp(row[j] - mx);
+      row[j] = e;
+      sum += e;
+    }
+    for (Index j = 0; j < lk; ++j) row[j] /= sum;
+    if (lse) lse[i] = mx + std::log(sum);
+  }
+  if (p.dv > 0) {
+    if (lk > 0) {
+      out.noalias() = s * v;
+    } else {
+      out.setZero();
+    }
+  }
+}
+
+}  // namespace detail
+EMASK_NAMESPACE_END

@@ -1,0 +1,249 @@
+/// \file
+/// \brief masked_attention: out = softmax(mask(softcap(scale Q K^T) + ALiBi)) V for one head or
+/// for batched [B, H, L, D] / [B, L, H, D] views, with grouped-query heads, in three variants
+/// (naive reference, tiled FlashAttention-2, decode), optional log-sum-exp output and OpenMP.
+///
+/// Semantics (every variant): see attention_options for the order of scale, softcap, ALiBi and
+/// mask. A query row that keeps no key gives a zero output row and lse = -infinity, never NaN.
+/// A NaN in a kept score makes that row NaN; a masked pair is never read, so NaN or inf in its
+/// score has no effect. In the tiled and decode variants a key that no query of a tile keeps is
+/// not read from V either; the naive variant multiplies P V densely, so there V rows of masked
+/// keys must be finite. Results are bit-identical whatever the thread count.
+#pragma once
+
+#include <algorithm>
+#include <type_traits>
+
+#include "emask/detail/attn_common.hpp"
+#include "emask/detail/attn_naive.hpp"
+#include "emask/detail/attn_tiled.hpp"
+#include "emask/kernels/decode.hpp"
+#include "emask/kernels/merge.hpp"
+
+EMASK_NAMESPACE_BEGIN
+
+/// \brief Reusable scratch memory of masked_attention. Reserve it once (reserve_for) and pass it
+/// to the overloads that take it: the kernel then allocates nothing.
+template <class Scalar>
+class attention_workspace {
+  static_assert(std::is_floating_point<Scalar>::value, "emask::attention_workspace: use float or double");
+
+ public:
+  /// \brief Grows the buffer to at least \p scalars entries (never shrinks).
+  void reserve(Index scalars) {
+    if (scalars > buf_.size()) buf_.resize(scalars);
+  }
+  /// \brief Scalars held.
+  Index size() const noexcept { return buf_.size(); }
+  /// \brief Bytes held.
+  Index bytes() const noexcept { return buf_.size() * static_cast<Index>(sizeof(Scalar)); }
+  Scalar* data() noexcept { return buf_.data(); }
+
+ private:
+  lse_vector<Scalar> buf_;
+};
+
+/// \brief Scalars of workspace masked_attention needs for \p batch_heads heads of Lq x D queries
+/// over Lk keys with Dv values, with the variant, tiles and threads of \p opt.
+/// Tiled: threads x O(tile_q D + tile_k (D + Dv) + tile_q tile_k), independent of Lq and Lk.
+/// Naive: threads x Lq x Lk. Decode: batch_heads x ceil(Lk / chunk) x Lq x (Dv + 3) + threads x
+/// 2 chunk.
+template <class Scalar>
+Index attention_workspace_size(Index batch_heads, Index lq, Index lk, Index d, Index dv,
+                               const attention_options& opt = {}) {
+  const Index threads = detail::attn_thread_count(opt.threads);
+  switch (opt.variant) {
+    case attention_variant::naive:
+      return threads * detail::attn_naive_per_thread(lq, lk);
+    case attention_variant::decode: {
+      const detail::attn_decode_plan plan =
+          detail::attn_decode_make(batch_heads, 1, lq, lk, dv, std::max<Index>(opt.decode_chunk, 1));
+      return plan.parts + threads * plan.per_thread;
+    }
+    case attention_variant::tiled:
+    default:
+      return threads * detail::attn_tiles::make<Scalar>(std::max<Index>(opt.tile_q, 1),
+                                                        std::max<Index>(opt.tile_k, 1), d, dv)
+                           .per_thread;
+  }
+}
+
+namespace detail {
+
+template <class S, class Mask>
+void attn_dispatch(attn_problem<S>& p, const Mask& mask, const attention_options& opt,
+                   attention_workspace<S>* user_ws, const char* where) {
+  attn_check_mask(p, mask, where);
+  if (p.lq == 0 || p.batch == 0 || p.heads == 0) return;
+  attention_workspace<S> own;
+  attention_workspace<S>& ws = user_ws ? *user_ws : own;
+  attention_options o = opt;
+  o.threads = p.threads;
+  ws.reserve(attention_workspace_size<S>(p.batch * p.heads, p.lq, p.lk, p.d, p.dv, o));
+  switch (opt.variant) {
+    case attention_variant::naive: {
+      const Index items = p.batch * p.heads;
+      const Index per = attn_naive_per_thread(p.lq, p.lk);
+      S* base = ws.data();
+      // Always inside a parallel region of p.threads threads, so Eigen's own GEMM threading
+      // (nested) cannot use more threads than asked for.
+#if EMASK_HAS_OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(p.threads)
+#endif
+      for (Index w = 0; w < items; ++w) {
+        attn_naive_head(p, mask, w / p.heads, w % p.heads,
+                        base + static_cast<Index>(attn_thread_id()) * per);
+      }
+      return;
+    }
+    case attention_variant::decode: {
+      const attn_decode_plan plan = attn_decode_make(p.batch, p.heads, p.lq, p.lk, p.dv, opt.decode_chunk);
+      attn_decode_run(p, mask, plan, ws.data());
+      return;
+    }
+    case attention_variant::tiled:
+    default: {
+      const attn_tiles t = attn_tiles::make<S>(opt.tile_q, opt.tile_k, p.d, p.dv);
+      attn_tiled_run(p, mask, t, ws.data());
+      return;
+    }
+  }
+}
+
+template <class S, class Mask>
+void attn_single(const Eigen::Ref<const row_matrix<S>>& q, const Eigen::Ref<const row_matrix<S>>& k,
+                 const Eigen::Ref<const row_matrix<S>>& v, const Mask& mask,
+                 Eigen::Ref<row_matrix<S>> out, S* lse, Index lse_size,
+                 const attention_options& opt, attention_workspace<S>* ws) {
+  static_assert(is_mask_v<Mask>, "emask::masked_attention: pass an emask mask expression "
+                                 "(a builder such as emask::causal, or emask::as_mask(bool_matrix))");
+  const char* where = "masked_attention";
+  if (k.cols() != q.cols())
+    fail_argument(where, "k", concat(k.rows(), "x", k.cols()), "D = ", q.cols(), " columns (the columns of q)");
+  if (v.rows() != k.rows())
+    fail_argument(where, "v", concat(v.rows(), "x", v.cols()), k.rows(), " rows (one per key of k)");
+  if (out.rows() != q.rows() || out.cols() != v.cols())
+    fail_argument(where, "out", concat(out.rows(), "x", out.cols()), q.rows(), "x", v.cols(),
+                  " (rows of q x columns of v)");
+  if (lse && lse_size != q.rows())
+    fail_argument(where, "lse", concat(lse_size, " rows"), q.rows(), " (one per row of q)");
+  if (opt.batch < 0) fail_argument(where, "options.batch", opt.batch, ">= 0");
+  if (opt.head < 0) fail_argument(where, "options.head", opt.head, ">= 0");
+  attn_problem<S> p{};
+  p.q = q.data(); p.k = k.data(); p.v = v.data(); p.out = out.data();
+  p.q_sl = q.outerStride(); p.k_sl = k.outerStride(); p.v_sl = v.outerStride(); p.o_sl = out.outerStride();
+  p.lse = lse;
+  p.lse_row = q.rows();
+  p.batch = 1; p.heads = 1; p.kv_heads = 1;
+  p.lq = q.rows(); p.lk = k.rows(); p.d = q.cols(); p.dv = v.cols();
+  p.b0 = opt.batch; p.h0 = opt.head;
+  attn_set_options(p, opt, where, opt.alibi.empty() ? 0 : 1, opt.head);
+  attn_dispatch(p, mask, opt, ws, where);
+}
+
+template <class S, class SQ, class SK, class SV, class Mask>
+void attn_batched(const tensor_view<SQ>& q, const tensor_view<SK>& k, const tensor_view<SV>& v,
+                  const Mask& mask, const tensor_view<S>& out, S* lse, Index lse_rows,
+                  Index lse_cols, Index lse_stride, const attention_options& opt,
+                  attention_workspace<S>* ws) {
+  static_assert(!std::is_const<S>::value, "emask::masked_attention: out must be a mutable view");
+  static_assert(std::is_same<std::remove_const_t<SQ>, S>::value &&
+                    std::is_same<std::remove_const_t<SK>, S>::value &&
+                    std::is_same<std::remove_const_t<SV>, S>::value,
+                "emask::masked_attention: q, k, v and out must have the same scalar type");
+  static_assert(is_mask_v<Mask>, "emask::masked_attention: pass an emask mask expression");
+  const char* where = "masked_attention";
+  auto shape = [](const auto& t) {
+    return concat("[B=", t.batch(), ", H=", t.heads(), ", L=", t.length(), ", D=", t.dim(), "]");
+  };
+  if (k.batch() != q.batch()) fail_argument(where, "k", shape(k), "batch ", q.batch(), " (the batch of q)");
+  if (v.batch() != q.batch()) fail_argument(where, "v", shape(v), "batch ", q.batch(), " (the batch of q)");
+  if (k.dim() != q.dim()) fail_argument(where, "k", shape(k), "D = ", q.dim(), " (the D of q)");
+  if (k.heads() < 1 || q.heads() % k.heads() != 0)
+    fail_argument(where, "k", shape(k), "a number of KV heads that divides the ", q.heads(), " query heads");
+  if (v.heads() != k.heads()) fail_argument(where, "v", shape(v), k.heads(), " heads (the heads of k)");
+  if (v.length() != k.length())
+    fail_argument(where, "v", shape(v), "L = ", k.length(), " (one value per key of k)");
+  if (out.batch() != q.batch() || out.heads() != q.heads() || out.length() != q.length() ||
+      out.dim() != v.dim())
+    fail_argument(where, "out", shape(out), "[B=", q.batch(), ", H=", q.heads(), ", L=", q.length(),
+                  ", D=", v.dim(), "]");
+  if (lse && (lse_rows != q.batch() * q.heads() || lse_cols != q.length()))
+    fail_argument(where, "lse", concat(lse_rows, "x", lse_cols), q.batch() * q.heads(), "x",
+                  q.length(), " (B*H rows, Lq columns)");
+  attn_problem<S> p{};
+  p.q = q.data(); p.k = k.data(); p.v = v.data(); p.out = out.data();
+  p.q_sb = q.stride_b(); p.q_sh = q.stride_h(); p.q_sl = q.stride_l();
+  p.k_sb = k.stride_b(); p.k_sh = k.stride_h(); p.k_sl = k.stride_l();
+  p.v_sb = v.stride_b(); p.v_sh = v.stride_h(); p.v_sl = v.stride_l();
+  p.o_sb = out.stride_b(); p.o_sh = out.stride_h(); p.o_sl = out.stride_l();
+  p.lse = lse;
+  p.lse_row = lse_stride;
+  p.batch = q.batch(); p.heads = q.heads(); p.kv_heads = k.heads();
+  p.lq = q.length(); p.lk = k.length(); p.d = q.dim(); p.dv = v.dim();
+  attn_set_options(p, opt, where, opt.alibi.empty() ? 0 : q.heads(), 0);
+  attn_dispatch(p, mask, opt, ws, where);
+}
+
+template <class D>
+using attn_scalar_t = typename D::Scalar;
+
+}  // namespace detail
+
+/// \brief One head: out = softmax(mask(softcap(scale q k^T) + ALiBi)) v.
+///
+/// \param q     Lq x D queries, \param k Lk x D keys, \param v Lk x Dv values: any dense
+///              expression (row-major blocks and Maps bind without a copy).
+/// \param mask  a mask expression, asked at (options.batch, options.head,
+///              options.q_offset + i, options.k_offset + j).
+/// \param out   Lq x Dv, row-major (a block or Map of a row-major matrix).
+template <class DQ, class DK, class DV, class Mask, class DO>
+void masked_attention(const Eigen::MatrixBase<DQ>& q, const Eigen::MatrixBase<DK>& k,
+                      const Eigen::MatrixBase<DV>& v, const Mask& mask,
+                      const Eigen::MatrixBase<DO>& out, const attention_options& options = {}) {
+  using S = detail::attn_scalar_t<DO>;
+  static_assert(std::is_floating_point<S>::value, "emask::masked_attention: use float or double");
+  Eigen::Ref<row_matrix<S>> o(const_cast<Eigen::MatrixBase<DO>&>(out).derived());
+  detail::attn_single<S>(q.derived(), k.derived(), v.derived(), mask, o, nullptr, 0, options, nullptr);
+}
+
+/// \brief One head, also writing the natural log-sum-exp of each row's kept scores into \p lse
+/// (Lq entries; -infinity for a row that keeps nothing). Pass \p workspace to reuse memory.
+template <class DQ, class DK, class DV, class Mask, class DO, class DL>
+void masked_attention(const Eigen::MatrixBase<DQ>& q, const Eigen::MatrixBase<DK>& k,
+                      const Eigen::MatrixBase<DV>& v, const Mask& mask,
+                      const Eigen::MatrixBase<DO>& out, const Eigen::MatrixBase<DL>& lse,
+                      const attention_options& options = {},
+                      attention_workspace<detail::attn_scalar_t<DO>>* workspace = nullptr) {
+  using S = detail::attn_scalar_t<DO>;
+  static_assert(std::is_floating_point<S>::value, "emask::masked_attention: use float or double");
+  Eigen::Ref<row_matrix<S>> o(const_cast<Eigen::MatrixBase<DO>&>(out).derived());
+  Eigen::Ref<lse_vector<S>> l(const_cast<Eigen::MatrixBase<DL>&>(lse).derived());
+  detail::attn_single<S>(q.derived(), k.derived(), v.derived(), mask, o, l.data(), l.size(),
+                         options, workspace);
+}
+
+/// \brief Batched heads as views: q [B, H, Lq, D], k [B, Hkv, Lk, D], v [B, Hkv, Lk, Dv],
+/// out [B, H, Lq, Dv], any strides (view_bhld, view_blhd). Hkv must divide H (grouped-query /
+/// multi-query attention: query head h reads KV head h / (H / Hkv)). The mask is asked at
+/// (b, h, q_offset + i, k_offset + j) with the query head h.
+template <class SQ, class SK, class SV, class S, class Mask>
+void masked_attention(const tensor_view<SQ>& q, const tensor_view<SK>& k, const tensor_view<SV>& v,
+                      const Mask& mask, const tensor_view<S>& out,
+                      const attention_options& options = {},
+                      attention_workspace<std::remove_const_t<S>>* workspace = nullptr) {
+  detail::attn_batched<S>(q, k, v, mask, out, nullptr, 0, 0, 0, options, workspace);
+}
+
+/// \brief Batched heads with the log-sum-exp: \p lse is (B*H) x Lq, row b*H + h.
+template <class SQ, class SK, class SV, class S, class Mask>
+void masked_attention(const tensor_view<SQ>& q, const tensor_view<SK>& k, const tensor_view<SV>& v,
+                      const Mask& mask, const tensor_view<S>& out,
+                      Eigen::Ref<row_matrix<std::remove_const_t<S>>> lse,
+                      const attention_options& options = {},
+                      attention_workspace<std::remove_const_t<S>>* workspace = nullptr) {
+  detail::attn_batched<S>(q, k, v, mask, out, lse.data(), lse.rows(), lse.cols(), lse.outerStride(),
+                          options, workspace);
+}
+
+EMASK_NAMESPACE_END

@@ -1,0 +1,109 @@
+/// \file
+/// \brief Exact merge of partial attention results computed over disjoint key shards.
+///
+/// Attention over keys split into shards K = K_1 u ... u K_n can be computed shard by shard:
+/// each shard gives its output O_i (softmax over its own keys, times V_i) and the log-sum-exp
+/// lse_i of its scores per query row. The full result is
+///   lse = log(sum_i exp(lse_i)),   O = sum_i exp(lse_i - lse) O_i,
+/// exactly (up to rounding). A row that keeps no key of shard i has O_i = 0 and
+/// lse_i = -infinity and contributes nothing. This is the reduction step of context-parallel and
+/// ring attention: every rank computes masked_attention over the keys it holds (the mask seen at
+/// the shard's key offset: mask.offset(0, k_offset) or attention_options::k_offset), returns
+/// (O_i, lse_i), and the ranks combine them with merge_attention_into, in any grouping, e.g.
+/// after an MPI_Allgather / ncclAllGather of the partials or step by step around the ring.
+#pragma once
+
+#include <vector>
+
+#include "emask/detail/attn_common.hpp"
+
+EMASK_NAMESPACE_BEGIN
+namespace detail {
+
+template <class S>
+void merge_attention_rows(S* out, Index o_sl, S* lse, const S* part, Index p_sl,
+                          const S* part_lse, Index rows, Index dv) {
+  const S empty = attn_empty_lse_threshold<S>();
+  for (Index i = 0; i < rows; ++i) {
+    const S a = lse[i], c = part_lse[i];
+    // A row with lse below the threshold (-infinity) kept no key: take the other side as is.
+    if (c < empty) continue;
+    S* o = out + i * o_sl;
+    const S* po = part + i * p_sl;
+    if (a < empty) {
+      for (Index x = 0; x < dv; ++x) o[x] = po[x];
+      lse[i] = c;
+      continue;
+    }
+    const S mx = std::max(a, c);
+    const S wa = std::exp(a - mx), wc = std::exp(c - mx);
+    const S sum = wa + wc;
+    const S fa = wa / sum, fc = wc / sum;
+    for (Index x = 0; x < dv; ++x) o[x] = fa * o[x] + fc * po[x];
+    lse[i] = mx + std::log(sum);
+  }
+}
+
+template <class DO, class DL, class DP, class DQ>
+void merge_check(const char* where, const DO& out, const DL& lse, const DP& part, const DQ& plse) {
+  if (lse.size() != out.rows())
+    fail_argument(where, "lse", concat(lse.size(), " rows"), out.rows(), " (rows of out)");
+  if (part.rows() != out.rows() || part.cols() != out.cols())
+    fail_argument(where, "part_out", concat(part.rows(), "x", part.cols()), out.rows(), "x",
+                  out.cols(), " (the shape of out)");
+  if (plse.size() != out.rows())
+    fail_argument(where, "part_lse", concat(plse.size(), " rows"), out.rows(), " (rows of out)");
+}
+}  // namespace detail
+
+/// \brief Folds one partial result (part_out, part_lse) into the accumulator (out, lse), in
+/// place: afterwards (out, lse) is the attention over the keys of both.
+///
+/// Start the accumulator from the first shard's result (or from out = 0, lse = -infinity).
+/// Rows whose lse is -infinity (below lowest()/2) kept no key. Works under -ffast-math: empty
+/// rows are recognized by comparison, not by infinity arithmetic.
+/// \pre out and part_out have the same shape; lse and part_lse have out.rows() entries.
+template <class DO, class DL, class DP, class DQ>
+void merge_attention_into(const Eigen::MatrixBase<DO>& out, const Eigen::MatrixBase<DL>& lse,
+                          const Eigen::MatrixBase<DP>& part_out,
+                          const Eigen::MatrixBase<DQ>& part_lse) {
+  using S = typename DO::Scalar;
+  static_assert(std::is_floating_point<S>::value, "emask::merge_attention_into: use float or double");
+  static_assert(std::is_same<S, typename DL::Scalar>::value &&
+                    std::is_same<S, typename DP::Scalar>::value &&
+                    std::is_same<S, typename DQ::Scalar>::value,
+                "emask::merge_attention_into: all arguments must have the same scalar type");
+  const char* where = "merge_attention_into";
+  detail::merge_check(where, out, lse, part_out, part_lse);
+  Eigen::Ref<row_matrix<S>> o(const_cast<Eigen::MatrixBase<DO>&>(out).derived());
+  Eigen::Ref<lse_vector<S>> l(const_cast<Eigen::MatrixBase<DL>&>(lse).derived());
+  Eigen::Ref<const row_matrix<S>> po(part_out.derived());
+  Eigen::Ref<const lse_vector<S>> pl(part_lse.derived());
+  detail::merge_attention_rows(o.data(), o.outerStride(), l.data(), po.data(), po.outerStride(),
+                               pl.data(), o.rows(), o.cols());
+}
+
+/// \brief Merges the partial results of n >= 1 key shards into out and lse (same shapes as one
+/// partial). Shards are folded in order 0, 1, ..., n-1.
+template <class S, class DO, class DL>
+void merge_attention(const std::vector<row_matrix<S>>& parts, const std::vector<lse_vector<S>>& lses,
+                     const Eigen::MatrixBase<DO>& out, const Eigen::MatrixBase<DL>& lse) {
+  const char* where = "merge_attention";
+  if (parts.empty()) detail::fail_argument(where, "parts", "an empty list", "at least one shard");
+  if (lses.size() != parts.size())
+    detail::fail_argument(where, "lses", detail::concat(lses.size(), " entries"), parts.size(),
+                          " (one per shard)");
+  auto& o = const_cast<Eigen::MatrixBase<DO>&>(out);
+  auto& l = const_cast<Eigen::MatrixBase<DL>&>(lse);
+  detail::merge_check(where, parts[0], lses[0], parts[0], lses[0]);
+  if (o.rows() != parts[0].rows() || o.cols() != parts[0].cols())
+    detail::fail_argument(where, "out", detail::concat(o.rows(), "x", o.cols()), parts[0].rows(),
+                          "x", parts[0].cols(), " (the shape of one partial)");
+  if (l.size() != parts[0].rows())
+    detail::fail_argument(where, "lse", detail::concat(l.size(), " rows"), parts[0].rows());
+  o = parts[0];
+  l = lses[0];
+  for (std::size_t i = 1; i < parts.size(); ++i) merge_attention_into(out, lse, parts[i], lses[i]);
+}
+
+EMASK_NAMESPACE_END
