@@ -1,0 +1,262 @@
+/// \file
+/// \brief BERT masked-language-model masking with the semantics of Hugging Face's
+/// DataCollatorForLanguageModeling, reproducible bit for bit from (seed, sample id, position).
+///
+/// Selection: each selectable token (not special, not padding, inside its row's length) is
+/// selected with probability mlm_probability (Bernoulli mode, as HF), or exactly
+/// round(mlm_probability * n) of the n selectable tokens of a row are (exact-count mode).
+/// Replacement of a selected token: with probability mask_replace_prob it becomes mask_id; else,
+/// with probability random_replace_prob / (1 - mask_replace_prob) (HF's scaling: 0.1 / 0.2 = 0.5
+/// by default) it becomes a uniform random id; else it stays. Labels hold the original id where
+/// selected and ignore_index elsewhere. See docs/random.md for the exact draws.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "emask/random/distributions.hpp"
+#include "emask/random/tokens.hpp"
+
+EMASK_NAMESPACE_BEGIN
+
+/// \brief How tokens are selected for prediction.
+enum class mlm_selection {
+  bernoulli,    ///< each selectable token independently with mlm_probability (Hugging Face)
+  exact_count,  ///< exactly round_half_even(mlm_probability * n) of the n selectable tokens
+};
+
+/// \brief Parameters of BERT masking. vocabulary and mask_id have no defaults and must be set.
+struct mlm_options {
+  special_tokens vocabulary;          ///< vocab size and special ids (never selected)
+  std::int32_t mask_id = -1;          ///< the [MASK] id, in [0, vocab_size)
+  double mlm_probability = 0.15;      ///< selection probability
+  double mask_replace_prob = 0.8;     ///< of the selected: replaced by mask_id
+  double random_replace_prob = 0.1;   ///< of the selected: replaced by a random id
+  bool random_includes_special = false;  ///< true: random ids over all of [0, vocab) (HF parity)
+  std::int32_t ignore_index = -100;   ///< label of unselected positions
+  std::int32_t pad_id = -1;           ///< tokens equal to pad_id are never selected (< 0: none)
+  mlm_selection selection = mlm_selection::bernoulli;
+  std::uint64_t seed = 0;             ///< the Philox key
+};
+
+/// \brief Masked inputs and labels, both [batch, length].
+struct mlm_result {
+  token_matrix input_ids;  ///< ids after replacement
+  token_matrix labels;     ///< original id where selected, ignore_index elsewhere
+};
+
+namespace detail {
+/// Validates the options common to every MLM-style masker.
+inline void check_mlm_options(const char* where, const mlm_options& o) {
+  const std::int32_t v = o.vocabulary.vocab_size();
+  if (v < 1)
+    fail_argument(where, "vocabulary", "an empty vocabulary",
+                  "a special_tokens(vocab_size, special_ids) with vocab_size >= 1");
+  if (o.mask_id < 0 || o.mask_id >= v)
+    fail_argument(where, "mask_id", o.mask_id, "an id inside the vocabulary [0, ", v, ")");
+  check_probability(where, "mlm_probability", o.mlm_probability);
+  check_probability(where, "mask_replace_prob", o.mask_replace_prob);
+  check_probability(where, "random_replace_prob", o.random_replace_prob);
+  if (o.mask_replace_prob + o.random_replace_prob > 1.0)
+    fail_argument(where, "random_replace_prob", o.random_replace_prob,
+                  "mask_replace_prob + random_replace_prob <= 1 (mask_replace_prob = ",
+                  o.mask_replace_prob, ")");
+  if (o.random_replace_prob > 0.0 && o.mask_replace_prob < 1.0 && !o.random_includes_special &&
+      o.vocabulary.regular_ids().empty())
+    fail_argument(where, "vocabulary", "every id special",
+                  "at least one non-special id to draw random replacements from (or "
+                  "random_includes_special = true)");
+}
+
+/// The 80/10/10 replacement of one selected token, drawn from the word stream
+/// (seed, sample, purpose::mlm_replace, position): word 0 decides [MASK] (Bernoulli
+/// mask_replace_prob), word 1 decides random (Bernoulli of the scaled probability), words 2...
+/// give the random id (bounded() over the pool).
+class replacer {
+ public:
+  explicit replacer(const mlm_options& o)
+      : to_mask_(o.mask_replace_prob),
+        to_random_(o.mask_replace_prob >= 1.0 || o.random_replace_prob <= 0.0
+                       ? 0.0
+                       : std::min(1.0, o.random_replace_prob / (1.0 - o.mask_replace_prob))),
+        mask_id_(o.mask_id),
+        seed_(o.seed),
+        pool_(o.random_includes_special ? nullptr : o.vocabulary.regular_ids().data()),
+        pool_size_(o.random_includes_special
+                       ? static_cast<std::uint32_t>(o.vocabulary.vocab_size())
+                       : static_cast<std::uint32_t>(o.vocabulary.regular_ids().size())) {}
+
+  enum class action { mask, random, keep };
+
+  /// Decision for the token at \p position of \p sample (words 0 and 1 of its stream).
+  action decide(word_stream& s) const noexcept {
+    if (to_mask_(s.next())) return action::mask;
+    return to_random_(s.next()) ? action::random : action::keep;
+  }
+  /// A random id from words 2... of the stream of (sample, position).
+  std::int32_t random_id(std::uint64_t sample, std::uint32_t position) const noexcept {
+    word_stream s(seed_, sample, purpose::mlm_replace, position);
+    s.next();
+    s.next();
+    return draw_id(s);
+  }
+  /// Replacement of one selected token, per-token 80/10/10.
+  std::int32_t operator()(std::uint64_t sample, std::uint32_t position,
+                          std::int32_t original) const noexcept {
+    word_stream s(seed_, sample, purpose::mlm_replace, position);
+    switch (decide(s)) {
+      case action::mask: return mask_id_;
+      case action::random: return draw_id(s);
+      default: return original;
+    }
+  }
+  std::int32_t mask_id() const noexcept { return mask_id_; }
+
+ private:
+  std::int32_t draw_id(word_stream& s) const noexcept {
+    const std::uint32_t r = bounded(s, pool_size_);
+    return pool_ ? pool_[r] : static_cast<std::int32_t>(r);
+  }
+  bernoulli to_mask_, to_random_;
+  std::int32_t mask_id_;
+  std::uint64_t seed_;
+  const std::int32_t* pool_;
+  std::uint32_t pool_size_;
+};
+
+/// True when the token id at a position may be selected.
+struct selectable {
+  const unsigned char* special;
+  std::int32_t vocab;
+  std::int32_t pad;
+  bool operator()(std::int32_t id) const noexcept {
+    return id >= 0 && id < vocab && !special[id] && id != pad;
+  }
+};
+
+inline selectable make_selectable(const mlm_options& o) {
+  return {o.vocabulary.flags().data(), o.vocabulary.vocab_size(), o.pad_id};
+}
+
+/// Masks one row in place. Words of the selection come in chunks of 256 packed words.
+inline void mlm_row(std::int32_t* ids, std::int32_t* labels, Index width, Index length,
+                    std::uint64_t sample, const mlm_options& o, const replacer& rep,
+                    const selectable& ok, const bernoulli& select,
+                    std::vector<std::uint64_t>& keys) {
+  std::fill(labels, labels + width, o.ignore_index);
+  if (o.selection == mlm_selection::bernoulli) {
+    constexpr Index chunk = 256;
+    std::uint32_t words[chunk];
+    for (Index c = 0; c < length; c += chunk) {
+      const Index n = std::min(chunk, length - c);
+      fill_packed_words(o.seed, sample, purpose::mlm_select, static_cast<std::uint64_t>(c),
+                        static_cast<std::uint64_t>(c + n), words);
+      for (Index j = 0; j < n; ++j) {
+        const Index t = c + j;
+        const std::int32_t id = ids[t];
+        if (!select(words[j]) || !ok(id)) continue;
+        labels[t] = id;
+        ids[t] = rep(sample, static_cast<std::uint32_t>(t), id);
+      }
+    }
+    return;
+  }
+  // exact count: the k selectable tokens with the smallest selection words (ties by position)
+  keys.clear();
+  for (Index t = 0; t < length; ++t)
+    if (ok(ids[t]))
+      keys.push_back(noise_key(packed_word(o.seed, sample, purpose::mlm_select,
+                                           static_cast<std::uint64_t>(t)),
+                               static_cast<std::uint32_t>(t)));
+  const auto k = round_half_even_to<std::size_t>(o.mlm_probability *
+                                                 static_cast<double>(keys.size()));
+  if (k == 0) return;
+  if (k < keys.size())
+    std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(k - 1), keys.end());
+  for (std::size_t j = 0; j < std::min(k, keys.size()); ++j) {
+    const auto t = static_cast<std::uint32_t>(keys[j]);
+    labels[t] = ids[t];
+    ids[t] = rep(sample, t, ids[t]);
+  }
+}
+
+inline void mlm_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
+                      const index_list* lengths, const mlm_options& o,
+                      std::uint64_t first_sample) {
+  const Index B = ids.rows(), L = ids.cols();
+  const replacer rep(o);
+  const selectable ok = make_selectable(o);
+  const bernoulli select(o.mlm_probability);
+  std::int32_t* id_data = ids.data();
+  std::int32_t* label_data = labels.data();
+  const Index id_stride = ids.outerStride(), label_stride = labels.outerStride();
+#if EMASK_HAS_OPENMP
+#pragma omp parallel if (B > 1 && B * L >= 16384)
+#endif
+  {
+    std::vector<std::uint64_t> keys;
+#if EMASK_HAS_OPENMP
+#pragma omp for schedule(static)
+#endif
+    for (Index b = 0; b < B; ++b)
+      mlm_row(id_data + b * id_stride, label_data + b * label_stride, L,
+              row_length(lengths, b, L), first_sample + static_cast<std::uint64_t>(b), o, rep,
+              ok, select, keys);
+  }
+}
+
+inline void check_mlm_call(const char* where, Index rows, Index cols, const index_list* lengths,
+                           const mlm_options& o) {
+  check_mlm_options(where, o);
+  if (cols > (Index{1} << 32) - 1)
+    fail_argument(where, "ids", concat(cols, " columns"), "at most 2^32 - 1 positions per row");
+  check_lengths(where, lengths, rows, cols);
+}
+}  // namespace detail
+
+/// \brief Masks \p ids in place and writes \p labels (same shape). Row b is sample
+/// first_sample + b: processing a batch in pieces with the matching first_sample gives the same
+/// result as one call, for any thread count.
+inline void mlm_mask_inplace(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
+                             const mlm_options& options, std::uint64_t first_sample = 0) {
+  detail::check_mlm_call("mlm_mask_inplace", ids.rows(), ids.cols(), nullptr, options);
+  if (labels.rows() != ids.rows() || labels.cols() != ids.cols())
+    detail::fail_argument("mlm_mask_inplace", "labels",
+                          detail::concat(labels.rows(), "x", labels.cols()), "the shape of ids, ",
+                          ids.rows(), "x", ids.cols());
+  detail::mlm_batch(ids, labels, nullptr, options, first_sample);
+}
+
+/// \brief In-place masking of rows with valid lengths \p lengths (positions >= lengths[b] are
+/// padding and never selected).
+inline void mlm_mask_inplace(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
+                             const index_list& lengths, const mlm_options& options,
+                             std::uint64_t first_sample = 0) {
+  detail::check_mlm_call("mlm_mask_inplace", ids.rows(), ids.cols(), &lengths, options);
+  if (labels.rows() != ids.rows() || labels.cols() != ids.cols())
+    detail::fail_argument("mlm_mask_inplace", "labels",
+                          detail::concat(labels.rows(), "x", labels.cols()), "the shape of ids, ",
+                          ids.rows(), "x", ids.cols());
+  detail::mlm_batch(ids, labels, &lengths, options, first_sample);
+}
+
+/// \brief Out-of-place BERT masking: returns the masked ids and the labels.
+inline mlm_result mlm_mask(const Eigen::Ref<const token_matrix>& ids, const mlm_options& options,
+                           std::uint64_t first_sample = 0) {
+  detail::check_mlm_call("mlm_mask", ids.rows(), ids.cols(), nullptr, options);
+  mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
+  detail::mlm_batch(r.input_ids, r.labels, nullptr, options, first_sample);
+  return r;
+}
+
+/// \brief Out-of-place BERT masking of rows with valid lengths \p lengths.
+inline mlm_result mlm_mask(const Eigen::Ref<const token_matrix>& ids, const index_list& lengths,
+                           const mlm_options& options, std::uint64_t first_sample = 0) {
+  detail::check_mlm_call("mlm_mask", ids.rows(), ids.cols(), &lengths, options);
+  mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
+  detail::mlm_batch(r.input_ids, r.labels, &lengths, options, first_sample);
+  return r;
+}
+
+EMASK_NAMESPACE_END

@@ -1,0 +1,188 @@
+/// \file
+/// \brief Philox4x32-10, the counter-based generator behind every random mask, and the way a draw
+/// is addressed: (seed, sample id, purpose, index, retry) -> counter and key.
+///
+/// Philox4x32-10 (Salmon, Moraes, Dror, Shaw, "Parallel random numbers: as easy as 1, 2, 3",
+/// SC 2011) maps a 128-bit counter and a 64-bit key to 128 random bits. It is checked against the
+/// known-answer vectors published with Random123 (tests/kat_vectors). Because the output is a pure
+/// function of (counter, key), any draw can be computed without the others: results never depend
+/// on thread count, batch composition or which shard computes them. docs/random.md gives every
+/// step so the stream can be reproduced bit for bit in another language.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "emask/config.hpp"
+
+EMASK_NAMESPACE_BEGIN
+
+/// \brief A Philox4x32 counter: four 32-bit words.
+using philox_counter = std::array<std::uint32_t, 4>;
+/// \brief A Philox4x32 key: two 32-bit words.
+using philox_key = std::array<std::uint32_t, 2>;
+/// \brief One Philox4x32 output block: four 32-bit words.
+using philox_block = std::array<std::uint32_t, 4>;
+
+namespace detail {
+constexpr std::uint32_t philox_m0 = 0xD2511F53u;
+constexpr std::uint32_t philox_m1 = 0xCD9E8D57u;
+constexpr std::uint32_t philox_w0 = 0x9E3779B9u;  // golden ratio
+constexpr std::uint32_t philox_w1 = 0xBB67AE85u;  // sqrt(3) - 1
+}  // namespace detail
+
+/// \brief Philox4x32 with \p rounds rounds (10 is the standard, crush-resistant choice).
+///
+/// Round: (hi0, lo0) = M0 * c0, (hi1, lo1) = M1 * c2 as 64-bit products; the new counter is
+/// {hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0}. Between rounds the key is bumped by the Weyl
+/// constants (k0 += W0, k1 += W1), so round r uses key + r * W (mod 2^32).
+constexpr philox_block philox4x32(philox_counter ctr, philox_key key, int rounds = 10) noexcept {
+  for (int r = 0; r < rounds; ++r) {
+    if (r > 0) {
+      key[0] += detail::philox_w0;
+      key[1] += detail::philox_w1;
+    }
+    const std::uint64_t p0 = static_cast<std::uint64_t>(detail::philox_m0) * ctr[0];
+    const std::uint64_t p1 = static_cast<std::uint64_t>(detail::philox_m1) * ctr[2];
+    const auto hi0 = static_cast<std::uint32_t>(p0 >> 32);
+    const auto lo0 = static_cast<std::uint32_t>(p0);
+    const auto hi1 = static_cast<std::uint32_t>(p1 >> 32);
+    const auto lo1 = static_cast<std::uint32_t>(p1);
+    ctr = {hi1 ^ ctr[1] ^ key[0], lo1, hi0 ^ ctr[3] ^ key[1], lo0};
+  }
+  return ctr;
+}
+
+/// \brief Philox4x32-10: the generator every emask random function uses.
+constexpr philox_block philox4x32_10(const philox_counter& ctr, const philox_key& key) noexcept {
+  return philox4x32(ctr, key, 10);
+}
+
+/// \brief What a draw is for. Each algorithm draws from its own purpose, so two algorithms with
+/// the same seed and sample never share random bits. Values 0x0000-0x7FFF are free for users;
+/// emask's own purposes are listed here and never change (changing one changes the stream).
+namespace purpose {
+constexpr std::uint16_t user = 0x0000;              ///< first value free for callers
+constexpr std::uint16_t mlm_select = 0x8001;        ///< BERT token selection (packed words)
+constexpr std::uint16_t mlm_replace = 0x8002;       ///< 80/10/10 decision and random id, per token
+constexpr std::uint16_t wwm_order = 0x8003;         ///< whole-word masking: word order noise
+constexpr std::uint16_t span_draw = 0x8004;         ///< SpanBERT: span length and anchor, per try
+constexpr std::uint16_t span_replace = 0x8005;      ///< SpanBERT: 80/10/10 decision, per span
+constexpr std::uint16_t t5_noise_cuts = 0x8006;     ///< T5: segmentation of the noise tokens
+constexpr std::uint16_t t5_nonnoise_cuts = 0x8007;  ///< T5: segmentation of the kept tokens
+constexpr std::uint16_t mae_noise = 0x8008;         ///< MAE: per-patch shuffle noise
+constexpr std::uint16_t mgd_spatial = 0x8009;       ///< MGD: spatial drop flags
+constexpr std::uint16_t mgd_channel = 0x800A;       ///< MGD: channel drop flags
+}  // namespace purpose
+
+/// \brief The counter of a draw: word 0 = index, words 1-2 = sample id (low, high), word 3 =
+/// purpose (low 16 bits) | retry (high 16 bits). The key is the seed (low word, high word).
+constexpr philox_counter random_counter(std::uint64_t sample, std::uint16_t purpose_id,
+                                        std::uint32_t index, std::uint16_t retry = 0) noexcept {
+  return {index, static_cast<std::uint32_t>(sample), static_cast<std::uint32_t>(sample >> 32),
+          static_cast<std::uint32_t>(purpose_id) | (static_cast<std::uint32_t>(retry) << 16)};
+}
+
+/// \brief The key of a draw: the 64-bit seed split into (low word, high word).
+constexpr philox_key random_key(std::uint64_t seed) noexcept {
+  return {static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)};
+}
+
+/// \brief The Philox block addressed by (seed, sample, purpose, index, retry).
+constexpr philox_block random_block(std::uint64_t seed, std::uint64_t sample,
+                                    std::uint16_t purpose_id, std::uint32_t index,
+                                    std::uint16_t retry = 0) noexcept {
+  return philox4x32_10(random_counter(sample, purpose_id, index, retry), random_key(seed));
+}
+
+/// \brief Packed words: word \p i of the packed sequence of (seed, sample, purpose) is word
+/// i mod 4 of the block with index floor(i / 4) and retry 0. Used when every element of a
+/// sequence takes exactly one word (token selection, shuffle noise, drop flags).
+/// \pre i < 2^34.
+constexpr std::uint32_t packed_word(std::uint64_t seed, std::uint64_t sample,
+                                    std::uint16_t purpose_id, std::uint64_t i) noexcept {
+  return random_block(seed, sample, purpose_id, static_cast<std::uint32_t>(i >> 2))[i & 3u];
+}
+
+/// \brief The word stream of one addressed draw: words 0-3 of the block (index, retry 0), then
+/// words 0-3 of (index, retry 1), and so on. Used by draws that consume a variable number of
+/// words (bounded integers with rejection, geometric trials): a rejected word never shifts any
+/// other element's stream. The stream holds 2^18 words; past that it wraps around.
+class word_stream {
+ public:
+  constexpr word_stream(std::uint64_t seed, std::uint64_t sample, std::uint16_t purpose_id,
+                        std::uint32_t index) noexcept
+      : key_(random_key(seed)), ctr_(random_counter(sample, purpose_id, index, 0)) {}
+
+  /// \brief The next word of the stream.
+  std::uint32_t next() noexcept {
+    if (used_ == 4) {
+      block_ = philox4x32_10(ctr_, key_);
+      ctr_[3] += 0x10000u;  // retry + 1
+      used_ = 0;
+    }
+    return block_[used_++];
+  }
+
+ private:
+  philox_key key_;
+  philox_counter ctr_;
+  philox_block block_{};
+  unsigned used_ = 4;
+};
+
+namespace detail {
+/// Fills out[0 .. end-begin) with packed words begin .. end-1 of (seed, sample, purpose).
+/// Computes 8 blocks at a time in structure-of-arrays form so the compiler vectorizes the
+/// 32x32->64 multiplies; the values are those of packed_word().
+inline void fill_packed_words(std::uint64_t seed, std::uint64_t sample, std::uint16_t purpose_id,
+                              std::uint64_t begin, std::uint64_t end, std::uint32_t* out) noexcept {
+  constexpr int lanes = 8;
+  if (end <= begin) return;
+  const philox_key key0 = random_key(seed);
+  const philox_counter base = random_counter(sample, purpose_id, 0, 0);
+  std::uint64_t first_block = begin >> 2;
+  const std::uint64_t last_block = (end - 1) >> 2;  // inclusive
+  std::uint32_t c0[lanes], c1[lanes], c2[lanes], c3[lanes];
+  std::uint64_t pos = begin;
+  for (std::uint64_t blk = first_block; blk <= last_block; blk += lanes) {
+    for (int l = 0; l < lanes; ++l) {
+      c0[l] = static_cast<std::uint32_t>(blk + static_cast<std::uint64_t>(l));
+      c1[l] = base[1];
+      c2[l] = base[2];
+      c3[l] = base[3];
+    }
+    std::uint32_t k0 = key0[0], k1 = key0[1];
+    for (int r = 0; r < 10; ++r) {
+      if (r > 0) {
+        k0 += philox_w0;
+        k1 += philox_w1;
+      }
+      for (int l = 0; l < lanes; ++l) {
+        const std::uint64_t p0 = static_cast<std::uint64_t>(philox_m0) * c0[l];
+        const std::uint64_t p1 = static_cast<std::uint64_t>(philox_m1) * c2[l];
+        const auto n0 = static_cast<std::uint32_t>(p1 >> 32) ^ c1[l] ^ k0;
+        const auto n1 = static_cast<std::uint32_t>(p1);
+        const auto n2 = static_cast<std::uint32_t>(p0 >> 32) ^ c3[l] ^ k1;
+        const auto n3 = static_cast<std::uint32_t>(p0);
+        c0[l] = n0;
+        c1[l] = n1;
+        c2[l] = n2;
+        c3[l] = n3;
+      }
+    }
+    for (int l = 0; l < lanes; ++l) {
+      const std::uint64_t b = blk + static_cast<std::uint64_t>(l);
+      if (b > last_block) break;
+      const std::uint32_t words[4] = {c0[l], c1[l], c2[l], c3[l]};
+      for (unsigned w = 0; w < 4; ++w) {
+        const std::uint64_t i = (b << 2) | w;
+        if (i >= begin && i < end) out[pos++ - begin] = words[w];
+      }
+    }
+  }
+}
+}  // namespace detail
+
+EMASK_NAMESPACE_END

@@ -1,0 +1,191 @@
+/// \file
+/// \brief Whole-word masking (Hugging Face DataCollatorForWholeWordMask semantics): the word is
+/// the unit of selection, words come from word-start flags or word ids supplied by the caller.
+///
+/// Per row: n = number of non-padding positions (HF counts the unpadded sequence, specials
+/// included); budget = min(max_predictions, max(1, round_half_even(n * mlm_probability))); the
+/// words are visited in the order of an argsort of uniform noise (one packed word of
+/// purpose::wwm_order per word, ties by word number); a word is taken when it fits in what is
+/// left of the budget and skipped otherwise; the visit stops once the budget is reached. Every
+/// token of a taken word then gets the per-token 80/10/10 replacement of mlm.hpp.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "emask/core/polarity.hpp"
+#include "emask/random/mlm.hpp"
+
+EMASK_NAMESPACE_BEGIN
+
+/// \brief Options of whole-word masking: the MLM options plus HF's max_predictions.
+struct whole_word_options : mlm_options {
+  std::int32_t max_predictions = 512;  ///< cap on masked tokens per row
+};
+
+namespace detail {
+/// A word: token positions [begin, end).
+struct word_range {
+  std::uint32_t begin, end;
+};
+
+/// Splits row positions [0, length) into words. Non-selectable tokens (special, padding) belong
+/// to no word and end the current one; a selectable token starts a new word when starts(t) is
+/// true or the previous token does not belong to a word.
+template <class Starts>
+void build_words(const std::int32_t* ids, Index length, const selectable& ok, Starts&& starts,
+                 std::vector<word_range>& words) {
+  words.clear();
+  bool open = false;
+  for (Index t = 0; t < length; ++t) {
+    const auto u = static_cast<std::uint32_t>(t);
+    if (!ok(ids[t]) || !starts.member(t)) {
+      open = false;
+      continue;
+    }
+    if (!open || starts(t)) {
+      words.push_back({u, u + 1});
+      open = true;
+    } else {
+      words.back().end = u + 1;
+    }
+  }
+}
+
+/// Word boundaries from a flag row: true = first token of a word.
+struct starts_from_flags {
+  const bool* flags;
+  bool member(Index) const noexcept { return true; }
+  bool operator()(Index t) const noexcept { return flags[t]; }
+};
+/// Word boundaries from word ids: a new word where the id changes; ids < 0 belong to no word.
+struct starts_from_ids {
+  const std::int32_t* word_ids;
+  bool member(Index t) const noexcept { return word_ids[t] >= 0; }
+  bool operator()(Index t) const noexcept { return t == 0 || word_ids[t] != word_ids[t - 1]; }
+};
+/// Every token its own word.
+struct starts_every_token {
+  bool member(Index) const noexcept { return true; }
+  bool operator()(Index) const noexcept { return true; }
+};
+
+template <class StartsOf>
+void whole_word_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
+                      const index_list* lengths, const whole_word_options& o,
+                      std::uint64_t first_sample, StartsOf&& starts_of) {
+  const Index B = ids.rows(), L = ids.cols();
+  const replacer rep(o);
+  const selectable ok = make_selectable(o);
+#if EMASK_HAS_OPENMP
+#pragma omp parallel if (B > 1 && B * L >= 16384)
+#endif
+  {
+    std::vector<word_range> words;
+    std::vector<std::uint64_t> keys;
+#if EMASK_HAS_OPENMP
+#pragma omp for schedule(static)
+#endif
+    for (Index b = 0; b < B; ++b) {
+      std::int32_t* row = ids.data() + b * ids.outerStride();
+      std::int32_t* lab = labels.data() + b * labels.outerStride();
+      const Index len = row_length(lengths, b, L);
+      const std::uint64_t sample = first_sample + static_cast<std::uint64_t>(b);
+      std::fill(lab, lab + L, o.ignore_index);
+      build_words(row, len, ok, starts_of(b), words);
+      Index n = 0;
+      for (Index t = 0; t < len; ++t) n += (o.pad_id < 0 || row[t] != o.pad_id) ? 1 : 0;
+      const std::int64_t budget = std::min<std::int64_t>(
+          o.max_predictions,
+          std::max<std::int64_t>(1, round_half_even_to<std::int64_t>(
+                                        static_cast<double>(n) * o.mlm_probability)));
+      keys.resize(words.size());
+      for (std::size_t w = 0; w < words.size(); ++w)
+        keys[w] = noise_key(packed_word(o.seed, sample, purpose::wwm_order, w),
+                            static_cast<std::uint32_t>(w));
+      std::sort(keys.begin(), keys.end());
+      std::int64_t covered = 0;
+      for (const std::uint64_t key : keys) {
+        if (covered >= budget) break;
+        const word_range& w = words[static_cast<std::uint32_t>(key)];
+        const std::int64_t size = w.end - w.begin;
+        if (covered + size > budget) continue;
+        covered += size;
+        for (std::uint32_t t = w.begin; t < w.end; ++t) {
+          lab[t] = row[t];
+          row[t] = rep(sample, t, row[t]);
+        }
+      }
+    }
+  }
+}
+
+inline void check_word_input(const char* where, const char* arg, Index rows, Index cols,
+                             Index ids_rows, Index ids_cols) {
+  if (rows != ids_rows || cols != ids_cols)
+    fail_argument(where, arg, concat(rows, "x", cols), "the shape of ids, ", ids_rows, "x",
+                  ids_cols);
+}
+
+inline void check_wwm(const char* where, const whole_word_options& o) {
+  if (o.max_predictions < 0)
+    fail_argument(where, "max_predictions", o.max_predictions, ">= 0");
+}
+}  // namespace detail
+
+/// \brief Whole-word masking with words given by \p word_starts (true on the first token of each
+/// word; the caller marks WordPiece continuations "##..." false). Optional \p lengths give each
+/// row's valid length. Row b is sample first_sample + b.
+inline mlm_result whole_word_mask(const Eigen::Ref<const token_matrix>& ids,
+                                  const Eigen::Ref<const bool_matrix>& word_starts,
+                                  const whole_word_options& options,
+                                  std::uint64_t first_sample = 0) {
+  const char* where = "whole_word_mask";
+  detail::check_mlm_call(where, ids.rows(), ids.cols(), nullptr, options);
+  detail::check_wwm(where, options);
+  detail::check_word_input(where, "word_starts", word_starts.rows(), word_starts.cols(),
+                           ids.rows(), ids.cols());
+  mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
+  detail::whole_word_batch(r.input_ids, r.labels, nullptr, options, first_sample, [&](Index b) {
+    return detail::starts_from_flags{word_starts.data() + b * word_starts.outerStride()};
+  });
+  return r;
+}
+
+/// \brief Whole-word masking of rows with valid lengths \p lengths.
+inline mlm_result whole_word_mask(const Eigen::Ref<const token_matrix>& ids,
+                                  const Eigen::Ref<const bool_matrix>& word_starts,
+                                  const index_list& lengths, const whole_word_options& options,
+                                  std::uint64_t first_sample = 0) {
+  const char* where = "whole_word_mask";
+  detail::check_mlm_call(where, ids.rows(), ids.cols(), &lengths, options);
+  detail::check_wwm(where, options);
+  detail::check_word_input(where, "word_starts", word_starts.rows(), word_starts.cols(),
+                           ids.rows(), ids.cols());
+  mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
+  detail::whole_word_batch(r.input_ids, r.labels, &lengths, options, first_sample, [&](Index b) {
+    return detail::starts_from_flags{word_starts.data() + b * word_starts.outerStride()};
+  });
+  return r;
+}
+
+/// \brief Whole-word masking with words given by \p word_ids (a fast tokenizer's word_ids():
+/// consecutive tokens with equal id form a word; ids < 0, i.e. None, belong to no word).
+inline mlm_result whole_word_mask_by_ids(const Eigen::Ref<const token_matrix>& ids,
+                                         const Eigen::Ref<const token_matrix>& word_ids,
+                                         const whole_word_options& options,
+                                         std::uint64_t first_sample = 0) {
+  const char* where = "whole_word_mask_by_ids";
+  detail::check_mlm_call(where, ids.rows(), ids.cols(), nullptr, options);
+  detail::check_wwm(where, options);
+  detail::check_word_input(where, "word_ids", word_ids.rows(), word_ids.cols(), ids.rows(),
+                           ids.cols());
+  mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
+  detail::whole_word_batch(r.input_ids, r.labels, nullptr, options, first_sample, [&](Index b) {
+    return detail::starts_from_ids{word_ids.data() + b * word_ids.outerStride()};
+  });
+  return r;
+}
+
+EMASK_NAMESPACE_END
