@@ -1,0 +1,15 @@
+# ctest driver: cmake -DPROGRAM=<exe> -DEXPECT=<substring> -P expect_abort.cmake
+# Passes when PROGRAM ends abnormally (abort, not exit 0) and EXPECT appears on its stderr.
+execute_process(COMMAND ${PROGRAM} RESULT_VARIABLE result OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message(STATUS "exit: ${result}\nstdout: ${out}\nstderr: ${err}")
+if(result STREQUAL "0")
+  message(FATAL_ERROR "${PROGRAM} exited normally; expected an abort")
+endif()
+string(FIND "${err}" "${EXPECT}" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "stderr of ${PROGRAM} lacks '${EXPECT}'")
+endif()
+string(FIND "${out}" "UNREACHABLE" reached)
+if(NOT reached EQUAL -1)
+  message(FATAL_ERROR "${PROGRAM} continued after the error")
+endif()

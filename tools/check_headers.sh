@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Every public header (include/emask/**/*.hpp except detail/) must compile on its own with the
+# strict flags users may have: a one-line TU per header, -fsyntax-only, per compiler.
+#
+#   bash tools/check_headers.sh [compiler...]      (default: g++ clang++, those found)
+#
+# EMASK_HEADER_STD (default 17) picks the standard; EMASK_HEADER_FLAGS adds flags.
+set -euo pipefail
+
+# shellcheck source=tools/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+root=$(emask_root)
+cd "$root"
+
+compilers=("$@")
+if [ "${#compilers[@]}" -eq 0 ]; then
+  for c in g++ clang++; do
+    if command -v "$c" >/dev/null 2>&1; then compilers+=("$c"); else emask_log "skipping $c: not found"; fi
+  done
+fi
+
+# Eigen as a system include, as CMake's imported Eigen3::Eigen gives it to users: Eigen 3.4
+# itself is not clean under clang's -Wconversion (it implies -Wsign-conversion).
+eigen_dir=$(pkg-config --variable=includedir eigen3 2>/dev/null || true)
+eigen_dir=${eigen_dir:+$eigen_dir/eigen3}
+[ -d "${eigen_dir:-/nonexistent}/Eigen" ] || eigen_dir=/usr/include/eigen3
+eigen_flags="-isystem $eigen_dir"
+std=${EMASK_HEADER_STD:-17}
+flags="-std=c++$std -x c++ -fsyntax-only -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror \
+-I$root/include $eigen_flags ${EMASK_HEADER_FLAGS:-}"
+
+mapfile -t headers < <(cd include && find emask -name '*.hpp' -not -path 'emask/detail/*' | sort)
+if [ "${#headers[@]}" -eq 0 ]; then emask_log "no headers found"; exit 1; fi
+
+out=$(mktemp -d "${TMPDIR:-/tmp}/emask-headers.XXXXXX")
+trap 'rm -rf "$out"' EXIT
+
+# One job per (compiler, header); a failure leaves its diagnostics in $out/<n>.err.
+n=0
+jobs_file="$out/jobs"
+: >"$jobs_file"
+for c in "${compilers[@]}"; do
+  for h in "${headers[@]}"; do
+    printf '%s\t%s\t%s\n' "$n" "$c" "$h" >>"$jobs_file"
+    n=$((n + 1))
+  done
+done
+
+export flags out
+# shellcheck disable=SC2016
+xargs -P "$(emask_jobs)" -L 1 bash -c '
+  id=$1 cxx=$2 header=$3
+  # The header twice: it must also be idempotent (#pragma once).
+  if printf "#include <%s>\n#include <%s>\n" "$header" "$header" |
+       $cxx $flags - >"$out/$id.err" 2>&1; then
+    echo ok >"$out/$id.status"
+  else
+    echo FAIL >"$out/$id.status"
+  fi' _ <"$jobs_file"
+
+failed=0
+while IFS=$'\t' read -r id c h; do
+  status=$(cat "$out/$id.status" 2>/dev/null || echo FAIL)
+  if [ "$status" != ok ]; then
+    failed=$((failed + 1))
+    printf '  FAIL  %-8s %s\n' "$c" "$h"
+    sed 's/^/      | /' "$out/$id.err" | head -n 12
+  fi
+done <"$jobs_file"
+
+echo "headers: $((n - failed)) of $n compiled alone (${#headers[@]} headers x ${compilers[*]}, C++$std, -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror), $failed failed"
+[ "$failed" -eq 0 ]

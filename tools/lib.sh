@@ -1,0 +1,82 @@
+# Shared helpers of tools/*.sh and .ci/run. Source it; it defines functions only.
+# shellcheck shell=bash
+
+# The repository root (this file lives in <root>/tools).
+emask_root() { (cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd); }
+
+emask_log() { printf '[emask] %s\n' "$*" >&2; }
+
+# Runs a command as root: directly when we are root, through sudo when it exists.
+emask_as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo -E "$@"
+  else
+    emask_log "need root to run: $* (no sudo found); install it by hand"
+    return 1
+  fi
+}
+
+# True when the Debian package $1 is installed.
+emask_have_package() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+# Installs the Debian packages given as arguments that are not installed yet. Runs
+# `apt-get update` only when something is missing. Without dpkg/apt-get (not Debian) it
+# only warns: CMake will then say what it cannot find.
+emask_ensure_packages() {
+  if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+    emask_log "not a Debian system: make sure these are installed: $*"
+    return 0
+  fi
+  local missing=() p
+  for p in "$@"; do
+    emask_have_package "$p" || missing+=("$p")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  emask_log "installing missing packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  emask_as_root apt-get update -qq
+  emask_as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+}
+
+# The build tools CMake needs, when this machine lacks them (a "cmake present" machine may
+# still lack make).
+emask_ensure_build_tools() {
+  local pkgs=()
+  command -v cmake >/dev/null 2>&1 || pkgs+=(cmake)
+  if ! command -v make >/dev/null 2>&1 && ! command -v ninja >/dev/null 2>&1; then
+    pkgs+=(make)
+  fi
+  if [ "${#pkgs[@]}" -gt 0 ]; then emask_ensure_packages "${pkgs[@]}"; fi
+}
+
+# Packages needed by the compiler named in $CXX: clang and LLVM's OpenMP runtime for clang++,
+# nothing for g++ (assumed present).
+emask_compiler_packages() {
+  case "$(basename "${CXX:-c++}")" in
+    clang++*|clang*) echo clang libomp-dev ;;
+    *) ;;
+  esac
+}
+
+# Removes build directory $1 when the configuration stamp $2 differs from the one stored there
+# (another compiler or other flags): CMake cannot switch compilers inside one cache.
+emask_fresh_build_dir() {
+  local dir=$1 stamp=$2
+  if [ -f "$dir/CMakeCache.txt" ]; then
+    if [ ! -f "$dir/.emask-config" ] || [ "$(cat "$dir/.emask-config")" != "$stamp" ]; then
+      emask_log "configuration changed: removing $dir"
+      rm -rf "$dir"
+    fi
+  fi
+  mkdir -p "$dir"
+  printf '%s' "$stamp" >"$dir/.emask-config"
+}
+
+emask_jobs() {
+  if [ -n "${EMASK_JOBS:-}" ]; then echo "$EMASK_JOBS"; return; fi
+  nproc 2>/dev/null || echo 2
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The README test command: builds and runs emask's whole test suite (tests and examples).
+#
+#   bash tools/test.sh
+#
+# On a fresh Debian 12 machine (g++ and cmake present) it first installs what is missing with
+# apt-get (libeigen3-dev, catch2; clang and libomp-dev when CXX=clang++).
+#
+# Environment knobs (all optional):
+#   CXX                  compiler (default: CMake's choice, normally g++)
+#   EMASK_BUILD_DIR      build directory (default: build/test)
+#   EMASK_BUILD_TYPE     CMake build type (default: Debug, compiled "-O2 -g": asserts on, fast)
+#   EMASK_CXX_STANDARD   17 (default) or 20
+#   EMASK_WERROR         ON turns warnings into errors (CI)
+#   EMASK_SANITIZE       e.g. address,undefined: adds -fsanitize=... to compile and link flags
+#   EMASK_EXTRA_FLAGS    extra C++ compiler flags
+#   EMASK_JOBS           parallel build jobs (default: nproc)
+#   EMASK_CTEST_ARGS     extra arguments for ctest (e.g. "-R test_error")
+set -euo pipefail
+
+# shellcheck source=tools/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+root=$(emask_root)
+cd "$root"
+
+emask_ensure_build_tools
+# shellcheck disable=SC2046
+emask_ensure_packages libeigen3-dev catch2 $(emask_compiler_packages)
+
+build_dir=${EMASK_BUILD_DIR:-build/test}
+build_type=${EMASK_BUILD_TYPE:-Debug}
+std=${EMASK_CXX_STANDARD:-17}
+werror=${EMASK_WERROR:-OFF}
+cxx_flags=${EMASK_EXTRA_FLAGS:-}
+link_flags=""
+if [ -n "${EMASK_SANITIZE:-}" ]; then
+  san="-fsanitize=${EMASK_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all"
+  cxx_flags="$cxx_flags $san"
+  link_flags="-fsanitize=${EMASK_SANITIZE}"
+  # Report and stop on the first finding, with a stack trace.
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+fi
+cxx_flags=${cxx_flags# }
+
+cmake_args=(
+  -S "$root" -B "$build_dir"
+  -DCMAKE_BUILD_TYPE="$build_type"
+  "-DCMAKE_CXX_FLAGS_DEBUG=-O2 -g"
+  -DCMAKE_CXX_STANDARD="$std"
+  -DCMAKE_CXX_STANDARD_REQUIRED=ON
+  "-DCMAKE_CXX_FLAGS=$cxx_flags"
+  "-DCMAKE_EXE_LINKER_FLAGS=$link_flags"
+  -DEMASK_WERROR="$werror"
+  -DEMASK_BUILD_TESTS=ON
+  -DEMASK_BUILD_EXAMPLES=ON
+  -DEMASK_BUILD_BENCHMARKS=OFF
+)
+if [ -n "${CXX:-}" ]; then
+  cmake_args+=(-DCMAKE_CXX_COMPILER="$CXX")
+fi
+
+emask_fresh_build_dir "$build_dir" "${CXX:-default}|${cmake_args[*]}"
+emask_log "configure: ${CXX:-default compiler}, $build_type, C++$std, flags '$cxx_flags', -Werror=$werror -> $build_dir"
+cmake "${cmake_args[@]}"
+cmake --build "$build_dir" -j"$(emask_jobs)"
+
+log="$build_dir/ctest.log"
+status=0
+# shellcheck disable=SC2086
+ctest --test-dir "$build_dir" --output-on-failure -j2 ${EMASK_CTEST_ARGS:-} 2>&1 | tee "$log" ||
+  status=$?
+summary=$(grep -E 'tests passed|No tests were found' "$log" | tail -n 1 || true)
+echo "emask tests (${CXX:-default compiler}, $build_type, C++$std${EMASK_SANITIZE:+, sanitize=$EMASK_SANITIZE}): ${summary:-no ctest summary}"
+exit "$status"
