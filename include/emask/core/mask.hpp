@@ -209,3 +209,6 @@ auto offset(const Mask& m, Index q_offset, Index k_offset) {
 }
 
 EMASK_NAMESPACE_END
+
+// Every mask composes: make &, |, ! available wherever a mask type is.
+#include "emask/core/compose.hpp"  // IWYU pragma: export
