@@ -1,0 +1,11 @@
+# Fails when the Doxygen warning log named by LOG is not empty, printing it.
+if(EXISTS "${LOG}")
+  file(READ "${LOG}" content)
+  string(STRIP "${content}" content)
+  if(NOT content STREQUAL "")
+    string(REGEX MATCHALL "warning:" hits "${content}")
+    list(LENGTH hits n)
+    message("${content}")
+    message(FATAL_ERROR "Doxygen reported ${n} warnings (see above)")
+  endif()
+endif()
