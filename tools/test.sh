@@ -63,7 +63,18 @@ fi
 emask_fresh_build_dir "$build_dir" "${CXX:-default}|${cmake_args[*]}"
 emask_log "configure: ${CXX:-default compiler}, $build_type, C++$std, flags '$cxx_flags', -Werror=$werror -> $build_dir"
 cmake "${cmake_args[@]}"
-cmake --build "$build_dir" -j"$(emask_jobs)"
+
+# Keep going past a target that fails to build, so one broken test file does not hide the
+# results of the others; the failure still fails this script. (A test executable that did
+# not build contributes no ctest cases, so the build status must be checked, not only ctest.)
+keep_going=()
+case "$(sed -n 's/^CMAKE_GENERATOR:INTERNAL=//p' "$build_dir/CMakeCache.txt")" in
+  Ninja*) keep_going=(-- -k 0) ;;
+  *Makefiles*) keep_going=(-- -k) ;;
+esac
+build_status=0
+cmake --build "$build_dir" -j"$(emask_jobs)" "${keep_going[@]}" 2>&1 | tee "$build_dir/build.log" ||
+  build_status=$?
 
 log="$build_dir/ctest.log"
 status=0
@@ -72,4 +83,9 @@ ctest --test-dir "$build_dir" --output-on-failure -j2 ${EMASK_CTEST_ARGS:-} 2>&1
   status=$?
 summary=$(grep -E 'tests passed|No tests were found' "$log" | tail -n 1 || true)
 echo "emask tests (${CXX:-default compiler}, $build_type, C++$std${EMASK_SANITIZE:+, sanitize=$EMASK_SANITIZE}): ${summary:-no ctest summary}"
+if [ "$build_status" -ne 0 ]; then
+  echo "emask tests: THE BUILD FAILED (exit $build_status): the targets that did not build were not tested. First errors:"
+  grep -E ' error: |\*\*\* \[' "$build_dir/build.log" | grep -v 'Waiting for unfinished' | head -n 20 || true
+  exit "$build_status"
+fi
 exit "$status"
