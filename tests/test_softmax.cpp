@@ -177,15 +177,30 @@ void check_all_variants(const std::string& name, const Mask& mask, const bool_ma
   const double scale = 0.7;
   const row_matrix<S> x = random_scores<S>(lq, lk, seed);
   const reference ref = softmax_reference(x, keep, scale);
-  for (softmax_variant v : all_variants) {
-    for (Index tile : {Index(1), Index(3), Index(16), Index(128)}) {
-      if (v != softmax_variant::tiled && tile != 128) continue;
+  // (variant, tile, streaming stores for the masked part)
+  struct config {
+    softmax_variant v;
+    Index tile;
+    bool stream;
+  };
+  const config configs[] = {{softmax_variant::naive, 128, false},
+                            {softmax_variant::fused, 128, false},
+                            {softmax_variant::fused, 128, true},
+                            {softmax_variant::tiled, 1, false},
+                            {softmax_variant::tiled, 3, true},
+                            {softmax_variant::tiled, 16, false},
+                            {softmax_variant::tiled, 128, false}};
+  for (const config& c : configs) {
+    {
+      const softmax_variant v = c.v;
+      const Index tile = c.tile;
       INFO(name << " Lq=" << lq << " Lk=" << lk << " variant=" << variant_name(v)
-                << " tile=" << tile);
+                << " tile=" << tile << " stream=" << c.stream);
       softmax_options o;
       o.scale = scale;
       o.variant = v;
       o.tile = tile;
+      o.stream_bytes = c.stream ? 0 : emask::unbounded;
       o.b = b;
       o.h = h;
       row_matrix<S> p(lq, lk), logp(lq, lk);
@@ -522,6 +537,7 @@ TEST_CASE("masked_softmax: results do not depend on the thread count", "[softmax
     softmax_options o;
     o.variant = v;
     o.tile = 64;
+    o.stream_bytes = 0;
     row_matrix<float> p1(lq, lk), p2(lq, lk), l1(lq, lk), l2(lq, lk), d1(lq, lk), d2(lq, lk);
     Eigen::VectorXf e1(lq), e2(lq);
     omp_set_num_threads(1);
@@ -574,6 +590,9 @@ TEST_CASE("masked_softmax: bad arguments raise emask::error naming the argument"
   o = softmax_options{};
   o.h = -2;
   REQUIRE_THROWS_WITH(emask::masked_softmax(x, m, out, o), Contains("'h'"));
+  o = softmax_options{};
+  o.stream_bytes = -1;
+  REQUIRE_THROWS_WITH(emask::masked_softmax(x, m, out, o), Contains("'stream_bytes'"));
   o = softmax_options{};
   o.variant = static_cast<softmax_variant>(7);
   REQUIRE_THROWS_WITH(emask::masked_softmax(x, m, out, o), Contains("'variant'"));

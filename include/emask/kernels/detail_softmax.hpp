@@ -14,6 +14,13 @@
 
 #include "emask/core/mask.hpp"
 
+#if defined(__SSE2__) || defined(_M_X64)
+#include <immintrin.h>
+#define EMASK_DETAIL_HAS_STREAM 1
+#else
+#define EMASK_DETAIL_HAS_STREAM 0
+#endif
+
 EMASK_NAMESPACE_BEGIN
 namespace detail {
 
@@ -47,30 +54,24 @@ struct softmax_run {
   bool flagged;
 };
 
-/// The runs of one row and the running maximum of scale * score over its kept keys.
+/// The runs of one row, and the maximum of scale * score over the kept keys of its flagged runs
+/// (plain runs get their maximum in finish_row, once per merged run).
 template <class S>
 struct row_plan {
   std::vector<softmax_run> runs;
-  S max = S(0);
-  bool any = false;
+  S flagged_max = S(0);
+  bool flagged_any = false;
 
   void reset() {
     runs.clear();
-    any = false;
-    max = S(0);
-  }
-  void update_max(S value) {
-    // A NaN maximum is not needed for the NaN policy: the exp pass propagates a kept NaN.
-    if (!any || value > max) max = value;
-    any = true;
+    flagged_any = false;
+    flagged_max = S(0);
   }
 
-  /// Adds the plain run [b, e) of row x: every key kept, no mask test.
-  void add_plain(const S* x, Index b, Index e, S scale) {
+  /// Adds the plain run [b, e): every key kept, no mask test. Merges with a plain run that
+  /// ends at b, so consecutive full tiles become one run.
+  void add_plain(Index b, Index e) {
     if (b >= e) return;
-    const const_row_segment<S> seg(x + b, e - b);
-    const S extreme = scale >= S(0) ? seg.maxCoeff() : seg.minCoeff();
-    update_max(scale * extreme);
     if (!runs.empty() && !runs.back().flagged && runs.back().end == b) {
       runs.back().end = e;
     } else {
@@ -89,7 +90,9 @@ struct row_plan {
         f[k] = S(1);
         if (first == e) first = k;
         last = k + 1;
-        update_max(t);
+        // A NaN maximum is not needed for the NaN policy: the exp pass propagates a kept NaN.
+        if (!flagged_any || t > flagged_max) flagged_max = t;
+        flagged_any = true;
       } else {
         v[k] = S(0);
         f[k] = S(0);
@@ -99,29 +102,101 @@ struct row_plan {
   }
 };
 
-/// Writes \p value into the parts of y[0, n) that no run covers.
+/// Writes \p value to y[0, n) with non-temporal (streaming) stores where the target has them:
+/// the stores bypass the cache and cost no read-for-ownership. Unaligned head and tail
+/// elements use plain stores. The caller issues stream_fence() before others read y.
 template <class S>
-inline void fill_gaps(S* y, Index n, const std::vector<softmax_run>& runs, S value) {
+inline void stream_fill(S* y, Index n, S value) {
+#if EMASK_DETAIL_HAS_STREAM
+#if defined(__AVX512F__)
+  constexpr std::uintptr_t align = 64;
+#elif defined(__AVX__)
+  constexpr std::uintptr_t align = 32;
+#else
+  constexpr std::uintptr_t align = 16;
+#endif
+  constexpr Index lanes = static_cast<Index>(align / sizeof(S));
+  Index i = 0;
+  while (i < n && (reinterpret_cast<std::uintptr_t>(y + i) & (align - 1)) != 0) y[i++] = value;
+  if constexpr (std::is_same<S, float>::value) {
+#if defined(__AVX512F__)
+    const __m512 p = _mm512_set1_ps(value);
+    for (; i + lanes <= n; i += lanes) _mm512_stream_ps(y + i, p);
+#elif defined(__AVX__)
+    const __m256 p = _mm256_set1_ps(value);
+    for (; i + lanes <= n; i += lanes) _mm256_stream_ps(y + i, p);
+#else
+    const __m128 p = _mm_set1_ps(value);
+    for (; i + lanes <= n; i += lanes) _mm_stream_ps(y + i, p);
+#endif
+  } else {
+#if defined(__AVX512F__)
+    const __m512d p = _mm512_set1_pd(value);
+    for (; i + lanes <= n; i += lanes) _mm512_stream_pd(y + i, p);
+#elif defined(__AVX__)
+    const __m256d p = _mm256_set1_pd(value);
+    for (; i + lanes <= n; i += lanes) _mm256_stream_pd(y + i, p);
+#else
+    const __m128d p = _mm_set1_pd(value);
+    for (; i + lanes <= n; i += lanes) _mm_stream_pd(y + i, p);
+#endif
+  }
+  for (; i < n; ++i) y[i] = value;
+#else
+  std::fill(y, y + n, value);
+#endif
+}
+
+/// Orders earlier streaming stores before later stores (a no-op without them).
+inline void stream_fence() {
+#if EMASK_DETAIL_HAS_STREAM
+  _mm_sfence();
+#endif
+}
+
+/// Writes \p value into the parts of y[0, n) that no run covers (streamed when \p stream).
+template <class S>
+inline void fill_gaps(S* y, Index n, const std::vector<softmax_run>& runs, S value, bool stream) {
   Index pos = 0;
+  const auto fill = [&](Index b, Index e) {
+    if (e <= b) return;
+    if (stream) {
+      stream_fill(y + b, e - b, value);
+    } else {
+      std::fill(y + b, y + e, value);
+    }
+  };
   for (const softmax_run& r : runs) {
-    if (r.begin > pos) std::fill(y + pos, y + r.begin, value);
+    fill(pos, r.begin);
     pos = r.end;
   }
-  if (n > pos) std::fill(y + pos, y + n, value);
+  fill(pos, n);
+  if (stream) stream_fence();
 }
 
 /// Softmax (or log-softmax) of one row from its plan. x is the score row, y the output row,
 /// v and f the flagged-run buffers. Writes the row's log-sum-exp to *lse when lse != nullptr.
-/// An empty plan gives zeros (log-softmax: -infinity) and a log-sum-exp of -infinity.
+/// An empty plan gives zeros (log-softmax: -infinity) and a log-sum-exp of -infinity. With
+/// \p stream the masked parts are written with non-temporal stores.
 template <bool Log, class S>
 void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, const S* f,
-                S scale, S* lse) {
-  if (!plan.any) {
-    std::fill(y, y + n, Log ? negative_infinity<S>() : S(0));
+                S scale, S* lse, bool stream) {
+  const S fill_value = Log ? negative_infinity<S>() : S(0);
+  if (plan.runs.empty()) {
+    fill_gaps(y, n, plan.runs, fill_value, stream);
     if (lse) *lse = negative_infinity<S>();
     return;
   }
-  const S m = plan.max;
+  // Pass 1: the maximum of scale * score over the kept keys.
+  bool any = plan.flagged_any;
+  S m = plan.flagged_max;
+  for (const softmax_run& r : plan.runs) {
+    if (r.flagged) continue;
+    const const_row_segment<S> xs(x + r.begin, r.end - r.begin);
+    const S t = scale * (scale >= S(0) ? xs.maxCoeff() : xs.minCoeff());
+    if (!any || t > m) m = t;
+    any = true;
+  }
   // Pass 2: exponentials and their sum. Masked keys of a flagged run see (v - m) * 0 = 0, a
   // finite argument, and are then multiplied by their zero flag: exactly 0.
   S sum = S(0);
@@ -146,10 +221,8 @@ void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, 
   if (!Log) {
     const S inv = S(1) / sum;
     for (const softmax_run& r : plan.runs) row_segment<S>(y + r.begin, r.end - r.begin) *= inv;
-    fill_gaps(y, n, plan.runs, S(0));
   } else {
     const S log_sum = std::log(sum);
-    const S ninf = negative_infinity<S>();
     for (const softmax_run& r : plan.runs) {
       const Index len = r.end - r.begin;
       row_segment<S> ys(y + r.begin, len);
@@ -158,11 +231,11 @@ void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, 
       } else {
         ys = (const_row_segment<S>(v + r.begin, len) - m) - log_sum;
         for (Index k = r.begin; k < r.end; ++k)
-          if (f[k] == S(0)) y[k] = ninf;
+          if (f[k] == S(0)) y[k] = fill_value;
       }
     }
-    fill_gaps(y, n, plan.runs, ninf);
   }
+  fill_gaps(y, n, plan.runs, fill_value, stream);
   if (lse) *lse = m + std::log(sum);
 }
 

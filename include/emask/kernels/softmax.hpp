@@ -51,6 +51,10 @@ struct softmax_options {
   Index b = 0;
   /// Head of the mask the scores belong to.
   Index h = 0;
+  /// fused and tiled write the masked part of outputs of at least this many bytes with
+  /// non-temporal (streaming) stores, which bypass the cache: faster when the output does not
+  /// fit in cache and is not read back at once. 0: always; emask::unbounded: never.
+  Index stream_bytes = Index(4) << 20;
 };
 
 namespace detail {
@@ -91,6 +95,7 @@ inline void check_softmax_args(const char* where, Index q_len, Index k_len, Inde
   if (o.tile < 1) fail_argument(where, "tile", o.tile, ">= 1");
   if (o.b < 0) fail_argument(where, "b", o.b, ">= 0");
   if (o.h < 0) fail_argument(where, "h", o.h, ">= 0");
+  if (o.stream_bytes < 0) fail_argument(where, "stream_bytes", o.stream_bytes, ">= 0");
 }
 
 /// Below this many score entries the kernels stay on the calling thread.
@@ -119,7 +124,7 @@ void softmax_additive(const score_ref<S>& x, const row_matrix<B>& bias,
 
 template <bool Log, class S, class Mask>
 void softmax_fused(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matrix<S>> out,
-                   S* lse, S scale, Index b, Index h) {
+                   S* lse, S scale, Index b, Index h, bool stream) {
   const Index q_len = x.rows(), k_len = x.cols();
 #if EMASK_HAS_OPENMP
 #pragma omp parallel if (q_len * k_len >= softmax_parallel_threshold)
@@ -137,7 +142,7 @@ void softmax_fused(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matri
       const key_span s = k_len > 0 ? mask.keys(b, h, q, 0, k_len) : empty_span(0);
       if (!s.empty()) {
         if (s.exact) {
-          plan.add_plain(xr, s.begin, s.end, scale);
+          plan.add_plain(s.begin, s.end);
         } else {
           if (v.empty()) {
             v.resize(static_cast<std::size_t>(k_len));
@@ -147,14 +152,15 @@ void softmax_fused(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matri
                            [&](Index k) { return mask.keep(b, h, q, k); });
         }
       }
-      finish_row<Log>(xr, yr, k_len, plan, v.data(), f.data(), scale, lse ? lse + q : nullptr);
+      finish_row<Log>(xr, yr, k_len, plan, v.data(), f.data(), scale, lse ? lse + q : nullptr,
+                      stream);
     }
   }
 }
 
 template <bool Log, class S, class Mask>
 void softmax_tiled(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matrix<S>> out,
-                   S* lse, S scale, Index b, Index h, Index tile) {
+                   S* lse, S scale, Index b, Index h, Index tile, bool stream) {
   const Index q_len = x.rows(), k_len = x.cols();
   const Index q_tiles = (q_len + tile - 1) / tile, k_tiles = (k_len + tile - 1) / tile;
 #if EMASK_HAS_OPENMP
@@ -182,13 +188,13 @@ void softmax_tiled(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matri
           if (st == tile_state::empty) continue;
           const Index k0 = kt * tile, k1 = std::min(k0 + tile, k_len);
           if (st == tile_state::full) {
-            plan.add_plain(xr, k0, k1, scale);
+            plan.add_plain(k0, k1);
             continue;
           }
           const key_span s = mask.keys(b, h, q, k0, k1);
           if (s.empty()) continue;
           if (s.exact) {
-            plan.add_plain(xr, s.begin, s.end, scale);
+            plan.add_plain(s.begin, s.end);
           } else {
             if (v.empty()) {
               v.resize(static_cast<std::size_t>(k_len));
@@ -199,7 +205,7 @@ void softmax_tiled(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matri
           }
         }
         finish_row<Log>(xr, yr, k_len, plan, v.data(), f.data(), scale,
-                        lse ? lse + q : nullptr);
+                        lse ? lse + q : nullptr, stream);
       }
     }
   }
@@ -214,6 +220,7 @@ void masked_softmax_impl(const char* where, const score_ref<S>& x, const Mask& m
   const Index q_len = x.rows(), k_len = x.cols();
   check_softmax_args(where, q_len, k_len, out.rows(), out.cols(), lse_size, o);
   const S scale = static_cast<S>(o.scale);
+  const bool stream = q_len * k_len * static_cast<Index>(sizeof(S)) >= o.stream_bytes;
 
   if constexpr (is_additive_mask<Mask>::value) {
     if (mask.rows() != q_len || mask.cols() != k_len)
@@ -238,10 +245,10 @@ void masked_softmax_impl(const char* where, const score_ref<S>& x, const Mask& m
         break;
       }
       case softmax_variant::fused:
-        softmax_fused<Log>(x, mask, out, lse, scale, o.b, o.h);
+        softmax_fused<Log>(x, mask, out, lse, scale, o.b, o.h, stream);
         break;
       default:
-        softmax_tiled<Log>(x, mask, out, lse, scale, o.b, o.h, o.tile);
+        softmax_tiled<Log>(x, mask, out, lse, scale, o.b, o.h, o.tile, stream);
         break;
     }
   }
