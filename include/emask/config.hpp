@@ -14,7 +14,7 @@
 /// EMASK_NO_EXCEPTIONS. Without them the error handler prints and aborts.
 #if !defined(EMASK_NO_EXCEPTIONS) && \
     (defined(__cpp_exceptions) || defined(__EXCEPTIONS) || defined(_CPPUNWIND))
-#define EMASK_HAS_EXCEPTIONS 1
+#define EMASK_HAS_EXCEPTIONS 1  ///< 1 when errors are reported by throwing emask::error
 #else
 #define EMASK_HAS_EXCEPTIONS 0
 #endif
@@ -25,18 +25,28 @@
 #define EMASK_ASSERT(x) eigen_assert(x)
 #endif
 
+/// \def EMASK_HAS_OPENMP
+/// 1 when compiled with OpenMP: kernels then run in parallel (results never depend on threads).
 #if defined(_OPENMP)
 #define EMASK_HAS_OPENMP 1
 #else
 #define EMASK_HAS_OPENMP 0
 #endif
 
+/// \def EMASK_HAS_CONCEPTS
+/// 1 under C++20 with concepts (emask::mask_expression); define EMASK_NO_CONCEPTS to turn it off.
 #if defined(__cpp_concepts) && __cpp_concepts >= 201907L && !defined(EMASK_NO_CONCEPTS)
 #define EMASK_HAS_CONCEPTS 1
 #else
 #define EMASK_HAS_CONCEPTS 0
 #endif
 
+/// \def EMASK_NOINLINE
+/// Keeps cold error paths out of line.
+/// \def EMASK_LIKELY
+/// Branch hint: \p x is usually true.
+/// \def EMASK_UNLIKELY
+/// Branch hint: \p x is usually false.
 #if defined(__GNUC__) || defined(__clang__)
 #define EMASK_NOINLINE __attribute__((noinline))
 #define EMASK_LIKELY(x) __builtin_expect(!!(x), 1)

@@ -29,7 +29,9 @@ inline std::uint64_t bit_range(int lo, int hi) noexcept {
 /// \brief One row of a bit_matrix: bit k of word k / 64 at position k % 64 (LSB first).
 class bit_row {
  public:
+  /// \brief A view of \p cols bits starting at \p words.
   bit_row(const std::uint64_t* words, Index cols) noexcept : words_(words), cols_(cols) {}
+  /// \brief Whether entry \p k is kept.
   bool test(Index k) const {
     EMASK_ASSERT(k >= 0 && k < cols_);
     return (words_[k >> 6] >> (k & 63)) & 1u;
@@ -46,8 +48,11 @@ class bit_row {
     }
     return n;
   }
+  /// \brief Number of kept entries in the row.
   Index count() const { return count(0, cols_); }
+  /// \brief The row's words.
   const std::uint64_t* words() const noexcept { return words_; }
+  /// \brief Number of entries.
   Index size() const noexcept { return cols_; }
 
  private:
@@ -60,9 +65,11 @@ class bit_row {
 /// from popcounts.
 class bit_matrix : public mask_base<bit_matrix> {
  public:
-  static constexpr bool exact_tiles = true;
+  static constexpr bool exact_tiles = true;  ///< tile() never answers partial for an empty or full tile
 
+  /// \brief An empty matrix.
   bit_matrix() = default;
+  /// \brief A \p rows x \p cols matrix with every entry masked.
   bit_matrix(Index rows, Index cols)
       : rows_(rows), cols_(cols), words_per_row_((cols + 63) / 64),
         words_(static_cast<std::size_t>(rows * ((cols + 63) / 64)), 0) {
@@ -79,13 +86,18 @@ class bit_matrix : public mask_base<bit_matrix> {
     return m;
   }
 
+  /// \brief Number of rows.
   Index rows() const noexcept { return rows_; }
+  /// \brief Number of columns.
   Index cols() const noexcept { return cols_; }
+  /// \brief 64-bit words per row, (cols + 63) / 64.
   Index words_per_row() const noexcept { return words_per_row_; }
+  /// \brief Row \p q.
   bit_row row(Index q) const {
     EMASK_ASSERT(q >= 0 && q < rows_);
     return bit_row(words_.data() + q * words_per_row_, cols_);
   }
+  /// \brief Sets entry (\p q, \p k).
   void set(Index q, Index k, bool value) {
     EMASK_ASSERT(q >= 0 && q < rows_ && k >= 0 && k < cols_);
     std::uint64_t& w = words_[static_cast<std::size_t>(q * words_per_row_ + (k >> 6))];
@@ -110,10 +122,13 @@ class bit_matrix : public mask_base<bit_matrix> {
       for (Index k = 0; k < cols_; ++k) out(q, k) = row(q).test(k);
     return out;
   }
+  /// \brief All words, row after row.
   const std::vector<std::uint64_t>& words() const noexcept { return words_; }
 
   // Mask-expression interface.
+  /// \brief Whether pair (q, k) of batch entry b and head h is kept.
   bool keep(Index, Index, Index q, Index k) const { return row(q).test(k); }
+  /// \brief State of the tile [q0, q1) x [k0, k1): never full or empty when it is not.
   tile_state tile(Index, Index, Index q0, Index q1, Index k0, Index k1) const {
     bool any = false, all = true;
     for (Index q = q0; q < q1; ++q) {
@@ -124,9 +139,11 @@ class bit_matrix : public mask_base<bit_matrix> {
     }
     return any ? tile_state::full : tile_state::empty;
   }
+  /// \brief Keys of row q that can be kept, inside [k0, k1).
   key_span keys(Index b, Index h, Index q, Index k0, Index k1) const {
     return detail::scan_keys(*this, b, h, q, k0, k1);
   }
+  /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const {
     detail::check_range(where, "query positions", r.q_begin, r.q_end, rows_);
     detail::check_range(where, "key positions", r.k_begin, r.k_end, cols_);

@@ -18,13 +18,20 @@ block_mask make_block_mask(const Mask& mask, Index q_len, Index k_len, Index til
 /// row and column of tiles may be smaller), with the non-empty key tiles of each query tile.
 class block_mask {
  public:
+  /// \brief An empty block mask; make_block_mask() builds real ones.
   block_mask() = default;
 
+  /// \brief Query positions covered.
   Index q_len() const noexcept { return q_len_; }
+  /// \brief Key positions covered.
   Index k_len() const noexcept { return k_len_; }
+  /// \brief Query positions per tile.
   Index tile_q() const noexcept { return tile_q_; }
+  /// \brief Key positions per tile.
   Index tile_k() const noexcept { return tile_k_; }
+  /// \brief Number of query tiles, ceil(q_len / tile_q).
   Index q_tiles() const noexcept { return nq_; }
+  /// \brief Number of key tiles, ceil(k_len / tile_k).
   Index k_tiles() const noexcept { return nk_; }
 
   /// \brief State of the tile in query-tile row \p qt and key-tile column \p kt.

@@ -15,12 +15,15 @@ EMASK_NAMESPACE_BEGIN
 template <class A, class B>
 class and_mask : public mask_base<and_mask<A, B>> {
  public:
-  static constexpr bool exact_tiles = false;
+  static constexpr bool exact_tiles = false;  ///< whether tile() answers are exact
+  /// \brief Stores copies of both operands.
   and_mask(const A& a, const B& b) : a_(a), b_(b) {}
 
+  /// \brief Whether pair (q, k) of batch entry b and head h is kept.
   bool keep(Index b, Index h, Index q, Index k) const {
     return a_.keep(b, h, q, k) && b_.keep(b, h, q, k);
   }
+  /// \brief State of the tile [q0, q1) x [k0, k1): never full or empty when it is not.
   tile_state tile(Index b, Index h, Index q0, Index q1, Index k0, Index k1) const {
     const tile_state ta = a_.tile(b, h, q0, q1, k0, k1);
     if (ta == tile_state::empty) return tile_state::empty;
@@ -29,6 +32,7 @@ class and_mask : public mask_base<and_mask<A, B>> {
     return (ta == tile_state::full && tb == tile_state::full) ? tile_state::full
                                                               : tile_state::partial;
   }
+  /// \brief Keys of row q that can be kept, inside [k0, k1).
   key_span keys(Index b, Index h, Index q, Index k0, Index k1) const {
     const key_span sa = a_.keys(b, h, q, k0, k1);
     if (sa.empty()) return detail::empty_span(k0);
@@ -36,11 +40,14 @@ class and_mask : public mask_base<and_mask<A, B>> {
     if (sb.empty()) return detail::empty_span(k0);
     return {sb.begin, sb.end, sa.exact && sb.exact};
   }
+  /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const {
     a_.check(r, where);
     b_.check(r, where);
   }
+  /// \brief Left operand.
   const A& lhs() const noexcept { return a_; }
+  /// \brief Right operand.
   const B& rhs() const noexcept { return b_; }
 
  private:
@@ -52,12 +59,15 @@ class and_mask : public mask_base<and_mask<A, B>> {
 template <class A, class B>
 class or_mask : public mask_base<or_mask<A, B>> {
  public:
-  static constexpr bool exact_tiles = false;
+  static constexpr bool exact_tiles = false;  ///< whether tile() answers are exact
+  /// \brief Stores copies of both operands.
   or_mask(const A& a, const B& b) : a_(a), b_(b) {}
 
+  /// \brief Whether pair (q, k) of batch entry b and head h is kept.
   bool keep(Index b, Index h, Index q, Index k) const {
     return a_.keep(b, h, q, k) || b_.keep(b, h, q, k);
   }
+  /// \brief State of the tile [q0, q1) x [k0, k1): never full or empty when it is not.
   tile_state tile(Index b, Index h, Index q0, Index q1, Index k0, Index k1) const {
     const tile_state ta = a_.tile(b, h, q0, q1, k0, k1);
     if (ta == tile_state::full) return tile_state::full;
@@ -66,6 +76,7 @@ class or_mask : public mask_base<or_mask<A, B>> {
     return (ta == tile_state::empty && tb == tile_state::empty) ? tile_state::empty
                                                                 : tile_state::partial;
   }
+  /// \brief Keys of row q that can be kept, inside [k0, k1).
   key_span keys(Index b, Index h, Index q, Index k0, Index k1) const {
     const key_span sa = a_.keys(b, h, q, k0, k1);
     const key_span sb = b_.keys(b, h, q, k0, k1);
@@ -75,11 +86,14 @@ class or_mask : public mask_base<or_mask<A, B>> {
     return {std::min(sa.begin, sb.begin), std::max(sa.end, sb.end),
             sa.exact && sb.exact && touching};
   }
+  /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const {
     a_.check(r, where);
     b_.check(r, where);
   }
+  /// \brief Left operand.
   const A& lhs() const noexcept { return a_; }
+  /// \brief Right operand.
   const B& rhs() const noexcept { return b_; }
 
  private:
@@ -91,10 +105,13 @@ class or_mask : public mask_base<or_mask<A, B>> {
 template <class A>
 class not_mask : public mask_base<not_mask<A>> {
  public:
-  static constexpr bool exact_tiles = A::exact_tiles;
+  static constexpr bool exact_tiles = A::exact_tiles;  ///< whether tile() answers are exact
+  /// \brief Stores a copy of the operand.
   explicit not_mask(const A& a) : a_(a) {}
 
+  /// \brief Whether pair (q, k) of batch entry b and head h is kept.
   bool keep(Index b, Index h, Index q, Index k) const { return !a_.keep(b, h, q, k); }
+  /// \brief State of the tile [q0, q1) x [k0, k1): never full or empty when it is not.
   tile_state tile(Index b, Index h, Index q0, Index q1, Index k0, Index k1) const {
     switch (a_.tile(b, h, q0, q1, k0, k1)) {
       case tile_state::empty: return tile_state::full;
@@ -102,6 +119,7 @@ class not_mask : public mask_base<not_mask<A>> {
       default: return tile_state::partial;
     }
   }
+  /// \brief Keys of row q that can be kept, inside [k0, k1).
   key_span keys(Index b, Index h, Index q, Index k0, Index k1) const {
     const key_span s = a_.keys(b, h, q, k0, k1);
     if (s.empty()) return {k0, k1, true};
@@ -111,7 +129,9 @@ class not_mask : public mask_base<not_mask<A>> {
     if (s.end == k1) return {k0, s.begin, true};
     return {k0, k1, false};
   }
+  /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const { a_.check(r, where); }
+  /// \brief The complemented mask.
   const A& operand() const noexcept { return a_; }
 
  private:
@@ -135,14 +155,17 @@ not_mask<A> complement(const A& a) {
 }
 
 // Operators are constrained to mask types, so ADL never picks them for anything else.
+/// \brief Intersection of two masks (see intersect).
 template <class A, class B, std::enable_if_t<is_mask_v<A> && is_mask_v<B>, int> = 0>
 and_mask<A, B> operator&(const A& a, const B& b) {
   return and_mask<A, B>(a, b);
 }
+/// \brief Union of two masks (see unite).
 template <class A, class B, std::enable_if_t<is_mask_v<A> && is_mask_v<B>, int> = 0>
 or_mask<A, B> operator|(const A& a, const B& b) {
   return or_mask<A, B>(a, b);
 }
+/// \brief Complement of a mask (see complement).
 template <class A, std::enable_if_t<is_mask_v<A>, int> = 0>
 not_mask<A> operator!(const A& a) {
   return not_mask<A>(a);

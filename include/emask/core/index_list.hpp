@@ -16,9 +16,12 @@ EMASK_NAMESPACE_BEGIN
 /// list, a std::vector of any integer type, or an integer Eigen vector.
 class index_list {
  public:
+  /// \brief From a braced list: `{3, 5, 2}`.
   index_list(std::initializer_list<Index> values) : values_(values) {}
+  /// \brief From a std::vector of any integer type.
   template <class Int, std::enable_if_t<std::is_integral<Int>::value, int> = 0>
   index_list(const std::vector<Int>& values) : values_(values.begin(), values.end()) {}
+  /// \brief From an integer Eigen vector or matrix (read row by row).
   template <class Derived>
   index_list(const Eigen::DenseBase<Derived>& values) {
     static_assert(std::is_integral<typename Derived::Scalar>::value,
@@ -29,8 +32,11 @@ class index_list {
       for (Index j = 0; j < values.cols(); ++j) values_.push_back(static_cast<Index>(values(i, j)));
   }
 
+  /// \brief The values.
   const std::vector<Index>& values() const noexcept { return values_; }
+  /// \brief Number of values.
   std::size_t size() const noexcept { return values_.size(); }
+  /// \brief Value \p i.
   Index operator[](std::size_t i) const { return values_[i]; }
 
  private:
@@ -42,7 +48,9 @@ class index_list {
 /// std::vector (one row) or a braced list of rows.
 class id_table {
  public:
+  /// \brief An empty table.
   id_table() = default;
+  /// \brief From braced rows: `{{1, 1, 2}, {3, 3, 3}}`; rows must have equal lengths.
   id_table(std::initializer_list<std::initializer_list<std::int64_t>> rows) {
     rows_ = static_cast<Index>(rows.size());
     cols_ = rows.size() ? static_cast<Index>(rows.begin()->size()) : 0;
@@ -54,9 +62,11 @@ class id_table {
       ids_.insert(ids_.end(), row.begin(), row.end());
     }
   }
+  /// \brief One row from a std::vector of any integer type.
   template <class Int, std::enable_if_t<std::is_integral<Int>::value, int> = 0>
   id_table(const std::vector<Int>& row)
       : ids_(row.begin(), row.end()), rows_(1), cols_(static_cast<Index>(row.size())) {}
+  /// \brief From an integer Eigen matrix [rows, cols]; a column vector counts as one row.
   template <class Derived>
   id_table(const Eigen::DenseBase<Derived>& ids) {
     static_assert(std::is_integral<typename Derived::Scalar>::value,
@@ -74,12 +84,16 @@ class id_table {
     }
   }
 
+  /// \brief Number of rows (sequences).
   Index rows() const noexcept { return rows_; }
+  /// \brief Number of columns (positions).
   Index cols() const noexcept { return cols_; }
+  /// \brief Id at row \p r, column \p c.
   std::int64_t operator()(Index r, Index c) const {
     EMASK_ASSERT(r >= 0 && r < rows_ && c >= 0 && c < cols_);
     return ids_[static_cast<std::size_t>(r * cols_ + c)];
   }
+  /// \brief All ids, row-major.
   const std::vector<std::int64_t>& data() const noexcept { return ids_; }
 
  private:

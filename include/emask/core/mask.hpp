@@ -19,6 +19,7 @@
 
 EMASK_NAMESPACE_BEGIN
 
+/// \brief Sizes, positions and lengths: Eigen's signed index type.
 using Index = Eigen::Index;
 
 /// \brief A bound that is never reached: use it for an unbounded window side.
@@ -36,10 +37,12 @@ enum class tile_state : unsigned char {
 /// Every kept key lies in [begin, end). When \c exact is true every key of [begin, end) is
 /// kept, so the row is one contiguous run. An empty row has begin == end.
 struct key_span {
-  Index begin;
-  Index end;
-  bool exact;
+  Index begin;  ///< first key that may be kept
+  Index end;    ///< one past the last key that may be kept
+  bool exact;   ///< every key of [begin, end) is kept
+  /// \brief True when no key is kept.
   constexpr bool empty() const noexcept { return begin >= end; }
+  /// \brief Number of keys in [begin, end).
   constexpr Index size() const noexcept { return end > begin ? end - begin : 0; }
 };
 
@@ -47,10 +50,14 @@ struct key_span {
 /// [h_begin, h_end), query positions [q_begin, q_end), key positions [k_begin, k_end).
 /// Masks check it once (O(1) or O(batch)) before a kernel or a materialization starts.
 struct region {
-  Index b_begin = 0, b_end = 1;
-  Index h_begin = 0, h_end = 1;
-  Index q_begin = 0, q_end = 0;
-  Index k_begin = 0, k_end = 0;
+  Index b_begin = 0;  ///< first batch entry
+  Index b_end = 1;    ///< one past the last batch entry
+  Index h_begin = 0;  ///< first head
+  Index h_end = 1;    ///< one past the last head
+  Index q_begin = 0;  ///< first query position
+  Index q_end = 0;    ///< one past the last query position
+  Index k_begin = 0;  ///< first key position
+  Index k_end = 0;    ///< one past the last key position
 };
 
 template <class Derived>
@@ -61,6 +68,7 @@ class offset_mask;
 /// \brief True for every emask mask expression type.
 template <class T>
 struct is_mask : std::is_base_of<mask_base<std::decay_t<T>>, std::decay_t<T>> {};
+/// \brief Shorthand of is_mask<T>::value.
 template <class T>
 inline constexpr bool is_mask_v = is_mask<T>::value;
 
@@ -91,6 +99,7 @@ concept mask_expression = is_mask_v<T> && requires(const T& m, Index i, const re
 template <class Derived>
 class mask_base {
  public:
+  /// \brief The mask as its own type.
   const Derived& derived() const noexcept { return static_cast<const Derived&>(*this); }
 
   /// \brief Same as keep(b, h, q, k).
@@ -104,10 +113,12 @@ class mask_base {
   offset_mask<Derived> offset(Index q_offset, Index k_offset) const;
 
  protected:
+  /// \cond INTERNAL
   mask_base() = default;
   ~mask_base() = default;
   mask_base(const mask_base&) = default;
   mask_base& operator=(const mask_base&) = default;
+  /// \endcond
 };
 
 namespace detail {
@@ -158,22 +169,27 @@ inline void check_range(const char* where, const char* what, Index begin, Index 
 template <class Mask>
 class offset_mask : public mask_base<offset_mask<Mask>> {
  public:
-  static constexpr bool exact_tiles = Mask::exact_tiles;
+  static constexpr bool exact_tiles = Mask::exact_tiles;  ///< whether tile() answers are exact
 
+  /// \brief \p m seen with its query row 0 at \p q_offset and key column 0 at \p k_offset.
   offset_mask(const Mask& m, Index q_offset, Index k_offset)
       : m_(m), dq_(q_offset), dk_(k_offset) {
     if (q_offset < 0) detail::fail_argument("offset", "q_offset", q_offset, ">= 0");
     if (k_offset < 0) detail::fail_argument("offset", "k_offset", k_offset, ">= 0");
   }
 
+  /// \brief Whether pair (q, k) of batch entry b and head h is kept.
   bool keep(Index b, Index h, Index q, Index k) const { return m_.keep(b, h, q + dq_, k + dk_); }
+  /// \brief State of the tile [q0, q1) x [k0, k1): never full or empty when it is not.
   tile_state tile(Index b, Index h, Index q0, Index q1, Index k0, Index k1) const {
     return m_.tile(b, h, q0 + dq_, q1 + dq_, k0 + dk_, k1 + dk_);
   }
+  /// \brief Keys of row q that can be kept, inside [k0, k1).
   key_span keys(Index b, Index h, Index q, Index k0, Index k1) const {
     const key_span s = m_.keys(b, h, q + dq_, k0 + dk_, k1 + dk_);
     return {s.begin - dk_, s.end - dk_, s.exact};
   }
+  /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const {
     region shifted = r;
     shifted.q_begin += dq_;
@@ -187,8 +203,11 @@ class offset_mask : public mask_base<offset_mask<Mask>> {
     return offset_mask(m_, dq_ + q_offset, dk_ + k_offset);
   }
 
+  /// \brief The unshifted mask.
   const Mask& base() const noexcept { return m_; }
+  /// \brief Absolute position of query row 0.
   Index q_offset() const noexcept { return dq_; }
+  /// \brief Absolute position of key column 0.
   Index k_offset() const noexcept { return dk_; }
 
  private:

@@ -4,7 +4,7 @@
 /// - bool_matrix: keep-mask, `true` where the pair takes part (PyTorch SDPA's convention).
 /// - drop_mask: `true` where the element is ignored (PyTorch's key_padding_mask, MHA's boolean
 ///   attn_mask). A separate type, so it can never be passed where a keep-mask is expected.
-/// - additive_mask<S>: 0 where kept, a fill (-infinity by default) where masked.
+/// - additive_mask\<S\>: 0 where kept, a fill (-infinity by default) where masked.
 #pragma once
 
 #include <limits>
@@ -28,12 +28,15 @@ class drop_mask {
   drop_mask() = default;
   /// Wraps flags where true means "ignore this element".
   explicit drop_mask(bool_matrix drop_flags) : flags_(std::move(drop_flags)) {}
+  /// Wraps any boolean-convertible Eigen array where true means "ignore this element".
   template <class Derived>
   explicit drop_mask(const Eigen::DenseBase<Derived>& drop_flags) : flags_(drop_flags.derived().template cast<bool>()) {}
 
   /// \brief The raw flags, true = ignore.
   const bool_matrix& flags() const noexcept { return flags_; }
+  /// \brief Number of rows.
   Index rows() const noexcept { return flags_.rows(); }
+  /// \brief Number of columns.
   Index cols() const noexcept { return flags_.cols(); }
 
  private:
@@ -48,14 +51,17 @@ class additive_mask {
                 "emask::additive_mask: use float or double; an integer bias cannot hold -infinity");
 
  public:
-  using scalar_type = Scalar;
+  using scalar_type = Scalar;  ///< float or double
+  /// \brief Wraps \p bias, whose masked entries hold \p fill.
   additive_mask(row_matrix<Scalar> bias, Scalar fill) : bias_(std::move(bias)), fill_(fill) {}
 
   /// \brief The bias matrix: 0 where kept, fill() where masked.
   const row_matrix<Scalar>& matrix() const noexcept { return bias_; }
   /// \brief The value written at masked entries.
   Scalar fill() const noexcept { return fill_; }
+  /// \brief Number of rows.
   Index rows() const noexcept { return bias_.rows(); }
+  /// \brief Number of columns.
   Index cols() const noexcept { return bias_.cols(); }
 
  private:

@@ -61,14 +61,17 @@ class causal : public detail::interval_mask<causal> {
     return c;
   }
 
+  /// \brief True when the diagonal is excluded.
   bool is_strict() const noexcept { return strict_; }
   /// \brief The diagonal of batch entry \p b.
   Index diagonal(Index b = 0) const { return detail::per_batch_value(diagonal_, b); }
 
+  /// \brief Kept keys [lo, hi) of row q of batch entry b (detail::interval_mask contract).
   detail::row_bounds bounds(Index b, Index q) const {
     const Index hi = q + diagonal(b) + (strict_ ? 0 : 1);
     return detail::make_bounds(0, hi);
   }
+  /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const {
     detail::check_batch(where, "causal diagonals", diagonal_.size(), r);
   }

@@ -17,13 +17,16 @@ class chunked : public detail::interval_mask<chunked> {
   explicit chunked(Index chunk_size) : size_(chunk_size) {
     if (chunk_size < 1) detail::fail_argument("chunked", "chunk_size", chunk_size, ">= 1");
   }
+  /// \brief Positions per chunk.
   Index chunk_size() const noexcept { return size_; }
 
+  /// \brief Kept keys [lo, hi) of row q of batch entry b (detail::interval_mask contract).
   detail::row_bounds bounds(Index, Index q) const {
     EMASK_ASSERT(q >= 0);
     const Index lo = (q / size_) * size_;
     return {lo, lo + size_};
   }
+  /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const {
     if (r.q_begin < 0) detail::fail_argument(where, "query positions", r.q_begin, ">= 0");
   }

@@ -16,7 +16,7 @@ EMASK_NAMESPACE_BEGIN
 /// the mask is used); from an rvalue bool_matrix it owns the data.
 class dense_mask : public mask_base<dense_mask> {
  public:
-  static constexpr bool exact_tiles = true;
+  static constexpr bool exact_tiles = true;  ///< tile() never answers partial for an empty or full tile
 
   /// \brief A view of \p data laid out [batch, heads, q_len, k_len], row-major and contiguous.
   dense_mask(const bool* data, Index batch, Index heads, Index q_len, Index k_len)
@@ -30,8 +30,10 @@ class dense_mask : public mask_base<dense_mask> {
       detail::fail_argument(where, "data", "nullptr", "a buffer of ", batch * heads * q_len * k_len, " flags");
   }
 
+  /// \brief Whether pair (q, k) of batch entry b and head h is kept.
   bool keep(Index b, Index h, Index q, Index k) const { return row(b, h, q)[k]; }
 
+  /// \brief State of the tile [q0, q1) x [k0, k1): never full or empty when it is not.
   tile_state tile(Index b, Index h, Index q0, Index q1, Index k0, Index k1) const {
     bool any = false, all = true;
     for (Index q = q0; q < q1; ++q) {
@@ -44,6 +46,7 @@ class dense_mask : public mask_base<dense_mask> {
     }
     return any ? tile_state::full : tile_state::empty;
   }
+  /// \brief Keys of row q that can be kept, inside [k0, k1).
   key_span keys(Index b, Index h, Index q, Index k0, Index k1) const {
     const bool* r = row(b, h, q);
     Index first = k0;
@@ -55,6 +58,7 @@ class dense_mask : public mask_base<dense_mask> {
     for (Index k = first; k <= last && exact; ++k) exact = r[k];
     return {first, last + 1, exact};
   }
+  /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const {
     if (batch_ != 1 && (r.b_begin < 0 || r.b_end > batch_))
       detail::fail_argument(where, "dense mask batch", batch_, "1 or at least ", r.b_end);
@@ -64,7 +68,9 @@ class dense_mask : public mask_base<dense_mask> {
     detail::check_range(where, "key positions", r.k_begin, r.k_end, k_len_);
   }
 
+  /// \brief Query positions of the array.
   Index q_len() const noexcept { return q_len_; }
+  /// \brief Key positions of the array.
   Index k_len() const noexcept { return k_len_; }
 
  private:

@@ -19,7 +19,7 @@ EMASK_NAMESPACE_BEGIN
 /// single row serve every batch entry.
 class document_mask : public mask_base<document_mask> {
  public:
-  static constexpr bool exact_tiles = true;
+  static constexpr bool exact_tiles = true;  ///< tile() never answers partial for an empty or full tile
 
   /// \brief Self-attention over packed sequences: \p segment_ids is [batch, length] (or one row).
   static document_mask from_segment_ids(const id_table& segment_ids) {
@@ -56,8 +56,10 @@ class document_mask : public mask_base<document_mask> {
     return document_mask(table, table, true);
   }
 
+  /// \brief Whether pair (q, k) of batch entry b and head h is kept.
   bool keep(Index b, Index, Index q, Index k) const { return q_.id(b, q) == k_.id(b, k); }
 
+  /// \brief State of the tile [q0, q1) x [k0, k1): never full or empty when it is not.
   tile_state tile(Index b, Index, Index q0, Index q1, Index k0, Index k1) const {
     // Walk the runs of equal ids on both sides: exact, O(runs in q range * runs in k range).
     bool any = false, all = true;
@@ -73,6 +75,7 @@ class document_mask : public mask_base<document_mask> {
     return any ? tile_state::full : tile_state::empty;
   }
 
+  /// \brief Keys of row q that can be kept, inside [k0, k1).
   key_span keys(Index b, Index h, Index q, Index k0, Index k1) const {
     if (self_ && unique_runs_) {
       // The only run of q's id among the keys is the run containing q itself.
@@ -82,6 +85,7 @@ class document_mask : public mask_base<document_mask> {
     return detail::scan_keys(*this, b, h, q, k0, k1);
   }
 
+  /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const {
     if (q_.rows() != 1 && (r.b_begin < 0 || r.b_end > q_.rows()))
       detail::fail_argument(where, "segment ids", detail::concat(q_.rows(), " rows"), "at least ",

@@ -67,6 +67,7 @@ struct padding_ranges {
     EMASK_ASSERT(b >= 0 && i < start.size());
     return make_bounds(start[i], end[i]);
   }
+  /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where, bool keys) const {
     if (r.b_begin < 0 || r.b_end > static_cast<Index>(start.size()))
       fail_argument(where, keys ? "key padding" : "query padding",
@@ -105,12 +106,18 @@ class key_padding : public detail::interval_mask<key_padding> {
     return key_padding(detail::padding_ranges::ranges("key_padding::from_ranges", starts, ends, k_len));
   }
 
+  /// \brief Number of sequences.
   Index batch_size() const noexcept { return static_cast<Index>(r_.start.size()); }
+  /// \brief Key positions the mask was built for.
   Index k_len() const noexcept { return r_.length; }
+  /// \brief First kept key of sequence \p b.
   Index start(Index b) const { return r_.start[static_cast<std::size_t>(b)]; }
+  /// \brief One past the last kept key of sequence \p b.
   Index end(Index b) const { return r_.end[static_cast<std::size_t>(b)]; }
 
+  /// \brief Kept keys [lo, hi) of row q of batch entry b (detail::interval_mask contract).
   detail::row_bounds bounds(Index b, Index) const { return r_.bounds(b); }
+  /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const { r_.check(r, where, true); }
 
  private:
@@ -122,7 +129,7 @@ class key_padding : public detail::interval_mask<key_padding> {
 /// keeps nothing (a fully masked row: zeros in softmax and attention).
 class query_padding : public mask_base<query_padding> {
  public:
-  static constexpr bool exact_tiles = true;
+  static constexpr bool exact_tiles = true;  ///< tile() never answers partial for an empty or full tile
 
   /// \brief Right padding: sequence b has valid queries [0, lengths[b]) of \p q_len.
   static query_padding from_lengths(const index_list& lengths, Index q_len) {
@@ -137,19 +144,25 @@ class query_padding : public mask_base<query_padding> {
     return query_padding(detail::padding_ranges::ranges("query_padding::from_ranges", starts, ends, q_len));
   }
 
+  /// \brief Number of sequences.
   Index batch_size() const noexcept { return static_cast<Index>(r_.start.size()); }
+  /// \brief Query positions the mask was built for.
   Index q_len() const noexcept { return r_.length; }
 
+  /// \brief Whether pair (q, k) of batch entry b and head h is kept.
   bool keep(Index b, Index, Index q, Index) const { return valid(b, q); }
+  /// \brief State of the tile [q0, q1) x [k0, k1): never full or empty when it is not.
   tile_state tile(Index b, Index, Index q0, Index q1, Index, Index) const {
     const detail::row_bounds v = r_.bounds(b);
     const Index lo = std::max(v.lo, q0), hi = std::min(v.hi, q1);
     if (lo >= hi) return tile_state::empty;
     return (lo == q0 && hi == q1) ? tile_state::full : tile_state::partial;
   }
+  /// \brief Keys of row q that can be kept, inside [k0, k1).
   key_span keys(Index b, Index, Index q, Index k0, Index k1) const {
     return valid(b, q) ? key_span{k0, k1, true} : detail::empty_span(k0);
   }
+  /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const { r_.check(r, where, false); }
 
  private:

@@ -23,11 +23,14 @@ class prefix_lm : public detail::interval_mask<prefix_lm> {
     for (std::size_t i = 0; i < prefix_.size(); ++i)
       if (prefix_[i] < 0) detail::fail_element("prefix_lm", "prefix_lengths", i, prefix_[i], ">= 0");
   }
+  /// \brief Prefix length of batch entry \p b.
   Index prefix_length(Index b = 0) const { return detail::per_batch_value(prefix_, b); }
 
+  /// \brief Kept keys [lo, hi) of row q of batch entry b (detail::interval_mask contract).
   detail::row_bounds bounds(Index b, Index q) const {
     return detail::make_bounds(0, std::max(prefix_length(b), q + 1));
   }
+  /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const {
     detail::check_batch(where, "prefix_lengths", prefix_.size(), r);
   }

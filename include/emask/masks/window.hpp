@@ -60,14 +60,19 @@ class sliding_window : public detail::interval_mask<sliding_window> {
     return sliding_window(n_swa - 1, 0);
   }
 
+  /// \brief Keys kept before the (shifted) diagonal.
   Index left() const noexcept { return left_; }
+  /// \brief Keys kept after the (shifted) diagonal.
   Index right() const noexcept { return right_; }
+  /// \brief Shift of the window's center: 0 top-left, Lk - Lq bottom-right.
   Index diagonal() const noexcept { return diagonal_; }
 
+  /// \brief Kept keys [lo, hi) of row q of batch entry b (detail::interval_mask contract).
   detail::row_bounds bounds(Index, Index q) const {
     const Index center = q + diagonal_;
     return detail::make_bounds(center - left_, center + right_ + 1);
   }
+  /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region&, const char*) const {}
 
  private:

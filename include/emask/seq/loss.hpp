@@ -23,7 +23,7 @@ enum class loss_reduction { none, sum, mean };
 /// \brief Options of masked_cross_entropy and masked_nll.
 struct loss_options {
   std::int64_t ignore_index = -100;         ///< targets equal to this do not count
-  loss_reduction reduction = loss_reduction::mean;
+  loss_reduction reduction = loss_reduction::mean;  ///< none, sum, or mean over counted tokens
 };
 
 /// \brief Result: per-token losses (reduction none) or the reduced value, and the token count.
