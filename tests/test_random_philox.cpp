@@ -80,13 +80,18 @@ TEST_CASE("packed words and word streams", "[random][philox]") {
       CHECK(packed_word(9, 5, 77, i) == random_block(9, 5, 77, static_cast<std::uint32_t>(i / 4))[i % 4]);
   }
   SECTION("fill_packed_words equals packed_word for every alignment") {
-    for (std::uint64_t begin : {0u, 1u, 3u, 4u, 5u, 31u, 32u, 33u}) {
-      for (std::uint64_t count : {0u, 1u, 2u, 7u, 32u, 33u, 100u}) {
-        std::vector<std::uint32_t> w(count + 1, 0xdeadbeefu);
+    // covers the scalar form and, on CPUs with AVX2, the 8-block SIMD form (runs >= 64 words)
+    for (std::uint64_t begin : {0u, 1u, 3u, 4u, 5u, 31u, 32u, 33u, 1000u}) {
+      for (std::uint64_t count : {0u, 1u, 2u, 7u, 32u, 33u, 63u, 64u, 100u, 257u, 1031u}) {
+        std::vector<std::uint32_t> w(count + 1, 0xdeadbeefu), v(count + 1, 0xdeadbeefu);
         detail::fill_packed_words(3, 11, purpose::mlm_select, begin, begin + count, w.data());
+        detail::fill_packed_words_scalar(3, 11, purpose::mlm_select, begin, begin + count, v.data());
+        bool same = true;
         for (std::uint64_t i = 0; i < count; ++i)
-          REQUIRE(w[i] == packed_word(3, 11, purpose::mlm_select, begin + i));
+          same = same && w[i] == packed_word(3, 11, purpose::mlm_select, begin + i) && v[i] == w[i];
+        CHECK(same);
         CHECK(w[count] == 0xdeadbeefu);  // no write past the end
+        CHECK(v[count] == 0xdeadbeefu);
       }
     }
   }

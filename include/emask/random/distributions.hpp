@@ -51,8 +51,10 @@ class bernoulli {
 /// stream: m = w * n (64-bit); if (m mod 2^32) < (2^32 mod n) the word is rejected and the next one
 /// is used; otherwise the result is m >> 32. Rejection uses the next word of the same addressed
 /// stream, so it never shifts the draws of other elements.
+/// Stream is word_stream or any type with `std::uint32_t next()`.
 /// \pre n >= 1.
-inline std::uint32_t bounded(word_stream& stream, std::uint32_t n) noexcept {
+template <class Stream>
+std::uint32_t bounded(Stream& stream, std::uint32_t n) noexcept {
   EMASK_ASSERT(n >= 1);
   const std::uint32_t t = static_cast<std::uint32_t>(-n) % n;  // 2^32 mod n
   for (;;) {
@@ -65,7 +67,8 @@ inline std::uint32_t bounded(word_stream& stream, std::uint32_t n) noexcept {
 /// first success, one stream word per trial. Stops at \p cap trials (returns cap) so it always
 /// terminates; the default cap is far beyond any probability that matters for p >= 1e-6.
 /// \pre 0 < p <= 1.
-inline std::uint32_t geometric(word_stream& stream, const bernoulli& success,
+template <class Stream>
+std::uint32_t geometric(Stream& stream, const bernoulli& success,
                                std::uint32_t cap = 1u << 24) noexcept {
   std::uint32_t k = 1;
   while (k < cap && !success(stream.next())) ++k;
@@ -76,7 +79,8 @@ inline std::uint32_t geometric(word_stream& stream, const bernoulli& success,
 /// trials run as in geometric(); if trial max_k also fails, the attempt is discarded and a new
 /// one starts from the next word. After 4096 discarded attempts it returns max_k.
 /// \pre 0 < p <= 1, max_k >= 1.
-inline std::uint32_t truncated_geometric(word_stream& stream, const bernoulli& success,
+template <class Stream>
+std::uint32_t truncated_geometric(Stream& stream, const bernoulli& success,
                                          std::uint32_t max_k) noexcept {
   for (int attempt = 0; attempt < 4096; ++attempt) {
     for (std::uint32_t k = 1; k <= max_k; ++k)

@@ -125,13 +125,29 @@ class replacer {
   std::uint32_t pool_size_;
 };
 
+/// Index of the lowest set bit of a non-zero word.
+inline Index count_trailing_zeros(std::uint64_t x) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  return __builtin_ctzll(x);
+#else
+  Index n = 0;
+  while (!(x & 1u)) {
+    x >>= 1;
+    ++n;
+  }
+  return n;
+#endif
+}
+
 /// True when the token id at a position may be selected.
 struct selectable {
   const unsigned char* special;
   std::int32_t vocab;
   std::int32_t pad;
   bool operator()(std::int32_t id) const noexcept {
-    return id >= 0 && id < vocab && !special[id] && id != pad;
+    // one unsigned compare covers id < 0 and id >= vocab
+    return static_cast<std::uint32_t>(id) < static_cast<std::uint32_t>(vocab) &&
+           !special[id] && id != pad;
   }
 };
 
@@ -143,31 +159,44 @@ inline selectable make_selectable(const mlm_options& o) {
 inline void mlm_row(std::int32_t* ids, std::int32_t* labels, Index width, Index length,
                     std::uint64_t sample, const mlm_options& o, const replacer& rep,
                     const selectable& ok, const bernoulli& select,
-                    std::vector<std::uint64_t>& keys) {
+                    std::vector<std::uint64_t>& keys, std::vector<std::uint32_t>& row_words) {
   std::fill(labels, labels + width, o.ignore_index);
   if (o.selection == mlm_selection::bernoulli) {
+    // Selection flags of 64 positions are gathered into a bit mask without branches; only the
+    // selected positions (about p of them) are then visited.
     constexpr Index chunk = 256;
     std::uint32_t words[chunk];
     for (Index c = 0; c < length; c += chunk) {
       const Index n = std::min(chunk, length - c);
       fill_packed_words(o.seed, sample, purpose::mlm_select, static_cast<std::uint64_t>(c),
                         static_cast<std::uint64_t>(c + n), words);
-      for (Index j = 0; j < n; ++j) {
-        const Index t = c + j;
-        const std::int32_t id = ids[t];
-        if (!select(words[j]) || !ok(id)) continue;
-        labels[t] = id;
-        ids[t] = rep(sample, static_cast<std::uint32_t>(t), id);
+      for (Index g = 0; g < n; g += 64) {
+        const Index m = std::min<Index>(64, n - g);
+        std::uint64_t bits = 0;
+        for (Index j = 0; j < m; ++j) {
+          const unsigned take = static_cast<unsigned>(select(words[g + j])) &
+                                static_cast<unsigned>(ok(ids[c + g + j]));
+          bits |= static_cast<std::uint64_t>(take) << j;
+        }
+        while (bits) {
+          const Index t = c + g + count_trailing_zeros(bits);
+          bits &= bits - 1;
+          const std::int32_t id = ids[t];
+          labels[t] = id;
+          ids[t] = rep(sample, static_cast<std::uint32_t>(t), id);
+        }
       }
     }
     return;
   }
   // exact count: the k selectable tokens with the smallest selection words (ties by position)
   keys.clear();
+  row_words.resize(static_cast<std::size_t>(length));
+  fill_packed_words(o.seed, sample, purpose::mlm_select, 0, static_cast<std::uint64_t>(length),
+                    row_words.data());
   for (Index t = 0; t < length; ++t)
     if (ok(ids[t]))
-      keys.push_back(noise_key(packed_word(o.seed, sample, purpose::mlm_select,
-                                           static_cast<std::uint64_t>(t)),
+      keys.push_back(noise_key(row_words[static_cast<std::size_t>(t)],
                                static_cast<std::uint32_t>(t)));
   const auto k = round_half_even_to<std::size_t>(o.mlm_probability *
                                                  static_cast<double>(keys.size()));
@@ -196,13 +225,14 @@ inline void mlm_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> lab
 #endif
   {
     std::vector<std::uint64_t> keys;
+    std::vector<std::uint32_t> row_words;
 #if EMASK_HAS_OPENMP
 #pragma omp for schedule(static)
 #endif
     for (Index b = 0; b < B; ++b)
       mlm_row(id_data + b * id_stride, label_data + b * label_stride, L,
               row_length(lengths, b, L), first_sample + static_cast<std::uint64_t>(b), o, rep,
-              ok, select, keys);
+              ok, select, keys, row_words);
   }
 }
 

@@ -84,6 +84,7 @@ void whole_word_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> lab
   {
     std::vector<word_range> words;
     std::vector<std::uint64_t> keys;
+    std::vector<std::uint32_t> word_noise;
 #if EMASK_HAS_OPENMP
 #pragma omp for schedule(static)
 #endif
@@ -100,15 +101,25 @@ void whole_word_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> lab
           o.max_predictions,
           std::max<std::int64_t>(1, round_half_even_to<std::int64_t>(
                                         static_cast<double>(n) * o.mlm_probability)));
-      keys.resize(words.size());
-      for (std::size_t w = 0; w < words.size(); ++w)
-        keys[w] = noise_key(packed_word(o.seed, sample, purpose::wwm_order, w),
-                            static_cast<std::uint32_t>(w));
-      std::sort(keys.begin(), keys.end());
+      // Visit order: argsort of one packed word per word. Only a prefix of the order is needed
+      // (the budget is reached after about budget words), so sort a prefix first and the rest
+      // only if the prefix runs out; the visit order is that of a full sort either way.
+      const std::size_t nw = words.size();
+      word_noise.resize(nw);
+      fill_packed_words(o.seed, sample, purpose::wwm_order, 0, nw, word_noise.data());
+      keys.resize(nw);
+      for (std::size_t w = 0; w < nw; ++w)
+        keys[w] = noise_key(word_noise[w], static_cast<std::uint32_t>(w));
+      const std::size_t prefix = std::min<std::size_t>(nw, static_cast<std::size_t>(budget) + 16);
+      if (prefix < nw)
+        std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(prefix),
+                         keys.end());
+      std::sort(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(prefix));
       std::int64_t covered = 0;
-      for (const std::uint64_t key : keys) {
-        if (covered >= budget) break;
-        const word_range& w = words[static_cast<std::uint32_t>(key)];
+      for (std::size_t j = 0; j < nw && covered < budget; ++j) {
+        if (j == prefix)
+          std::sort(keys.begin() + static_cast<std::ptrdiff_t>(prefix), keys.end());
+        const word_range& w = words[static_cast<std::uint32_t>(keys[j])];
         const std::int64_t size = w.end - w.begin;
         if (covered + size > budget) continue;
         covered += size;

@@ -1,0 +1,169 @@
+// Throughput of the reproducible random maskers on one core, in tokens per second
+// (items/s). EMASK_BENCH_SHORT=1 runs smaller batches (the README demo).
+#include <benchmark/benchmark.h>
+
+#include <emask/random/feature.hpp>
+#include <emask/random/patch.hpp>
+#include <emask/random/span.hpp>
+#include <emask/random/t5.hpp>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#if EMASK_HAS_OPENMP
+#include <omp.h>
+#endif
+
+namespace {
+using namespace emask;
+
+bool short_run() {
+  const char* s = std::getenv("EMASK_BENCH_SHORT");
+  return s && std::strcmp(s, "0") != 0;
+}
+Index batch() { return short_run() ? 16 : 256; }
+
+void one_core() {
+#if EMASK_HAS_OPENMP
+  omp_set_num_threads(1);
+#endif
+}
+
+token_matrix bert_batch(Index B, Index L) {
+  token_matrix ids(B, L);
+  std::uint32_t x = 1;
+  for (Index b = 0; b < B; ++b) {
+    ids(b, 0) = 101;
+    for (Index t = 1; t < L - 1; ++t) {
+      x = x * 1664525u + 1013904223u;
+      ids(b, t) = 1000 + static_cast<std::int32_t>((x >> 8) % 29000u);
+    }
+    ids(b, L - 1) = 102;
+  }
+  return ids;
+}
+
+mlm_options bert_options() {
+  mlm_options o;
+  o.vocabulary = special_tokens(30522, {0, 100, 101, 102, 103});
+  o.mask_id = 103;
+  o.seed = 42;
+  return o;
+}
+
+// BERT MLM, out of place (copies ids, allocates labels), B x 512.
+void BM_mlm_mask(benchmark::State& state) {
+  one_core();
+  const Index B = batch(), L = 512;
+  const token_matrix ids = bert_batch(B, L);
+  mlm_options o = bert_options();
+  o.selection = state.range(0) ? mlm_selection::exact_count : mlm_selection::bernoulli;
+  std::uint64_t sample = 0;
+  for (auto _ : state) {
+    mlm_result r = mlm_mask(ids, o, sample);
+    benchmark::DoNotOptimize(r.input_ids.data());
+    benchmark::DoNotOptimize(r.labels.data());
+    sample += static_cast<std::uint64_t>(B);
+  }
+  state.SetItemsProcessed(state.iterations() * B * L);
+  state.SetBytesProcessed(state.iterations() * B * L * 4);
+  state.SetLabel(state.range(0) ? "exact_count" : "bernoulli");
+}
+BENCHMARK(BM_mlm_mask)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+
+// BERT MLM in place into caller buffers (the copy that restores the ids is included).
+void BM_mlm_mask_inplace(benchmark::State& state) {
+  one_core();
+  const Index B = batch(), L = 512;
+  const token_matrix ids = bert_batch(B, L);
+  token_matrix work(B, L), labels(B, L);
+  const mlm_options o = bert_options();
+  std::uint64_t sample = 0;
+  for (auto _ : state) {
+    work = ids;
+    mlm_mask_inplace(work, labels, o, sample);
+    benchmark::DoNotOptimize(work.data());
+    benchmark::DoNotOptimize(labels.data());
+    sample += static_cast<std::uint64_t>(B);
+  }
+  state.SetItemsProcessed(state.iterations() * B * L);
+}
+BENCHMARK(BM_mlm_mask_inplace)->Unit(benchmark::kMicrosecond);
+
+// Whole-word masking, words of 1-3 tokens.
+void BM_whole_word_mask(benchmark::State& state) {
+  one_core();
+  const Index B = batch(), L = 512;
+  const token_matrix ids = bert_batch(B, L);
+  bool_matrix starts(B, L);
+  for (Index i = 0; i < B * L; ++i) starts(i / L, i % L) = (i % 3) != 1;
+  whole_word_options o;
+  static_cast<mlm_options&>(o) = bert_options();
+  for (auto _ : state) {
+    mlm_result r = whole_word_mask(ids, starts, o);
+    benchmark::DoNotOptimize(r.input_ids.data());
+  }
+  state.SetItemsProcessed(state.iterations() * B * L);
+}
+BENCHMARK(BM_whole_word_mask)->Unit(benchmark::kMicrosecond);
+
+// SpanBERT span masking, every token a word.
+void BM_span_mask(benchmark::State& state) {
+  one_core();
+  const Index B = batch(), L = 512;
+  const token_matrix ids = bert_batch(B, L);
+  span_options o;
+  static_cast<mlm_options&>(o) = bert_options();
+  for (auto _ : state) {
+    mlm_result r = span_mask(ids, o);
+    benchmark::DoNotOptimize(r.input_ids.data());
+  }
+  state.SetItemsProcessed(state.iterations() * B * L);
+}
+BENCHMARK(BM_span_mask)->Unit(benchmark::kMicrosecond);
+
+// T5 span corruption of B x 568 raw tokens (512 input tokens after corruption).
+void BM_t5_span_corruption(benchmark::State& state) {
+  one_core();
+  const Index B = batch(), L = 568;
+  const token_matrix ids = bert_batch(B, L);
+  t5_options o;
+  o.first_sentinel_id = 32099;
+  o.seed = 42;
+  for (auto _ : state) {
+    t5_result r = t5_span_corruption(ids, o);
+    benchmark::DoNotOptimize(r.inputs.data());
+  }
+  state.SetItemsProcessed(state.iterations() * B * L);
+}
+BENCHMARK(BM_t5_span_corruption)->Unit(benchmark::kMicrosecond);
+
+// MAE masking, 196 patches per image (items = patches).
+void BM_mae_random_masking(benchmark::State& state) {
+  one_core();
+  const Index B = batch();
+  for (auto _ : state) {
+    mae_result r = mae_random_masking(B, 196, 0.75, 42);
+    benchmark::DoNotOptimize(r.ids_keep.data());
+  }
+  state.SetItemsProcessed(state.iterations() * B * 196);
+}
+BENCHMARK(BM_mae_random_masking)->Unit(benchmark::kMicrosecond);
+
+// Raw generator: packed Philox words per second.
+void BM_philox_words(benchmark::State& state) {
+  const std::size_t n = 1 << 16;
+  std::vector<std::uint32_t> out(n);
+  std::uint64_t sample = 0;
+  for (auto _ : state) {
+    detail::fill_packed_words(42, sample++, purpose::user, 0, n, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
+}
+BENCHMARK(BM_philox_words)->Unit(benchmark::kMicrosecond);
+}  // namespace
+
+BENCHMARK_MAIN();
