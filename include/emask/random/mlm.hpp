@@ -151,6 +151,28 @@ struct selectable {
   }
 };
 
+/// Bit j set when position j (< m <= 64) is selected: its word is below the Bernoulli threshold
+/// and its id is selectable. Branch-free, all state in registers.
+inline std::uint64_t selection_bits(const std::uint32_t* words, const std::int32_t* ids, Index m,
+                                    std::uint64_t threshold, selectable ok) noexcept {
+  const unsigned char* special = ok.special;
+  const auto vocab = static_cast<std::uint32_t>(ok.vocab);
+  const std::int32_t pad = ok.pad;
+  std::uint64_t bits = 0;
+  for (Index j = 0; j < m; ++j) {
+    const std::int32_t id = ids[j];
+    const auto u = static_cast<std::uint32_t>(id);
+    const bool in_vocab = u < vocab;
+    const std::uint32_t safe = in_vocab ? u : 0u;  // a select, not a branch
+    const unsigned take = static_cast<unsigned>(words[j] < threshold) &
+                          static_cast<unsigned>(in_vocab) &
+                          static_cast<unsigned>(special[safe] == 0) &
+                          static_cast<unsigned>(id != pad);
+    bits |= static_cast<std::uint64_t>(take) << j;
+  }
+  return bits;
+}
+
 inline selectable make_selectable(const mlm_options& o) {
   return {o.vocabulary.flags().data(), o.vocabulary.vocab_size(), o.pad_id};
 }
@@ -172,12 +194,7 @@ inline void mlm_row(std::int32_t* ids, std::int32_t* labels, Index width, Index 
                         static_cast<std::uint64_t>(c + n), words);
       for (Index g = 0; g < n; g += 64) {
         const Index m = std::min<Index>(64, n - g);
-        std::uint64_t bits = 0;
-        for (Index j = 0; j < m; ++j) {
-          const unsigned take = static_cast<unsigned>(select(words[g + j])) &
-                                static_cast<unsigned>(ok(ids[c + g + j]));
-          bits |= static_cast<std::uint64_t>(take) << j;
-        }
+        std::uint64_t bits = selection_bits(words + g, ids + c + g, m, select.threshold(), ok);
         while (bits) {
           const Index t = c + g + count_trailing_zeros(bits);
           bits &= bits - 1;
