@@ -98,10 +98,17 @@ void policy_softmax(const char* where, const Eigen::MatrixBase<Derived>& logits,
     for (Index i = 0; i < sp.sub_spaces(); ++i) {
       const Index off = sp.offset(i), n = sp.size(i);
       Eigen::Ref<row_matrix<S>> y(out.middleCols(off, n));
-      if (Log)
+      if (sp.sub_spaces() == 1) {
+        // Discrete: the flat mask itself, without the offset view.
+        if (Log)
+          masked_log_softmax(x, as_mask(mask.flat()), y, lse, o);
+        else
+          masked_softmax(x, as_mask(mask.flat()), y, lse, o);
+      } else if (Log) {
         masked_log_softmax(x.middleCols(off, n), mask.sub_space_view(i), y, lse, o);
-      else
+      } else {
         masked_softmax(x.middleCols(off, n), mask.sub_space_view(i), y, lse, o);
+      }
       check_lse(where, lse, i);
     }
   } else {
