@@ -12,6 +12,7 @@
 //   rl_tictactoe            short run (a few seconds; the ctest case)
 //   rl_tictactoe --full     the run recorded in docs/rl.md
 //   rl_tictactoe --csv F    also write the learning curves to F (tools/plot_rl.py plots them)
+//   rl_tictactoe --seed N   another seed for every random draw (default 0)
 //
 // ctest-args: --short
 // ctest-pass: RESULT: masked agent played 0 illegal moves .*PASS
@@ -122,10 +123,10 @@ struct agent {
 
   /// The table starts as tiny Philox noise in [0, 1e-3), the same for both agents, so the
   /// untrained greedy agent plays a fixed arbitrary policy instead of "lowest cell first".
-  explicit agent(mode md) : m(md) {
+  agent(mode md, std::uint64_t seed) : m(md) {
     for (Index i = 0; i < q.size(); ++i)
-      q.data()[i] = 1e-3 * emask::uniform_float(
-                               emask::packed_word(5, 0, emask::purpose::user, std::uint64_t(i)));
+      q.data()[i] = 1e-3 * emask::uniform_float(emask::packed_word(
+                               5 + seed, 0, emask::purpose::user, std::uint64_t(i)));
   }
 
   bool_matrix action_set(const bool_matrix& empty) const {
@@ -212,6 +213,7 @@ int main(int argc, char** argv) {
   long long episodes = 8000, eval_every = 1000;
   Index eval_games = 1000;
   std::string csv;
+  std::uint64_t seed = 0;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--full")) {
       episodes = 100000;
@@ -221,14 +223,16 @@ int main(int argc, char** argv) {
       // the defaults
     } else if (!std::strcmp(argv[i], "--csv") && i + 1 < argc) {
       csv = argv[++i];
+    } else if (!std::strcmp(argv[i], "--seed") && i + 1 < argc) {
+      seed = std::strtoull(argv[++i], nullptr, 10);
     } else {
-      std::fprintf(stderr, "usage: %s [--short | --full] [--csv FILE]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--short | --full] [--csv FILE] [--seed N]\n", argv[0]);
       return 2;
     }
   }
 
-  agent masked(mode::masked), penalty(mode::penalty);
-  games gm(32, 11), gp(32, 11);
+  agent masked(mode::masked, seed), penalty(mode::penalty, seed);
+  games gm(32, 11 + 100 * seed), gp(32, 11 + 100 * seed);
   std::FILE* out = csv.empty() ? nullptr : std::fopen(csv.c_str(), "w");
   if (out)
     std::fprintf(out,
@@ -243,11 +247,12 @@ int main(int argc, char** argv) {
   eval_result fm, fp;
   for (long long done = 0; done <= episodes; done += eval_every) {
     if (done > 0) {
-      masked.train(gm, eval_every, done - eval_every, episodes, 1);
-      penalty.train(gp, eval_every, done - eval_every, episodes, 1);
+      masked.train(gm, eval_every, done - eval_every, episodes, 1 + seed);
+      penalty.train(gp, eval_every, done - eval_every, episodes, 1 + seed);
     }
-    fm = masked.evaluate(eval_games, 1000 + static_cast<std::uint64_t>(done));
-    fp = penalty.evaluate(eval_games, 1000 + static_cast<std::uint64_t>(done));
+    const std::uint64_t eval_seed = 1000000 * (seed + 1) + static_cast<std::uint64_t>(done);
+    fm = masked.evaluate(eval_games, eval_seed);
+    fp = penalty.evaluate(eval_games, eval_seed);
     std::printf("%9lld | %8.3f %8.3f %10lld | %8.3f %8.3f %10lld %10.3f\n", done, fm.win,
                 fm.win + fm.draw, masked.train_illegal, fp.win, fp.win + fp.draw,
                 penalty.train_illegal, fp.illegal);
