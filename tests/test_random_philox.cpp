@@ -204,6 +204,8 @@ TEST_CASE("geometric draws", "[random][distributions]") {
     }
     const double var = (1 - p) / (p * p);
     CHECK(std::abs(sum / n - 1 / p) < 4 * std::sqrt(var / n));
+    const double sample_var = sum2 / n - (sum / n) * (sum / n);
+    CHECK_THAT(sample_var, WithinRel(var, 0.1));
   }
   SECTION("truncated geometric matches the renormalized pmf (chi-square)") {
     const double p = 0.2;
