@@ -30,14 +30,14 @@ struct attn_tiles {
     t.bc = round_up(tile_k, gemm_cols<S>);
     t.dp = std::max<Index>(d, 1);
     t.dvp = round_up(std::max<Index>(dv, 1), gemm_cols<S>);
-    t.per_thread = t.brp * t.dp      // packed, scaled Q
-                   + t.dp * t.bc     // packed K^T
-                   + t.bc * t.dvp    // packed V
-                   + t.brp * t.bc    // scores / probabilities
-                   + t.brp * t.dvp   // output accumulator
-                   + 4 * t.brp       // m, l, alpha, has
-                   + 2 * t.bc        // keep flags, column-kept flags
-                   + 16;             // slack for alignment
+    const auto r = [](Index n) { return round_up(n, 16); };
+    t.per_thread = r(t.brp * t.dp)     // packed, scaled Q
+                   + r(t.dp * t.bc)    // packed K^T
+                   + r(t.bc * t.dvp)   // packed V
+                   + r(t.brp * t.bc)   // scores / probabilities
+                   + r(t.brp * t.dvp)  // output accumulator
+                   + 4 * r(t.brp)      // m, l, alpha, has
+                   + 2 * r(t.bc);      // keep flags, column-kept flags
     return t;
   }
 };
