@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -88,6 +89,32 @@ class action_space {
   std::vector<Index> nvec_;
   std::vector<Index> offsets_;
 };
+
+namespace detail {
+/// Index of the largest value among the legal entries of a row (ties: lowest index), or -1 when
+/// no entry is legal; *nan_at is set to a legal NaN position (or -1). One pass with selects
+/// instead of branches on the (unpredictable) legal flags.
+template <class RowX, class RowL>
+Index legal_argmax(const RowX& x, const RowL& legal, Index* nan_at) {
+  using S = typename RowX::Scalar;
+  const Index n = x.size();
+  S best = -std::numeric_limits<S>::infinity();
+  Index best_i = -1, first_legal = -1, nan_i = -1;
+  for (Index a = n - 1; a >= 0; --a) {
+    const bool l = legal(a);
+    const S v = x(a);
+    nan_i = (l && v != v) ? a : nan_i;
+    first_legal = l ? a : first_legal;
+    // Backwards with >=: among equal maxima the lowest index wins.
+    const bool better = l && v >= best;
+    best = better ? v : best;
+    best_i = better ? a : best_i;
+  }
+  *nan_at = nan_i;
+  if (nan_i >= 0) return -1;
+  return best_i >= 0 ? best_i : first_legal;
+}
+}  // namespace detail
 
 /// \brief A validated action mask: flat keep flags [batch x space.width()], true = legal, with
 /// at least one legal action in every (row, sub-space).

@@ -51,19 +51,11 @@ inline void check_q_shape(const char* where, const char* arg, Index rows, Index 
 template <class Derived>
 Index q_row_argmax(const char* where, const char* arg, const Eigen::MatrixBase<Derived>& q,
                    const bool_matrix& legal, Index b) {
-  using S = typename Derived::Scalar;
-  Index best = -1;
-  S best_value = S(0);
-  for (Index a = 0; a < q.cols(); ++a) {
-    if (!legal(b, a)) continue;
-    const S v = q(b, a);
-    if (std::isnan(v))
-      fail_element(where, arg, concat(b, ", ", a), v, "a number at a legal action (row ", b, ")");
-    if (best < 0 || v > best_value) {
-      best = a;
-      best_value = v;
-    }
-  }
+  Index nan_at = -1;
+  const Index best = legal_argmax(q.row(b).array(), legal.row(b), &nan_at);
+  if (nan_at >= 0)
+    fail_element(where, arg, concat(b, ", ", nan_at), q(b, nan_at),
+                 "a number at a legal action (row ", b, ")");
   return best;
 }
 
@@ -158,10 +150,10 @@ index_vector masked_epsilon_greedy(const Eigen::MatrixBase<Derived>& q, const bo
   const bernoulli explore(epsilon);
   index_vector out(q.rows());
   for (Index b = 0; b < q.rows(); ++b) {
-    const Index count = static_cast<Index>(legal.row(b).count());
-    if (count == 0) detail::fail_no_legal(where, "legal", b, q.cols());
     word_stream words(seed, step, purpose::rl_explore, static_cast<std::uint32_t>(b));
     if (explore(words.next())) {
+      const Index count = static_cast<Index>(legal.row(b).count());
+      if (count == 0) detail::fail_no_legal(where, "legal", b, q.cols());
       Index rank = static_cast<Index>(bounded(words, static_cast<std::uint32_t>(count)));
       Index a = 0;
       for (;; ++a) {
@@ -170,6 +162,7 @@ index_vector masked_epsilon_greedy(const Eigen::MatrixBase<Derived>& q, const bo
       out[b] = a;
     } else {
       out[b] = detail::q_row_argmax(where, "q", q, legal, b);
+      if (out[b] < 0) detail::fail_no_legal(where, "legal", b, q.cols());
     }
   }
   return out;

@@ -350,20 +350,14 @@ action_matrix masked_argmax(const Eigen::MatrixBase<Derived>& logits, const acti
   action_matrix out(mask.batch(), sp.sub_spaces());
   for (Index b = 0; b < mask.batch(); ++b) {
     for (Index i = 0; i < sp.sub_spaces(); ++i) {
-      Index best = -1;
-      S best_value = S(0);
-      for (Index a = 0; a < sp.size(i); ++a) {
-        const Index j = sp.offset(i) + a;
-        if (!mask.flat()(b, j)) continue;
-        const S v = x(b, j);
-        if (std::isnan(v))
-          detail::fail_element(where, "logits", detail::concat(b, ", ", j), v,
-                               "a number at a legal position (row ", b, ", sub-space ", i, ")");
-        if (best < 0 || v > best_value) {
-          best = a;
-          best_value = v;
-        }
-      }
+      const Index off = sp.offset(i), n = sp.size(i);
+      Index nan_at = -1;
+      const Index best = detail::legal_argmax(x.row(b).segment(off, n).array(),
+                                              mask.flat().row(b).segment(off, n), &nan_at);
+      if (nan_at >= 0)
+        detail::fail_element(where, "logits", detail::concat(b, ", ", off + nan_at),
+                             x(b, off + nan_at), "a number at a legal position (row ", b,
+                             ", sub-space ", i, ")");
       out(b, i) = best;
     }
   }
