@@ -25,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include <benchmark/benchmark.h>
 
 #include <emask/kernels/softmax.hpp>
@@ -132,30 +134,51 @@ void bm_softmax(benchmark::State& state, softmax_variant v, shape_kind kind, Ind
 /// Console output plus a ratio summary from the same run.
 class summary_reporter : public benchmark::ConsoleReporter {
  public:
+  explicit summary_reporter(bool color)
+      : benchmark::ConsoleReporter(color ? OO_ColorTabular : OO_Tabular) {}
   void ReportRuns(const std::vector<Run>& runs) override {
     benchmark::ConsoleReporter::ReportRuns(runs);
     for (const Run& r : runs) {
       if (r.error_occurred) continue;
       std::string name = r.run_name.function_name;
       const double ms = r.GetAdjustedRealTime() * to_ms(r.time_unit);
+      const double cpu_ms = r.GetAdjustedCPUTime() * to_ms(r.time_unit);
       if (r.run_type == Run::RT_Aggregate) {
-        if (r.aggregate_name == "median") median_[name] = ms;
+        if (r.aggregate_name == "median") {
+          median_[name] = ms;
+          cpu_median_[name] = cpu_ms;
+        }
       } else {
         samples_[name].push_back(ms);
+        cpu_samples_[name].push_back(cpu_ms);
       }
     }
   }
   void Finalize() override {
     benchmark::ConsoleReporter::Finalize();
+    table("median real time", samples_, median_, true);
+    table("median process CPU time (all threads; excludes time the machine gave to others)",
+          cpu_samples_, cpu_median_, false);
+    std::fflush(stdout);
+  }
+
+ private:
+  static std::map<std::string, double> medians(const std::map<std::string, std::vector<double>>& samples,
+                                               const std::map<std::string, double>& median) {
     std::map<std::string, double> t;
-    for (const auto& kv : samples_) {
+    for (const auto& kv : samples) {
       std::vector<double> v = kv.second;
       std::sort(v.begin(), v.end());
       t[kv.first] = v[v.size() / 2];
     }
-    for (const auto& kv : median_) t[kv.first] = kv.second;
+    for (const auto& kv : median) t[kv.first] = kv.second;
+    return t;
+  }
+  static void table(const char* what, const std::map<std::string, std::vector<double>>& samples,
+                    const std::map<std::string, double>& median, bool thread_ratios) {
+    const std::map<std::string, double> t = medians(samples, median);
     if (t.empty()) return;
-    std::printf("\nSummary (median real time, ms, one run; ratios < 1 mean faster):\n");
+    std::printf("\nSummary (%s, ms, one run; ratios < 1 mean faster):\n", what);
     std::printf("%-18s %3s %10s %10s %10s %12s %12s\n", "shape", "thr", "naive", "fused",
                 "tiled", "tiled/naive", "fused/naive");
     for (const char* shape : shape_names()) {
@@ -171,7 +194,8 @@ class summary_reporter : public benchmark::ConsoleReporter {
                     n > 0 ? ti / n : -1.0, n > 0 ? f / n : -1.0);
       }
     }
-    std::printf("\n2 threads / 1 thread (time ratio; 0.5 is perfect scaling):\n");
+    if (!thread_ratios) return;
+    std::printf("\n2 threads / 1 thread (real time ratio; 0.5 is perfect scaling):\n");
     for (const char* shape : shape_names()) {
       for (const char* var : {"naive", "fused", "tiled"}) {
         const std::string base = std::string("BM_softmax/") + var + "/" + shape + "/threads:";
@@ -180,10 +204,7 @@ class summary_reporter : public benchmark::ConsoleReporter {
         std::printf("  %-18s %-6s %.3f\n", shape, var, b->second / a->second);
       }
     }
-    std::fflush(stdout);
   }
-
- private:
   static double to_ms(benchmark::TimeUnit u) {
     switch (u) {
       case benchmark::kNanosecond: return 1e-6;
@@ -197,8 +218,8 @@ class summary_reporter : public benchmark::ConsoleReporter {
                                                    "pad-2048", "causal-4096", "pad-4096"};
     return names;
   }
-  std::map<std::string, double> median_;
-  std::map<std::string, std::vector<double>> samples_;
+  std::map<std::string, double> median_, cpu_median_;
+  std::map<std::string, std::vector<double>> samples_, cpu_samples_;
 };
 
 }  // namespace
@@ -232,9 +253,13 @@ int main(int argc, char** argv) {
       }
     }
   }
+  // Colour only on a terminal and unless --benchmark_color=false was given.
+  bool color = isatty(fileno(stdout)) != 0;
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--benchmark_color=false") color = false;
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  summary_reporter reporter;
+  summary_reporter reporter(color);
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   return 0;

@@ -112,7 +112,7 @@ void softmax_additive(const score_ref<S>& x, const row_matrix<B>& bias,
   {
     std::vector<S> t(static_cast<std::size_t>(k_len));
 #if EMASK_HAS_OPENMP
-#pragma omp for schedule(static, 16)
+#pragma omp for schedule(static, 16) nowait
 #endif
     for (Index q = 0; q < q_len; ++q) {
       additive_row<Log>(x.data() + q * x.outerStride(), bias.data() + q * bias.cols(),
@@ -133,7 +133,7 @@ void softmax_fused(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matri
     std::vector<S> v, f;
     row_plan<S> plan;
 #if EMASK_HAS_OPENMP
-#pragma omp for schedule(static, 16)
+#pragma omp for schedule(static, 16) nowait
 #endif
     for (Index q = 0; q < q_len; ++q) {
       const S* xr = x.data() + q * x.outerStride();
@@ -171,7 +171,7 @@ void softmax_tiled(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matri
     std::vector<tile_state> states(static_cast<std::size_t>(k_tiles));
     row_plan<S> plan;
 #if EMASK_HAS_OPENMP
-#pragma omp for schedule(static, 1)
+#pragma omp for schedule(static, 1) nowait
 #endif
     for (Index qt = 0; qt < q_tiles; ++qt) {
       const Index q0 = qt * tile, q1 = std::min(q0 + tile, q_len);
