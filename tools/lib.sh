@@ -53,11 +53,15 @@ emask_ensure_build_tools() {
   if [ "${#pkgs[@]}" -gt 0 ]; then emask_ensure_packages "${pkgs[@]}"; fi
 }
 
-# Packages needed by the compiler named in $CXX: clang and LLVM's OpenMP runtime for clang++,
-# nothing for g++ (assumed present).
+# Packages needed by the compiler named in $CXX: clang and LLVM's OpenMP runtime for clang++
+# (plus its sanitizer runtimes when EMASK_SANITIZE is set), nothing for g++ (assumed present;
+# its sanitizer runtimes come with it).
 emask_compiler_packages() {
   case "$(basename "${CXX:-c++}")" in
-    clang++*|clang*) echo clang libomp-dev ;;
+    clang++*|clang*)
+      echo clang libomp-dev
+      if [ -n "${EMASK_SANITIZE:-}" ]; then echo libclang-rt-dev; fi
+      ;;
     *) ;;
   esac
 }

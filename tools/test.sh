@@ -16,6 +16,7 @@
 #   EMASK_EXTRA_FLAGS    extra C++ compiler flags
 #   EMASK_JOBS           parallel build jobs (default: nproc)
 #   EMASK_CTEST_ARGS     extra arguments for ctest (e.g. "-R test_error")
+#   EMASK_TEST_TIMEOUT   seconds before ctest kills one test case (default 300)
 set -euo pipefail
 
 # shellcheck source=tools/lib.sh
@@ -79,7 +80,10 @@ cmake --build "$build_dir" -j"$(emask_jobs)" "${keep_going[@]}" 2>&1 | tee "$bui
 log="$build_dir/ctest.log"
 status=0
 # shellcheck disable=SC2086
-ctest --test-dir "$build_dir" --output-on-failure -j2 ${EMASK_CTEST_ARGS:-} 2>&1 | tee "$log" ||
+# A per-test timeout, so a hung test (a deadlock, or a crash whose signal handler deadlocks)
+# fails the run instead of stalling it.
+ctest --test-dir "$build_dir" --output-on-failure -j2 --timeout "${EMASK_TEST_TIMEOUT:-300}" \
+  ${EMASK_CTEST_ARGS:-} 2>&1 | tee "$log" ||
   status=$?
 summary=$(grep -E 'tests passed|No tests were found' "$log" | tail -n 1 || true)
 echo "emask tests (${CXX:-default compiler}, $build_type, C++$std${EMASK_SANITIZE:+, sanitize=$EMASK_SANITIZE}): ${summary:-no ctest summary}"
