@@ -95,6 +95,22 @@ TEST_CASE("packed words and word streams", "[random][philox]") {
       }
     }
   }
+  SECTION("stream heads computed together, and streams resumed from a known head") {
+    std::vector<std::uint32_t> index = {5, 900, 3, 3, 77, 1u << 31, 12, 13, 14, 0, 4000000000u};
+    for (std::size_t n : {std::size_t{0}, std::size_t{3}, std::size_t{8}, index.size()}) {
+      std::vector<std::uint32_t> heads(4 * n + 1, 0xdeadbeefu);
+      detail::fill_stream_heads(8, 9, purpose::mlm_replace, index.data(), n, heads.data());
+      for (std::size_t j = 0; j < n; ++j)
+        for (std::size_t w = 0; w < 4; ++w)
+          CHECK(heads[4 * j + w] == random_block(8, 9, purpose::mlm_replace, index[j])[w]);
+      CHECK(heads[4 * n] == 0xdeadbeefu);
+    }
+    const auto head = random_block(8, 9, 10, 11);
+    word_stream fresh(8, 9, 10, 11), resumed(8, 9, 10, 11, head.data(), 2);
+    fresh.next();
+    fresh.next();
+    for (int i = 0; i < 10; ++i) CHECK(resumed.next() == fresh.next());
+  }
   SECTION("word_stream walks the retry blocks of one index") {
     word_stream s(5, 6, 7, 8);
     std::vector<std::uint32_t> got;

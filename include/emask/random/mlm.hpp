@@ -101,15 +101,19 @@ class replacer {
     s.next();
     return draw_id(s);
   }
-  /// Replacement of one selected token, per-token 80/10/10.
-  std::int32_t operator()(std::uint64_t sample, std::uint32_t position,
-                          std::int32_t original) const noexcept {
-    word_stream s(seed_, sample, purpose::mlm_replace, position);
+  /// Replacement of one selected token, per-token 80/10/10, from its mlm_replace stream.
+  std::int32_t apply(word_stream& s, std::int32_t original) const noexcept {
     switch (decide(s)) {
       case action::mask: return mask_id_;
       case action::random: return draw_id(s);
       default: return original;
     }
+  }
+  /// Replacement of the token at \p position of \p sample.
+  std::int32_t operator()(std::uint64_t sample, std::uint32_t position,
+                          std::int32_t original) const noexcept {
+    word_stream s(seed_, sample, purpose::mlm_replace, position);
+    return apply(s, original);
   }
   std::int32_t mask_id() const noexcept { return mask_id_; }
 
@@ -188,20 +192,29 @@ inline void mlm_row(std::int32_t* ids, std::int32_t* labels, Index width, Index 
     // selected positions (about p of them) are then visited.
     constexpr Index chunk = 256;
     std::uint32_t words[chunk];
+    std::uint32_t selected[chunk];
+    std::uint32_t heads[4 * chunk];
     for (Index c = 0; c < length; c += chunk) {
       const Index n = std::min(chunk, length - c);
+      std::size_t count = 0;
       fill_packed_words(o.seed, sample, purpose::mlm_select, static_cast<std::uint64_t>(c),
                         static_cast<std::uint64_t>(c + n), words);
       for (Index g = 0; g < n; g += 64) {
         const Index m = std::min<Index>(64, n - g);
         std::uint64_t bits = selection_bits(words + g, ids + c + g, m, select.threshold(), ok);
         while (bits) {
-          const Index t = c + g + count_trailing_zeros(bits);
+          selected[count++] = static_cast<std::uint32_t>(c + g + count_trailing_zeros(bits));
           bits &= bits - 1;
-          const std::int32_t id = ids[t];
-          labels[t] = id;
-          ids[t] = rep(sample, static_cast<std::uint32_t>(t), id);
         }
+      }
+      // replacement streams of the selected positions: first blocks computed together
+      fill_stream_heads(o.seed, sample, purpose::mlm_replace, selected, count, heads);
+      for (std::size_t j = 0; j < count; ++j) {
+        const std::uint32_t t = selected[j];
+        const std::int32_t id = ids[t];
+        labels[t] = id;
+        word_stream st(o.seed, sample, purpose::mlm_replace, t, heads + 4 * j, 0);
+        ids[t] = rep.apply(st, id);
       }
     }
     return;

@@ -119,6 +119,15 @@ class word_stream {
                         std::uint32_t index) noexcept
       : key_(random_key(seed)), ctr_(random_counter(sample, purpose_id, index, 0)) {}
 
+  /// The same stream when its first block (retry 0) is already known: \p head holds its four
+  /// words and the stream resumes at word \p used of it.
+  word_stream(std::uint64_t seed, std::uint64_t sample, std::uint16_t purpose_id,
+              std::uint32_t index, const std::uint32_t* head, unsigned used) noexcept
+      : key_(random_key(seed)),
+        ctr_(random_counter(sample, purpose_id, index, 1)),
+        block_{head[0], head[1], head[2], head[3]},
+        used_(used) {}
+
   /// \brief The next word of the stream.
   std::uint32_t next() noexcept {
     if (used_ == 4) {
@@ -170,15 +179,15 @@ inline void fill_packed_words_scalar(std::uint64_t seed, std::uint64_t sample,
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(EMASK_NO_SIMD)
 #define EMASK_PHILOX_AVX2 1
 /// Eight Philox4x32-10 blocks at once with AVX2 (32x32->64 multiplies by _mm256_mul_epu32 on the
-/// even and odd lanes). Writes the whole blocks [first_block, first_block + 8) as packed words.
-__attribute__((target("avx2"))) inline void philox8_avx2(std::uint32_t first_block,
+/// even and odd lanes).
+/// Lane l uses counter (index[l], base[1], base[2], base[3]); block l lands at out[4l .. 4l+3].
+__attribute__((target("avx2"))) inline void philox8_avx2(__m256i index,
                                                          const philox_counter& base,
                                                          const philox_key& key,
                                                          std::uint32_t* out) noexcept {
   const __m256i m0 = _mm256_set1_epi32(static_cast<int>(philox_m0));
   const __m256i m1 = _mm256_set1_epi32(static_cast<int>(philox_m1));
-  __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(first_block)),
-                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256i c0 = index;
   __m256i c1 = _mm256_set1_epi32(static_cast<int>(base[1]));
   __m256i c2 = _mm256_set1_epi32(static_cast<int>(base[2]));
   __m256i c3 = _mm256_set1_epi32(static_cast<int>(base[3]));
@@ -213,6 +222,23 @@ __attribute__((target("avx2"))) inline void philox8_avx2(std::uint32_t first_blo
   _mm256_storeu_si256(o + 3, _mm256_permute2x128_si256(u2, u3, 0x31));
 }
 
+/// Eight consecutive blocks [first_block, first_block + 8) as packed words.
+__attribute__((target("avx2"))) inline void philox8_consecutive_avx2(
+    std::uint32_t first_block, const philox_counter& base, const philox_key& key,
+    std::uint32_t* out) noexcept {
+  philox8_avx2(_mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(first_block)),
+                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+               base, key, out);
+}
+
+/// Eight blocks with the counter indices index[0..8).
+__attribute__((target("avx2"))) inline void philox8_indexed_avx2(const std::uint32_t* index,
+                                                                 const philox_counter& base,
+                                                                 const philox_key& key,
+                                                                 std::uint32_t* out) noexcept {
+  philox8_avx2(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(index)), base, key, out);
+}
+
 inline bool cpu_has_avx2() noexcept {
 #if defined(__AVX2__)
   return true;
@@ -239,12 +265,31 @@ inline void fill_packed_words(std::uint64_t seed, std::uint64_t sample, std::uin
     const philox_counter base = random_counter(sample, purpose_id, 0, 0);
     std::uint64_t i = head_end;
     for (; i + 32 <= end; i += 32, out += 32)
-      philox8_avx2(static_cast<std::uint32_t>(i >> 2), base, key, out);
+      philox8_consecutive_avx2(static_cast<std::uint32_t>(i >> 2), base, key, out);
     fill_packed_words_scalar(seed, sample, purpose_id, i, end, out);
     return;
   }
 #endif
   fill_packed_words_scalar(seed, sample, purpose_id, begin, end, out);
+}
+
+/// Blocks (seed, sample, purpose, index[j], retry 0) for j < n, block j at out[4j .. 4j+3]:
+/// the first block of each element's word stream, computed 8 at a time when AVX2 is there.
+inline void fill_stream_heads(std::uint64_t seed, std::uint64_t sample, std::uint16_t purpose_id,
+                              const std::uint32_t* index, std::size_t n,
+                              std::uint32_t* out) noexcept {
+  const philox_key key = random_key(seed);
+  philox_counter ctr = random_counter(sample, purpose_id, 0, 0);
+  std::size_t j = 0;
+#if EMASK_PHILOX_AVX2
+  if (n >= 8 && cpu_has_avx2())
+    for (; j + 8 <= n; j += 8) philox8_indexed_avx2(index + j, ctr, key, out + 4 * j);
+#endif
+  for (; j < n; ++j) {
+    ctr[0] = index[j];
+    const philox_block r = philox4x32_10(ctr, key);
+    for (unsigned w = 0; w < 4; ++w) out[4 * j + w] = r[w];
+  }
 }
 }  // namespace detail
 
