@@ -172,9 +172,8 @@ const char* variant_name(softmax_variant v) {
 /// and compares with the reference computed from \p keep.
 template <class S, class Mask>
 void check_all_variants(const std::string& name, const Mask& mask, const bool_matrix& keep,
-                        Index b = 0, Index h = 0, std::uint64_t seed = 7) {
+                        Index b = 0, Index h = 0, std::uint64_t seed = 7, double scale = 0.7) {
   const Index lq = keep.rows(), lk = keep.cols();
-  const double scale = 0.7;
   const row_matrix<S> x = random_scores<S>(lq, lk, seed);
   const reference ref = softmax_reference(x, keep, scale);
   // (variant, tile, streaming stores for the masked part)
@@ -375,6 +374,15 @@ TEMPLATE_TEST_CASE("masked_softmax: per-head masks use options.h, offsets into a
   const auto bits = emask::bit_matrix::from_bool(big);
   const bool_matrix keep = big.block(2, 3, 20, 25);
   check_all_variants<S>("bit_matrix offset (2, 3)", bits.offset(2, 3), keep);
+}
+
+TEMPLATE_TEST_CASE("masked_softmax: negative, zero and large scales", "[softmax]", float, double) {
+  using S = TestType;
+  const auto m = (emask::causal() & emask::sliding_window(20, 0)) | emask::chunked(9);
+  for (double scale : {-0.5, 0.0, 3.0}) {
+    INFO("scale " << scale);
+    check_all_variants<S>("scale", m, keep_of(m, 45, 61), 0, 0, 13, scale);
+  }
 }
 
 TEMPLATE_TEST_CASE("masked_softmax: additive masks add their bias and mask entries <= lowest",
