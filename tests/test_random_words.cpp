@@ -132,6 +132,9 @@ TEST_CASE("whole_word_mask selects whole words within HF's budget", "[random][ww
     // word_ids is -1 on [CLS]/[SEP]/padding, so only the lengths differ: n counts non-pad tokens
     CHECK((by_ids.labels == r.labels).all());
     CHECK((by_ids.input_ids == r.input_ids).all());
+    const mlm_result by_ids_len = whole_word_mask_by_ids(ids, word_ids, index_list(lens), o, 10);
+    CHECK((by_ids_len.labels == r.labels).all());
+    REQUIRE_THROWS_WITH(whole_word_mask_by_ids(ids, word_ids, {1, 2}, o, 10), Contains("lengths"));
   }
   SECTION("max_predictions caps every row") {
     auto capped = o;
@@ -214,6 +217,12 @@ TEST_CASE("span_mask: budget, whole words, contiguity and replacement", "[random
   }
   SECTION("single-token words (no word_starts) also meet the budget") {
     const mlm_result t = span_mask(ids, o, 3);
+    const bool_matrix every = bool_matrix::Constant(ids.rows(), ids.cols(), true);
+    CHECK((span_mask(ids, every, o, 3).labels == t.labels).all());  // same words, same spans
+    token_matrix cut = ids;
+    for (Index b = 0; b < ids.rows(); ++b) cut.row(b).tail(ids.cols() - lens[static_cast<std::size_t>(b)]).setConstant(7);
+    const mlm_result tc = span_mask(cut, every, index_list(lens), o, 3);
+    CHECK((tc.labels == t.labels).all());  // positions past the length are never selected
     for (Index b = 0; b < ids.rows(); ++b) {
       const Index n = lens[static_cast<std::size_t>(b)] - 2;
       CHECK((t.labels.row(b) != o.ignore_index).count() ==

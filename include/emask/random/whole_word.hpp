@@ -199,4 +199,22 @@ inline mlm_result whole_word_mask_by_ids(const Eigen::Ref<const token_matrix>& i
   return r;
 }
 
+/// \brief Whole-word masking by word ids of rows with valid lengths \p lengths.
+inline mlm_result whole_word_mask_by_ids(const Eigen::Ref<const token_matrix>& ids,
+                                         const Eigen::Ref<const token_matrix>& word_ids,
+                                         const index_list& lengths,
+                                         const whole_word_options& options,
+                                         std::uint64_t first_sample = 0) {
+  const char* where = "whole_word_mask_by_ids";
+  detail::check_mlm_call(where, ids.rows(), ids.cols(), &lengths, options);
+  detail::check_wwm(where, options);
+  detail::check_word_input(where, "word_ids", word_ids.rows(), word_ids.cols(), ids.rows(),
+                           ids.cols());
+  mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
+  detail::whole_word_batch(r.input_ids, r.labels, &lengths, options, first_sample, [&](Index b) {
+    return detail::starts_from_ids{word_ids.data() + b * word_ids.outerStride()};
+  });
+  return r;
+}
+
 EMASK_NAMESPACE_END
