@@ -169,8 +169,12 @@ class summary_reporter : public benchmark::ConsoleReporter {
   void ReportRuns(const std::vector<Run>& runs) override {
     benchmark::ConsoleReporter::ReportRuns(runs);
     for (const Run& r : runs) {
-      if (r.error_occurred || r.run_type == Run::RT_Aggregate) continue;
-      samples_[r.run_name.function_name].push_back(r.GetAdjustedRealTime());
+      if (r.error_occurred) continue;
+      if (r.run_type == Run::RT_Aggregate) {
+        if (r.aggregate_name == "median") median_[r.run_name.function_name] = r.GetAdjustedRealTime();
+      } else {
+        samples_[r.run_name.function_name].push_back(r.GetAdjustedRealTime());
+      }
     }
   }
   void Finalize() override {
@@ -180,6 +184,7 @@ class summary_reporter : public benchmark::ConsoleReporter {
       std::sort(kv.second.begin(), kv.second.end());
       t[kv.first] = kv.second[kv.second.size() / 2];
     }
+    for (const auto& kv : median_) t[kv.first] = kv.second;
     const auto base = t.find("BM_rl_unmasked_sample");
     if (base == t.end()) return;
     std::printf("\nSummary (median real time relative to BM_rl_unmasked_sample, batch %ld x %ld):\n",
@@ -191,6 +196,7 @@ class summary_reporter : public benchmark::ConsoleReporter {
 
  private:
   std::map<std::string, std::vector<double>> samples_;
+  std::map<std::string, double> median_;
 };
 
 }  // namespace
