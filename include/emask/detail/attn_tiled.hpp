@@ -1,6 +1,12 @@
 /// \file
 /// \brief The tiled (FlashAttention-2) attention kernel: online softmax over key tiles, empty
 /// tiles skipped, no mask test on full tiles, O(tile) workspace per thread.
+///
+/// Layout: scores are kept transposed, S^T[j, i] (key j of the tile, query i), so that
+/// - Q^T is packed once per query tile and K rows are read in place (no per-tile transpose);
+/// - the softmax statistics of all queries of the tile (max, sum, rescale) are vectors along i,
+///   updated one key row at a time;
+/// - P V reads the probabilities of 8 queries for one key from one contiguous run.
 // IWYU pragma: private
 #pragma once
 
@@ -15,29 +21,28 @@ namespace detail {
 
 /// Tile geometry of one tiled call.
 struct attn_tiles {
-  Index br;   // query rows per tile
-  Index brp;  // padded to gemm_rows
-  Index bc;   // keys per tile (multiple of gemm_cols)
-  Index dp;   // D (depth of Q K^T; not padded)
+  Index br;   // query rows per tile (multiple of gemm_cols: queries are the vector dimension)
+  Index bc;   // keys per tile (multiple of gemm_rows)
+  Index dp;   // max(D, 1)
   Index dvp;  // Dv padded to gemm_cols
   Index per_thread;  // scalars of workspace per thread
 
   template <class S>
   static attn_tiles make(Index tile_q, Index tile_k, Index d, Index dv) {
     attn_tiles t{};
-    t.br = tile_q;
-    t.brp = round_up(tile_q, gemm_rows);
-    t.bc = round_up(tile_k, gemm_cols<S>);
+    t.br = round_up(std::max<Index>(tile_q, 1), gemm_cols<S>);
+    t.bc = round_up(std::max<Index>(tile_k, 1), gemm_rows);
     t.dp = std::max<Index>(d, 1);
     t.dvp = round_up(std::max<Index>(dv, 1), gemm_cols<S>);
     const auto r = [](Index n) { return round_up(n, 16); };
-    t.per_thread = r(t.brp * t.dp)     // packed, scaled Q
-                   + r(t.dp * t.bc)    // packed K^T
-                   + r(t.bc * t.dvp)   // packed V
-                   + r(t.brp * t.bc)   // scores / probabilities
-                   + r(t.brp * t.dvp)  // output accumulator
-                   + 4 * r(t.brp)      // m, l, alpha, has
-                   + 2 * r(t.bc);      // keep flags, column-kept flags
+    t.per_thread = r(t.dp * t.br)     // packed, scaled Q^T
+                   + r(t.bc * t.dp)   // K rows of a ragged last tile, zero padded
+                   + r(t.bc * t.br)   // scores / probabilities, transposed
+                   + r(t.bc * t.br)   // keep flags of a partial tile
+                   + r(t.bc * t.dvp)  // packed V
+                   + r(t.br * t.dvp)  // output accumulator
+                   + 6 * r(t.br)      // m, l, alpha, has, tile max, tile any
+                   + r(t.bc);         // keys kept by some query of the tile
     return t;
   }
 };
@@ -45,14 +50,27 @@ struct attn_tiles {
 /// Slices of one thread's workspace.
 template <class S>
 struct attn_tile_ws {
-  S* q; S* kt; S* vp; S* s; S* o; S* m; S* l; S* alpha; S* has; S* flag; S* col;
+  S *qt, *kp, *st, *fl, *vp, *o, *m, *l, *alpha, *has, *tmax, *tany, *col;
   attn_tile_ws(S* base, const attn_tiles& t) {
     S* p = base;
-    auto take = [&p](Index n) { S* r = p; p += round_up(n, 16); return r; };
-    q = take(t.brp * t.dp); kt = take(t.dp * t.bc); vp = take(t.bc * t.dvp);
-    s = take(t.brp * t.bc); o = take(t.brp * t.dvp);
-    m = take(t.brp); l = take(t.brp); alpha = take(t.brp); has = take(t.brp);
-    flag = take(t.bc); col = take(t.bc);
+    auto take = [&p](Index n) {
+      S* r = p;
+      p += round_up(n, 16);
+      return r;
+    };
+    qt = take(t.dp * t.br);
+    kp = take(t.bc * t.dp);
+    st = take(t.bc * t.br);
+    fl = take(t.bc * t.br);
+    vp = take(t.bc * t.dvp);
+    o = take(t.br * t.dvp);
+    m = take(t.br);
+    l = take(t.br);
+    alpha = take(t.br);
+    has = take(t.br);
+    tmax = take(t.br);
+    tany = take(t.br);
+    col = take(t.bc);
   }
 };
 
@@ -63,32 +81,31 @@ void attn_tiled_query_tile(const attn_problem<S>& p, const Mask& mask, const att
   using Arr = Eigen::Array<S, Eigen::Dynamic, 1>;
   using ArrMap = Eigen::Map<Arr>;
   attn_tile_ws<S> w(wsbase, t);
-  const Index nq = std::min(t.br, p.lq - q0);
+  const Index br = t.br;
+  const Index nq = std::min(br, p.lq - q0);
   const Index d = p.d, dv = p.dv;
   const Index mb = p.b0 + b, mh = p.h0 + h;  // mask coordinates
   const S* Q = p.q_ptr(b, h);
   const S* K = p.k_ptr(b, h);
   const S* V = p.v_ptr(b, h);
   const S lowest = std::numeric_limits<S>::lowest();
+  const S slope = p.slope(h);
 
-  // Pack Q (scaled), zero the padding rows.
+  // Pack Q^T (scaled): qt[c, i] = scale * Q[q0 + i, c]; padding queries are zero.
+  std::fill(w.qt, w.qt + t.dp * br, S(0));
   for (Index i = 0; i < nq; ++i) {
     const S* src = Q + (q0 + i) * p.q_sl;
-    S* dst = w.q + i * t.dp;
-    for (Index c = 0; c < d; ++c) dst[c] = src[c] * p.scale;
-    if (d == 0) dst[0] = S(0);
+    for (Index c = 0; c < d; ++c) w.qt[c * br + i] = src[c] * p.scale;
   }
-  if (t.brp > nq) std::fill(w.q + nq * t.dp, w.q + t.brp * t.dp, S(0));
-  std::fill(w.o, w.o + t.brp * t.dvp, S(0));
-  std::fill(w.m, w.m + t.brp, lowest);
-  std::fill(w.l, w.l + t.brp, S(0));
-  std::fill(w.has, w.has + t.brp, S(0));
-  std::fill(w.alpha, w.alpha + t.brp, S(1));
-  // Rows of P past nq stay zero for the whole tile.
-  std::fill(w.s + nq * t.bc, w.s + t.brp * t.bc, S(0));
+  std::fill(w.o, w.o + br * t.dvp, S(0));
+  std::fill(w.m, w.m + br, lowest);
+  std::fill(w.l, w.l + br, S(0));
+  std::fill(w.has, w.has + br, S(0));
 
-  const Index qa = p.q_off + q0;  // absolute position of row 0 of the tile
-  const Index depth = std::max<Index>(d, 1);
+  ArrMap m(w.m, nq), l(w.l, nq), alpha(w.alpha, nq), has(w.has, nq), tmax(w.tmax, nq),
+      tany(w.tany, nq);
+  const Index qa = p.q_off + q0;  // absolute position of query 0 of the tile
+  const bool direct_v = dv == t.dvp;
   for (Index k0 = 0; k0 < p.lk; k0 += t.bc) {
     const Index nk = std::min(t.bc, p.lk - k0);
     const Index ka = p.k_off + k0;
@@ -96,113 +113,134 @@ void attn_tiled_query_tile(const attn_problem<S>& p, const Mask& mask, const att
     if (ts == tile_state::empty) continue;
     const bool full = ts == tile_state::full;
 
-    // Pack K^T: kt[c, j] = K[k0 + j, c], zero past nk.
-    for (Index j = 0; j < nk; ++j) {
-      const S* src = K + (k0 + j) * p.k_sl;
-      for (Index c = 0; c < d; ++c) w.kt[c * t.bc + j] = src[c];
-      if (d == 0) w.kt[j] = S(0);
+    // S^T = K_tile (scaled Q)^T. K rows are read in place unless the tile is ragged.
+    const Index nkp = round_up(nk, gemm_rows);
+    const S* kptr = K + k0 * p.k_sl;
+    Index ldk = p.k_sl;
+    if (nkp != nk || d == 0) {
+      std::fill(w.kp, w.kp + nkp * t.dp, S(0));
+      for (Index j = 0; j < nk; ++j) std::copy(kptr + j * p.k_sl, kptr + j * p.k_sl + d, w.kp + j * t.dp);
+      kptr = w.kp;
+      ldk = t.dp;
     }
-    if (nk < t.bc)
-      for (Index c = 0; c < depth; ++c) std::fill(w.kt + c * t.bc + nk, w.kt + (c + 1) * t.bc, S(0));
+    gemm_abt(kptr, ldk, w.qt, br, t.dp, w.st, br, nkp, br);
 
-    gemm_abt(w.q, t.dp, w.kt, t.bc, depth, w.s, t.bc, t.brp, t.bc);
+    // Softcap and ALiBi on every score of the tile (masked ones are discarded below).
+    if (p.has_softcap) {
+      for (Index j = 0; j < nk; ++j) {
+        ArrMap row(w.st + j * br, nq);
+        row = p.softcap * row.tanh();
+      }
+    }
+    if (slope != S(0)) {
+      for (Index j = 0; j < nk; ++j) {
+        S* row = w.st + j * br;
+        const Index rel0 = ka + j - qa;
+        for (Index i = 0; i < nq; ++i) row[i] += slope * static_cast<S>(rel0 - i);
+      }
+    }
 
-    if (!full) std::fill(w.col, w.col + t.bc, S(0));
+    if (!full) {
+      // Keep flags, one column per query: from the key span, refined with keep() when inexact.
+      std::fill(w.fl, w.fl + nk * br, S(0));
+      for (Index i = 0; i < nq; ++i) {
+        const key_span span = mask.keys(mb, mh, qa + i, ka, ka + nk);
+        if (span.empty()) continue;
+        for (Index j = span.begin - ka; j < span.end - ka; ++j) {
+          if (span.exact || mask.keep(mb, mh, qa + i, ka + j)) w.fl[j * br + i] = S(1);
+        }
+      }
+    }
+
+    // Tile max over kept keys, per query.
+    tmax.setConstant(lowest);
+    if (full) {
+      tany.setConstant(S(1));
+      for (Index j = 0; j < nk; ++j) tmax = tmax.max(ArrMap(w.st + j * br, nq));
+    } else {
+      tany.setZero();
+      for (Index j = 0; j < nk; ++j) {
+        ArrMap row(w.st + j * br, nq), f(w.fl + j * br, nq);
+        row = (f > S(0)).select(row, lowest);  // masked scores are never read again
+        tmax = tmax.max(row);
+        tany = tany.max(f);
+      }
+    }
+    // Online-softmax update, explicit about rows without any kept key so far or in this tile.
     bool any_row = false;
     for (Index i = 0; i < nq; ++i) {
-      S* srow = w.s + i * t.bc;
-      Index lo = 0, hi = nk;
-      bool exact = true;
-      if (!full) {
-        const key_span span = mask.keys(mb, mh, qa + i, ka, ka + nk);
-        lo = span.begin - ka;
-        hi = span.end - ka;
-        exact = span.exact;
-        if (span.empty()) {
-          std::fill(srow, srow + t.bc, S(0));
-          w.alpha[i] = S(1);
-          continue;
-        }
+      if (tany[i] == S(0)) {
+        alpha[i] = S(1);
+        tmax[i] = m[i];  // exp(lowest - m) underflows to 0 below; the flags zero it anyway
+        continue;
       }
-      attn_transform(p, h, q0 + i, k0 + lo, srow + lo, hi - lo);
-      ArrMap seg(srow + lo, hi - lo);
-      S tmax;
-      if (exact) {
-        tmax = seg.maxCoeff();
-      } else {
-        // Inexact span: keep flags from the mask; masked scores are never read.
-        ArrMap fl(w.flag, hi - lo);
-        bool any = false;
-        tmax = lowest;
-        for (Index j = lo; j < hi; ++j) {
-          const bool kp = mask.keep(mb, mh, qa + i, ka + j);
-          fl[j - lo] = kp ? S(1) : S(0);
-          if (kp) {
-            tmax = any ? std::max(tmax, srow[j]) : srow[j];
-            any = true;
-          }
-        }
-        if (!any) {
-          std::fill(srow, srow + t.bc, S(0));
-          w.alpha[i] = S(1);
-          continue;
-        }
-        seg = (fl > S(0)).select(seg, tmax);
-      }
-      S m_new, alpha;
-      if (w.has[i] != S(0)) {
-        m_new = std::max(w.m[i], tmax);
-        alpha = std::exp(w.m[i] - m_new);
-      } else {
-        m_new = tmax;
-        alpha = S(0);
-        w.has[i] = S(1);
-      }
-      seg = (seg - m_new).exp();
-      if (!exact) seg *= ArrMap(w.flag, hi - lo);
-      if (lo > 0) std::fill(srow, srow + lo, S(0));
-      if (hi < t.bc) std::fill(srow + hi, srow + t.bc, S(0));
-      w.l[i] = w.l[i] * alpha + seg.sum();
-      w.m[i] = m_new;
-      w.alpha[i] = alpha;
       any_row = true;
-      if (!full) {
-        if (exact) {
-          std::fill(w.col + lo, w.col + hi, S(1));
-        } else {
-          ArrMap cseg(w.col + lo, hi - lo);
-          cseg = cseg.max(ArrMap(w.flag, hi - lo));
-        }
+      if (has[i] != S(0)) {
+        const S mn = std::max(m[i], tmax[i]);
+        alpha[i] = std::exp(m[i] - mn);
+        m[i] = mn;
+      } else {
+        alpha[i] = S(0);
+        m[i] = tmax[i];
+        has[i] = S(1);
       }
     }
     if (!any_row) continue;
-
-    // Pack V: rows of keys that no row of the tile keeps are zeroed, so that non-finite values
-    // in masked keys cannot reach the output through 0 * inf.
-    for (Index j = 0; j < nk; ++j) {
-      S* dst = w.vp + j * t.dvp;
-      if (full || w.col[j] != S(0)) {
-        const S* src = V + (k0 + j) * p.v_sl;
-        std::copy(src, src + dv, dst);
-        std::fill(dst + dv, dst + t.dvp, S(0));
-      } else {
-        std::fill(dst, dst + t.dvp, S(0));
+    l *= alpha;
+    if (full) {
+      for (Index j = 0; j < nk; ++j) {
+        ArrMap row(w.st + j * br, nq);
+        row = (row - m).exp();
+        l += row;
+      }
+    } else {
+      for (Index j = 0; j < nk; ++j) {
+        ArrMap row(w.st + j * br, nq), f(w.fl + j * br, nq);
+        row = (f > S(0)).select((row - m).exp(), S(0));
+        l += row;
+        w.col[j] = f.maxCoeff();
       }
     }
-    if (nk < t.bc) std::fill(w.vp + nk * t.dvp, w.vp + t.bc * t.dvp, S(0));
+    // Padding queries keep probability 0.
+    if (nq < br)
+      for (Index j = 0; j < nk; ++j) std::fill(w.st + j * br + nq, w.st + (j + 1) * br, S(0));
 
-    gemm_scale_add_ab(w.o, t.dvp, w.alpha, w.s, t.bc, w.vp, t.dvp, t.bc, t.brp, t.dvp);
-    std::fill(w.alpha, w.alpha + t.brp, S(1));
+    // V: read in place when its rows are whole SIMD blocks and every key of the tile is kept
+    // by some query; otherwise packed, with rows of keys no query keeps set to zero (so that
+    // non-finite values there cannot reach the output through 0 * inf).
+    const S* vptr = V + k0 * p.v_sl;
+    Index ldv = p.v_sl;
+    bool all_cols = full;
+    if (!full) {
+      all_cols = true;
+      for (Index j = 0; j < nk && all_cols; ++j) all_cols = w.col[j] != S(0);
+    }
+    if (!(direct_v && all_cols)) {
+      for (Index j = 0; j < nk; ++j) {
+        S* dst = w.vp + j * t.dvp;
+        if (full || w.col[j] != S(0)) {
+          const S* src = V + (k0 + j) * p.v_sl;
+          std::copy(src, src + dv, dst);
+          std::fill(dst + dv, dst + t.dvp, S(0));
+        } else {
+          std::fill(dst, dst + t.dvp, S(0));
+        }
+      }
+      vptr = w.vp;
+      ldv = t.dvp;
+    }
+    if (nq < br) std::fill(w.alpha + nq, w.alpha + br, S(1));
+    gemm_scale_add_ab(w.o, t.dvp, w.alpha, w.st, Index(1), br, vptr, ldv, nk, br, t.dvp);
   }
 
   S* out = p.out_ptr(b, h);
   S* lse = p.lse_ptr(b, h);
   for (Index i = 0; i < nq; ++i) {
     S* orow = out + (q0 + i) * p.o_sl;
-    if (w.has[i] != S(0)) {
-      const S inv = S(1) / w.l[i];
+    if (has[i] != S(0)) {
+      const S inv = S(1) / l[i];
       for (Index c = 0; c < dv; ++c) orow[c] = w.o[i * t.dvp + c] * inv;
-      if (lse) lse[q0 + i] = w.m[i] + std::log(w.l[i]);
+      if (lse) lse[q0 + i] = m[i] + std::log(l[i]);
     } else {
       std::fill(orow, orow + dv, S(0));
       if (lse) lse[q0 + i] = -std::numeric_limits<S>::infinity();

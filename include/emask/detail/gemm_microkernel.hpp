@@ -99,11 +99,12 @@ void gemm_abt(const S* a, Index lda, const S* bt, Index ldb, Index depth, S* c, 
 #endif
 }
 
-/// O[r, c] = alpha[r] * O[r, c] + sum_j P[r, j] * Vp[j, c]: O is rows x cols (ldo), P is
-/// rows x depth (ldp), Vp depth x cols (ldv). rows a multiple of gemm_rows, cols of gemm_cols.
+/// O[r, c] = alpha[r] * O[r, c] + sum_j P[r, j] * Vp[j, c]: O is rows x cols (ldo), P[r, j] is
+/// p[r * p_rs + j * p_cs], Vp depth x cols (ldv). rows a multiple of gemm_rows, cols of
+/// gemm_cols.
 template <class S>
-void gemm_scale_add_ab(S* o, Index ldo, const S* alpha, const S* p, Index ldp, const S* vp,
-                       Index ldv, Index depth, Index rows, Index cols) {
+void gemm_scale_add_ab(S* o, Index ldo, const S* alpha, const S* p, Index p_rs, Index p_cs,
+                       const S* vp, Index ldv, Index depth, Index rows, Index cols) {
 #if EMASK_GEMM_VECTOR_EXT
   using V = typename gemm_vec<S>::type;
   constexpr Index R = gemm_rows, NV = gemm_vecs, L = gemm_lanes<S>;
@@ -118,13 +119,13 @@ void gemm_scale_add_ab(S* o, Index ldo, const S* alpha, const S* p, Index ldp, c
           acc[r][v] = t * al;
         }
       }
-      const S* pp = p + r0 * ldp;
+      const S* pp = p + r0 * p_rs;
       const S* vq = vp + c0;
       for (Index j = 0; j < depth; ++j) {
         V bv[NV];
         for (Index v = 0; v < NV; ++v) std::memcpy(&bv[v], vq + j * ldv + v * L, sizeof(V));
         for (Index r = 0; r < R; ++r) {
-          const S x = pp[r * ldp + j];
+          const S x = pp[r * p_rs + j * p_cs];
           for (Index v = 0; v < NV; ++v) acc[r][v] += x * bv[v];
         }
       }
@@ -139,7 +140,7 @@ void gemm_scale_add_ab(S* o, Index ldo, const S* alpha, const S* p, Index ldp, c
   for (Index r = 0; r < rows; ++r)
     for (Index c = 0; c < cols; ++c) {
       S s = alpha[r] * o[r * ldo + c];
-      for (Index j = 0; j < depth; ++j) s += p[r * ldp + j] * vp[j * ldv + c];
+      for (Index j = 0; j < depth; ++j) s += p[r * p_rs + j * p_cs] * vp[j * ldv + c];
       o[r * ldo + c] = s;
     }
 #endif
