@@ -305,6 +305,40 @@ TEST_CASE("mlm_mask rejects bad arguments, naming them", "[random][mlm][errors]"
   }
 }
 
+TEST_CASE("selection bits: SIMD and scalar forms agree", "[random][mlm]") {
+  const special_tokens voc(50, {0, 3, 49});
+  std::vector<std::uint32_t> words(64);
+  std::vector<std::int32_t> ids(64);
+  std::uint32_t x = 99;
+  for (int round = 0; round < 200; ++round) {
+    for (std::size_t j = 0; j < 64; ++j) {
+      x = x * 1664525u + 1013904223u;
+      words[j] = x;
+      x = x * 1664525u + 1013904223u;
+      ids[j] = static_cast<std::int32_t>(x % 60u) - 5;  // negative, special, pad, out of range
+    }
+    const detail::selectable ok{voc.flags().data(), voc.vocab_size(), 7};
+    for (std::uint64_t thr : {std::uint64_t{0}, std::uint64_t{1} << 31, std::uint64_t{644245095},
+                              std::uint64_t{1} << 32}) {
+      const Index m = 1 + round % 64;
+      const std::uint64_t scalar = detail::selection_bits(words.data(), ids.data(), m, thr, ok);
+      // reference, one position at a time
+      std::uint64_t ref = 0;
+      for (Index j = 0; j < m; ++j) {
+        const std::int32_t id = ids[static_cast<std::size_t>(j)];
+        const bool take = words[static_cast<std::size_t>(j)] < thr && !voc.is_special(id) && id != 7;
+        ref |= static_cast<std::uint64_t>(take) << j;
+      }
+      REQUIRE(scalar == ref);
+#if EMASK_PHILOX_AVX2
+      if (detail::cpu_has_avx2())
+        REQUIRE(detail::selection_bits_avx2(words.data(), ids.data(), m, thr, ok) == ref);
+#endif
+    }
+  }
+  CHECK(voc.flags().size() == 54);  // 4 padding bytes after the flags
+}
+
 TEST_CASE("special_tokens", "[random][mlm]") {
   const special_tokens s(6, {0, 4});
   CHECK(s.vocab_size() == 6);

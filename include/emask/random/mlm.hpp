@@ -177,6 +177,45 @@ inline std::uint64_t selection_bits(const std::uint32_t* words, const std::int32
   return bits;
 }
 
+#if EMASK_PHILOX_AVX2
+/// selection_bits() eight positions at a time with AVX2; same bits. The flag table must be
+/// readable 3 bytes past its last id (special_tokens pads it).
+__attribute__((target("avx2"))) inline std::uint64_t selection_bits_avx2(
+    const std::uint32_t* words, const std::int32_t* ids, Index m, std::uint64_t threshold,
+    selectable ok) noexcept {
+  const __m256i sign = _mm256_set1_epi32(static_cast<int>(0x80000000u));
+  const bool all_words = threshold >= (std::uint64_t{1} << 32);
+  const __m256i thr = _mm256_set1_epi32(
+      static_cast<int>(static_cast<std::uint32_t>(all_words ? 0u : threshold) ^ 0x80000000u));
+  const __m256i vocab =
+      _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(ok.vocab) ^ 0x80000000u));
+  const __m256i pad = _mm256_set1_epi32(ok.pad);
+  const __m256i low_byte = _mm256_set1_epi32(0xFF);
+  const __m256i zero = _mm256_setzero_si256();
+  const int* table = reinterpret_cast<const int*>(ok.special);
+  std::uint64_t bits = 0;
+  Index j = 0;
+  for (; j + 8 <= m; j += 8) {
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + j));
+    const __m256i id = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ids + j));
+    const __m256i take_w =
+        all_words ? _mm256_set1_epi32(-1) : _mm256_cmpgt_epi32(thr, _mm256_xor_si256(w, sign));
+    const __m256i in_vocab = _mm256_cmpgt_epi32(vocab, _mm256_xor_si256(id, sign));
+    const __m256i safe = _mm256_and_si256(id, in_vocab);  // 0 where out of range
+    const __m256i flag =
+        _mm256_and_si256(_mm256_i32gather_epi32(table, safe, 1), low_byte);
+    const __m256i regular = _mm256_cmpeq_epi32(flag, zero);
+    const __m256i not_pad = _mm256_xor_si256(_mm256_cmpeq_epi32(id, pad), _mm256_set1_epi32(-1));
+    const __m256i take = _mm256_and_si256(_mm256_and_si256(take_w, in_vocab),
+                                          _mm256_and_si256(regular, not_pad));
+    const auto mask = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(take)));
+    bits |= static_cast<std::uint64_t>(mask) << j;
+  }
+  if (j < m) bits |= selection_bits(words + j, ids + j, m - j, threshold, ok) << j;
+  return bits;
+}
+#endif
+
 inline selectable make_selectable(const mlm_options& o) {
   return {o.vocabulary.flags().data(), o.vocabulary.vocab_size(), o.pad_id};
 }
@@ -194,6 +233,9 @@ inline void mlm_row(std::int32_t* ids, std::int32_t* labels, Index width, Index 
     std::uint32_t words[chunk];
     std::uint32_t selected[chunk];
     std::uint32_t heads[4 * chunk];
+#if EMASK_PHILOX_AVX2
+    const bool simd = cpu_has_avx2();
+#endif
     for (Index c = 0; c < length; c += chunk) {
       const Index n = std::min(chunk, length - c);
       std::size_t count = 0;
@@ -201,7 +243,13 @@ inline void mlm_row(std::int32_t* ids, std::int32_t* labels, Index width, Index 
                         static_cast<std::uint64_t>(c + n), words);
       for (Index g = 0; g < n; g += 64) {
         const Index m = std::min<Index>(64, n - g);
+#if EMASK_PHILOX_AVX2
+        std::uint64_t bits =
+            simd ? selection_bits_avx2(words + g, ids + c + g, m, select.threshold(), ok)
+                 : selection_bits(words + g, ids + c + g, m, select.threshold(), ok);
+#else
         std::uint64_t bits = selection_bits(words + g, ids + c + g, m, select.threshold(), ok);
+#endif
         while (bits) {
           selected[count++] = static_cast<std::uint32_t>(c + g + count_trailing_zeros(bits));
           bits &= bits - 1;

@@ -25,7 +25,8 @@ class special_tokens {
   special_tokens(std::int32_t vocab_size, const std::vector<std::int32_t>& ids)
       : vocab_size_(vocab_size) {
     if (vocab_size < 1) detail::fail_argument("special_tokens", "vocab_size", vocab_size, ">= 1");
-    flags_.assign(static_cast<std::size_t>(vocab_size), 0);
+    // 4 zero bytes of padding after the flags, so SIMD code may load 4 bytes at any id
+    flags_.assign(static_cast<std::size_t>(vocab_size) + 4, 0);
     for (std::size_t i = 0; i < ids.size(); ++i) {
       if (ids[i] < 0 || ids[i] >= vocab_size)
         detail::fail_element("special_tokens", "ids", i, ids[i], "an id in [0, ", vocab_size, ")");
@@ -51,7 +52,7 @@ class special_tokens {
   }
   /// \brief The ids that are not special, ascending: the pool random replacements are drawn from.
   const std::vector<std::int32_t>& regular_ids() const noexcept { return regular_; }
-  /// \brief One flag per id, 1 = special.
+  /// \brief One flag per id, 1 = special, followed by 4 padding zeros (vocab_size() + 4 bytes).
   const std::vector<unsigned char>& flags() const noexcept { return flags_; }
 
  private:
