@@ -1,0 +1,248 @@
+// libFuzzer harness over the emask kernels: masked_softmax, masked_log_softmax (naive, fused,
+// tiled) and masked_attention (naive, tiled, decode), float and double.
+//
+// The input bytes are decoded, in order, into: the shapes (Lq, Lk <= 48, D, Dv <= 24), offsets,
+// the batch entry, the kernel options (scale, tiles, chunk), a random mask expression tree over
+// the builders (tests/fuzz/random_masks.hpp), and the values: each score or Q/K element is one
+// byte picking a special value (+-inf, NaN, +-1e38, denormals, 0, +-88, ...) or a small float
+// built from the following bytes. An exhausted input reads as zeros, so every input is valid.
+//
+// Asserted (abort = finding):
+// - no crash, no sanitizer report (build with -fsanitize=fuzzer,address,undefined);
+// - a fully masked row is exactly zero (log-softmax: -inf) with lse = -inf;
+// - a masked entry is exactly 0 (log-softmax: -inf) in a row whose kept scores are finite;
+// - a row whose kept (scaled) scores are all finite has no NaN, and its probabilities sum to one
+//   within 1e-3 (float) / 1e-9 (double); attention rows: the all-ones last column of V comes
+//   out as 1 within the same tolerance when the row's Q, its kept K rows are moderate (|x| <=
+//   1e3) and finite, and no NaN appears.
+//
+// Build and run: bash tools/ci/fuzz.sh (or see the comment there).
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include <emask/kernels/attention.hpp>
+#include <emask/kernels/softmax.hpp>
+
+#include "random_masks.hpp"
+
+namespace {
+
+using emask::Index;
+using emask::row_matrix;
+
+class byte_source {
+ public:
+  byte_source(const std::uint8_t* p, std::size_t n) : p_(p), n_(n) {}
+  std::uint8_t byte() { return i_ < n_ ? p_[i_++] : 0; }
+  Index between(Index lo, Index hi) {
+    const auto span = static_cast<std::uint64_t>(hi - lo) + 1;
+    std::uint64_t v = byte();
+    if (span > 256) v = (v << 8) | byte();
+    if (span > 65536) v = (v << 16) | (std::uint64_t(byte()) << 8) | byte();
+    return lo + static_cast<Index>(v % span);
+  }
+  double uniform() { return (byte() + byte() / 256.0) / 256.0; }
+  bool coin(double p = 0.5) { return uniform() < p; }
+
+ private:
+  const std::uint8_t* p_;
+  std::size_t n_;
+  std::size_t i_ = 0;
+};
+
+double special_value(byte_source& s, bool allow_nonfinite) {
+  const std::uint8_t c = s.byte();
+  const double inf = std::numeric_limits<double>::infinity();
+  switch (c % 16) {
+    case 0: return allow_nonfinite ? inf : 1.0;
+    case 1: return allow_nonfinite ? -inf : -1.0;
+    case 2: return allow_nonfinite ? std::nan("") : 0.5;
+    case 3: return 1e38;
+    case 4: return -1e38;
+    case 5: return 1e-40;  // a float denormal
+    case 6: return -1e-45;
+    case 7: return 0.0;
+    case 8: return 88.0;
+    case 9: return -88.0;
+    default: {
+      const int raw = (s.byte() << 8) | s.byte();
+      return (raw - 32768) / 1024.0;  // [-32, 32) in steps of 1/1024
+    }
+  }
+}
+
+[[noreturn]] void finding(const char* what, int variant, Index row, double a, double b) {
+  std::fprintf(stderr, "FINDING: %s (variant %d, row %ld): %.17g %.17g\n", what, variant,
+               static_cast<long>(row), a, b);
+  std::abort();
+}
+
+bool is_neg_inf(double x) { return x < 0 && std::isinf(x); }
+
+template <class S>
+void fuzz_softmax(const emask_rel::dyn_mask& mask, const emask::bool_matrix& keep,
+                  const row_matrix<double>& xd, double scale, Index tile, Index b) {
+  const row_matrix<S> x = xd.cast<S>();
+  const Index lq = x.rows(), lk = x.cols();
+  row_matrix<S> out(lq, lk);
+  Eigen::Matrix<S, Eigen::Dynamic, 1> lse(lq);
+  const double tol = sizeof(S) == 4 ? 1e-3 : 1e-9;
+  // Rows whose kept scores, scaled in S, are finite.
+  std::vector<char> finite(static_cast<std::size_t>(lq), 1), empty(static_cast<std::size_t>(lq), 1);
+  for (Index i = 0; i < lq; ++i)
+    for (Index j = 0; j < lk; ++j)
+      if (keep(i, j)) {
+        empty[static_cast<std::size_t>(i)] = 0;
+        const S t = static_cast<S>(scale) * x(i, j);
+        if (!std::isfinite(t)) finite[static_cast<std::size_t>(i)] = 0;
+      }
+  const emask::softmax_variant variants[] = {emask::softmax_variant::naive,
+                                             emask::softmax_variant::fused,
+                                             emask::softmax_variant::tiled};
+  for (int v = 0; v < 3; ++v) {
+    for (int log = 0; log < 2; ++log) {
+      emask::softmax_options o;
+      o.scale = scale;
+      o.variant = variants[v];
+      o.tile = tile;
+      o.b = b;
+      if (log) {
+        emask::masked_log_softmax(x, mask, out, lse, o);
+      } else {
+        emask::masked_softmax(x, mask, out, lse, o);
+      }
+      for (Index i = 0; i < lq; ++i) {
+        const auto r = static_cast<std::size_t>(i);
+        if (empty[r]) {
+          if (!is_neg_inf(lse(i))) finding("fully masked row: lse not -inf", v, i, lse(i), 0);
+          for (Index j = 0; j < lk; ++j) {
+            const bool ok = log ? is_neg_inf(out(i, j)) : out(i, j) == S(0);
+            if (!ok) finding("fully masked row not zero", v, i, out(i, j), j);
+          }
+          continue;
+        }
+        if (!finite[r]) continue;
+        double sum = 0;
+        for (Index j = 0; j < lk; ++j) {
+          const double y = out(i, j);
+          if (!keep(i, j)) {
+            if (!(log ? is_neg_inf(y) : y == 0.0)) finding("masked entry not zero", v, i, y, j);
+            continue;
+          }
+          if (std::isnan(y)) finding("NaN in a row with finite kept scores", v, i, y, j);
+          sum += log ? std::exp(y) : y;
+        }
+        if (!(std::abs(sum - 1.0) <= tol)) finding("probabilities do not sum to one", v, i, sum, 0);
+        if (std::isnan(lse(i))) finding("NaN lse in a finite row", v, i, lse(i), 0);
+      }
+    }
+  }
+}
+
+template <class S>
+void fuzz_attention(const emask_rel::dyn_mask& mask, const emask::bool_matrix& keep,
+                    const row_matrix<double>& qd, const row_matrix<double>& kd,
+                    const row_matrix<double>& vd, const emask::attention_options& base) {
+  const row_matrix<S> q = qd.cast<S>(), k = kd.cast<S>(), v = vd.cast<S>();
+  const Index lq = q.rows(), lk = k.rows(), dv = v.cols();
+  row_matrix<S> out(lq, dv);
+  Eigen::Matrix<S, Eigen::Dynamic, 1> lse(lq);
+  const double tol = sizeof(S) == 4 ? 1e-3 : 1e-9;
+  auto moderate = [](const auto& row) {
+    for (Index c = 0; c < row.size(); ++c)
+      if (!(std::abs(static_cast<double>(row(c))) <= 1e3)) return false;
+    return true;
+  };
+  std::vector<char> tame(static_cast<std::size_t>(lq), 1), empty(static_cast<std::size_t>(lq), 1);
+  for (Index i = 0; i < lq; ++i) {
+    if (!moderate(q.row(i))) tame[static_cast<std::size_t>(i)] = 0;
+    for (Index j = 0; j < lk; ++j)
+      if (keep(i, j)) {
+        empty[static_cast<std::size_t>(i)] = 0;
+        if (!moderate(k.row(j))) tame[static_cast<std::size_t>(i)] = 0;
+      }
+  }
+  const emask::attention_variant variants[] = {emask::attention_variant::naive,
+                                               emask::attention_variant::tiled,
+                                               emask::attention_variant::decode};
+  for (int vi = 0; vi < 3; ++vi) {
+    emask::attention_options o = base;
+    o.variant = variants[vi];
+    emask::masked_attention(q, k, v, mask, out, lse, o);
+    for (Index i = 0; i < lq; ++i) {
+      const auto r = static_cast<std::size_t>(i);
+      if (empty[r]) {
+        if (!is_neg_inf(lse(i))) finding("attention: fully masked row lse not -inf", vi, i, lse(i), 0);
+        for (Index c = 0; c < dv; ++c)
+          if (!(out(i, c) == S(0))) finding("attention: fully masked row not zero", vi, i, out(i, c), c);
+        continue;
+      }
+      if (!tame[r]) continue;
+      for (Index c = 0; c < dv; ++c)
+        if (std::isnan(out(i, c))) finding("attention: NaN in a row with finite scores", vi, i, out(i, c), c);
+      // The last column of V is all ones: it carries the sum of the probabilities.
+      if (!(std::abs(static_cast<double>(out(i, dv - 1)) - 1.0) <= tol))
+        finding("attention: probabilities do not sum to one", vi, i, out(i, dv - 1), 0);
+    }
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  byte_source s(data, size);
+  const Index lq = s.between(0, 48), lk = s.between(0, 48);
+  const Index q_off = s.coin(0.25) ? s.between(0, 40) : 0;
+  const Index k_off = s.coin(0.25) ? s.between(0, 40) : 0;
+  const Index batch = s.between(1, 3), b = s.between(0, batch - 1);
+  const double scales[] = {1.0, 0.125, -1.0, 2.0, 1e-3, 0.0, 1e30, 0.5};
+  const double scale = scales[s.between(0, 7)];
+  const Index tile = s.between(1, 40);
+  const emask_rel::extent e{batch, q_off + lq, k_off + lk};
+  const emask_rel::tree t = emask_rel::make_tree(s, e, static_cast<int>(s.between(0, 3)));
+  const emask::bool_matrix keep = emask_rel::reference_keep(t.ref, b, q_off, k_off, lq, lk);
+  const emask::bool_matrix got = emask::materialize(t.mask.offset(q_off, k_off), lq, lk, b, 0);
+  if (!(got == keep).all()) finding("mask differs from its reference predicate", -1, 0, 0, 0);
+  const emask_rel::dyn_mask shifted = emask_rel::dyn_mask::wrap(t.mask.offset(q_off, k_off));
+
+  const bool do_double = s.coin(0.3);
+  row_matrix<double> x(lq, lk);
+  for (Index i = 0; i < x.size(); ++i) x.data()[i] = special_value(s, true);
+  fuzz_softmax<float>(shifted, keep, x, scale, tile, b);
+  if (do_double) fuzz_softmax<double>(shifted, keep, x, scale, tile, b);
+
+  const Index d = s.between(1, 24), dv = s.between(1, 24);
+  row_matrix<double> q(lq, d), k(lk, d), v(lk, dv);
+  for (Index i = 0; i < q.size(); ++i) q.data()[i] = special_value(s, true);
+  for (Index i = 0; i < k.size(); ++i) k.data()[i] = special_value(s, true);
+  // V stays finite (the naive variant multiplies P V densely: documented in attention.hpp).
+  for (Index i = 0; i < v.size(); ++i) v.data()[i] = special_value(s, false);
+  for (Index j = 0; j < lk; ++j) v(j, dv - 1) = 1.0;
+  emask::attention_options o;
+  o.scale = s.coin(0.5) ? 0.0 : 0.25;
+  o.softcap = s.coin(0.2) ? 30.0 : 0.0;
+  o.tile_q = s.between(1, 40);
+  o.tile_k = s.between(1, 40);
+  o.decode_chunk = s.between(1, 64);
+  o.batch = b;
+  o.head = 0;
+  o.threads = 1;
+  if (s.coin(0.5)) {
+    fuzz_attention<float>(shifted, keep, q, k, v, o);
+  } else {
+    o.q_offset = q_off;
+    o.k_offset = k_off;
+    fuzz_attention<float>(t.mask, keep, q, k, v, o);
+  }
+  if (do_double) {
+    o.q_offset = 0;
+    o.k_offset = 0;
+    fuzz_attention<double>(shifted, keep, q, k, v, o);
+  }
+  return 0;
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# CI row fast_math: the kernels compiled with -ffast-math stay correct. -ffast-math lets the
+# compiler assume there is no NaN and no infinity, so the kernels must decide masked entries
+# from the mask (never from -infinity arithmetic) and write -infinity as a stored constant.
+# Builds and runs the kernel tests (softmax, attention, differential, metamorphic) and every
+# example with g++ -O2 -ffast-math -Werror. Tests that feed NaN or infinity to check the NaN
+# policy (test_nan_policy) are not part of this row: under -ffast-math such inputs are outside
+# the language's contract. Build dir: build/ci-fast_math.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+# shellcheck source=tools/lib.sh
+source tools/lib.sh
+emask_ensure_build_tools
+emask_ensure_packages libeigen3-dev catch2
+start=$SECONDS
+build=build/ci-fast_math
+cxx=${CXX:-g++}
+tests=(test_softmax test_attention test_differential test_metamorphic)
+emask_fresh_build_dir "$build" "$cxx|fast_math"
+cmake -S . -B "$build" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=Release \
+  "-DCMAKE_CXX_FLAGS_RELEASE=-O2" "-DCMAKE_CXX_FLAGS=-ffast-math" -DEMASK_WERROR=ON \
+  -DEMASK_BUILD_TESTS=ON -DEMASK_BUILD_EXAMPLES=ON -DEMASK_BUILD_BENCHMARKS=OFF >/dev/null
+targets=()
+for t in "${tests[@]}"; do [ -f "tests/$t.cpp" ] && targets+=("$t"); done
+for f in examples/*.cpp; do targets+=("example_$(basename "$f" .cpp)"); done
+rc=0
+cmake --build "$build" -j"$(emask_jobs)" --target "${targets[@]}" || rc=$?
+if [ "$rc" -ne 0 ]; then
+  echo "ci-fast_math: FAIL (build, exit $rc, $((SECONDS - start)) s)"
+  exit "$rc"
+fi
+filter=$(printf '%s:|' "${targets[@]}" | sed 's/example_\([a-z_0-9]*\):/example:\1/g')
+ctest --test-dir "$build" --output-on-failure -j2 -R "^(${filter%|})" || rc=$?
+if [ "$rc" -eq 0 ]; then
+  echo "ci-fast_math: PASS (${#targets[@]} targets with -ffast-math, $((SECONDS - start)) s)"
+else
+  echo "ci-fast_math: FAIL (ctest exit $rc, $((SECONDS - start)) s)"
+fi
+exit "$rc"
