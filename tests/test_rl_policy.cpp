@@ -16,6 +16,10 @@
 
 #include "catch.hpp"
 
+#if EMASK_HAS_OPENMP
+#include <omp.h>
+#endif
+
 using emask::action_mask;
 using emask::action_matrix;
 using emask::action_space;
@@ -429,4 +433,23 @@ TEST_CASE("policy: Discrete actions as a row vector", "[rl][policy]") {
   Eigen::VectorXi col(3);
   col << 1, 1, 0;
   CHECK_THAT(emask::masked_log_prob(x, m, col)[2], WithinAbs(std::log(0.5), 1e-15));
+}
+
+TEST_CASE("policy: samples do not depend on the thread count", "[rl][policy]") {
+  // 3000 x 40 is above the kernels' parallel threshold, so OpenMP builds run it on threads.
+  std::mt19937 gen(99);
+  const action_space sp = action_space::multi_discrete({10, 30});
+  const action_mask m = random_mask(sp, 3000, 0.5, gen);
+  const row_matrix<float> x = random_logits(3000, sp.width(), gen).cast<float>();
+#if EMASK_HAS_OPENMP
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const action_matrix one = emask::masked_sample(x, m, 5, 6);
+  omp_set_num_threads(2);
+  const action_matrix two = emask::masked_sample(x, m, 5, 6);
+  omp_set_num_threads(saved);
+  CHECK(one == two);
+#else
+  CHECK(emask::masked_sample(x, m, 5, 6) == emask::masked_sample(x, m, 5, 6));
+#endif
 }
