@@ -3,7 +3,8 @@
 // Counters: GFLOPs_dense (4 Lq Lk D BH per call, the dense-equivalent work, per second),
 // GFLOPs_done (the multiply-adds actually issued: non-empty tiles for tiled, kept keys' spans
 // for decode, everything for naive), workspace_MiB.
-// EMASK_BENCH_SHORT=1 runs only the S = 512 shapes with few iterations (README demo).
+// EMASK_BENCH_SHORT=1 runs only the S = 512 shapes with few iterations (README demo);
+// EMASK_BENCH_LONG=1 runs only tiled causal S = 32768, H = 8 once (the workspace target).
 // bench/summary.py turns --benchmark_format=json output into the ratio table.
 #include <benchmark/benchmark.h>
 
@@ -94,6 +95,19 @@ int main(int argc, char** argv) {
   using namespace emask;
   const bool short_run = std::getenv("EMASK_BENCH_SHORT") && std::string(std::getenv("EMASK_BENCH_SHORT")) == "1";
   std::vector<shape> shapes;
+  if (std::getenv("EMASK_BENCH_LONG") && std::string(std::getenv("EMASK_BENCH_LONG")) == "1") {
+    // The memory target: tiled causal attention at S = 32768, H = 8, D = 64, one run, 1 thread.
+    const shape s{"attn-causal-32768", 8, 32768, 32768, 64, 0};
+    attention_options o;
+    o.threads = 1;
+    benchmark::RegisterBenchmark("BM_attention/attn-causal-32768/tiled/threads:1",
+                                 [s, o](benchmark::State& st) { run(st, s, causal(), o); })
+        ->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(1);
+    benchmark::Initialize(&argc, argv);
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+  }
   std::vector<Index> sizes = short_run ? std::vector<Index>{512} : std::vector<Index>{512, 1024, 2048, 4096};
   for (Index S : sizes) shapes.push_back({"attn-causal-" + std::to_string(S), 8, S, S, 64, 0});
   for (Index S : sizes) shapes.push_back({"attn-pad-" + std::to_string(S), 8, S, S, 64, 1});

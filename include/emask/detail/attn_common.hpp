@@ -39,9 +39,9 @@ struct attention_options {
   double scale = 0;
   attention_variant variant = attention_variant::tiled;
   /// Query rows per tile (tiled) and per work item of the thread pool.
-  Index tile_q = 128;
+  Index tile_q = 64;
   /// Keys per tile (tiled); rounded up to the SIMD block (32 floats with AVX-512).
-  Index tile_k = 128;
+  Index tile_k = 64;
   /// Keys per chunk of the decode variant. Fixed by the caller, never by the thread count,
   /// so results do not depend on threads.
   Index decode_chunk = 512;

@@ -41,7 +41,7 @@ struct attn_tiles {
                    + r(t.bc * t.br)   // keep flags of a partial tile
                    + r(t.bc * t.dvp)  // packed V
                    + r(t.br * t.dvp)  // output accumulator
-                   + 6 * r(t.br)      // m, l, alpha, has, tile max, tile any
+                   + 8 * r(t.br)      // m, l, alpha, has, tile max, tile any, span lo, hi
                    + r(t.bc);         // keys kept by some query of the tile
     return t;
   }
@@ -50,7 +50,7 @@ struct attn_tiles {
 /// Slices of one thread's workspace.
 template <class S>
 struct attn_tile_ws {
-  S *qt, *kp, *st, *fl, *vp, *o, *m, *l, *alpha, *has, *tmax, *tany, *col;
+  S *qt, *kp, *st, *fl, *vp, *o, *m, *l, *alpha, *has, *tmax, *tany, *lo, *hi, *col;
   attn_tile_ws(S* base, const attn_tiles& t) {
     S* p = base;
     auto take = [&p](Index n) {
@@ -70,6 +70,8 @@ struct attn_tile_ws {
     has = take(t.br);
     tmax = take(t.br);
     tany = take(t.br);
+    lo = take(t.br);
+    hi = take(t.br);
     col = take(t.bc);
   }
 };
@@ -140,30 +142,61 @@ void attn_tiled_query_tile(const attn_problem<S>& p, const Mask& mask, const att
       }
     }
 
+    // Partial tile: the kept keys of each query. Interval masks give exact spans [lo, hi);
+    // otherwise keep flags, one column per query, refined with keep().
+    bool intervals = true;
     if (!full) {
-      // Keep flags, one column per query: from the key span, refined with keep() when inexact.
-      std::fill(w.fl, w.fl + nk * br, S(0));
       for (Index i = 0; i < nq; ++i) {
         const key_span span = mask.keys(mb, mh, qa + i, ka, ka + nk);
-        if (span.empty()) continue;
-        for (Index j = span.begin - ka; j < span.end - ka; ++j) {
-          if (span.exact || mask.keep(mb, mh, qa + i, ka + j)) w.fl[j * br + i] = S(1);
+        w.lo[i] = span.empty() ? S(0) : static_cast<S>(span.begin - ka);
+        w.hi[i] = span.empty() ? S(0) : static_cast<S>(span.end - ka);
+        intervals = intervals && (span.exact || span.empty());
+      }
+      if (!intervals) {
+        std::fill(w.fl, w.fl + nk * br, S(0));
+        for (Index i = 0; i < nq; ++i) {
+          for (Index j = static_cast<Index>(w.lo[i]); j < static_cast<Index>(w.hi[i]); ++j) {
+            if (mask.keep(mb, mh, qa + i, ka + j)) w.fl[j * br + i] = S(1);
+          }
         }
       }
     }
+    const S* lo = w.lo;
+    const S* hi = w.hi;
+    // kept(j, i) for a partial tile; plain loops so that the compiler turns them into blends.
+    auto kept = [&](Index j, Index i) {
+      return intervals ? (lo[i] <= static_cast<S>(j) && static_cast<S>(j) < hi[i])
+                       : w.fl[j * br + i] != S(0);
+    };
 
-    // Tile max over kept keys, per query.
+    // Tile max over kept keys, per query. Masked scores are overwritten: never read again.
     tmax.setConstant(lowest);
     if (full) {
       tany.setConstant(S(1));
       for (Index j = 0; j < nk; ++j) tmax = tmax.max(ArrMap(w.st + j * br, nq));
     } else {
       tany.setZero();
+      S* tm = w.tmax;
+      S* ta = w.tany;
       for (Index j = 0; j < nk; ++j) {
-        ArrMap row(w.st + j * br, nq), f(w.fl + j * br, nq);
-        row = (f > S(0)).select(row, lowest);  // masked scores are never read again
-        tmax = tmax.max(row);
-        tany = tany.max(f);
+        S* row = w.st + j * br;
+        if (intervals) {
+          const S jf = static_cast<S>(j);
+          for (Index i = 0; i < nq; ++i) {
+            const bool k = lo[i] <= jf && jf < hi[i];
+            row[i] = k ? row[i] : lowest;
+            tm[i] = row[i] > tm[i] ? row[i] : tm[i];
+            ta[i] = k ? S(1) : ta[i];
+          }
+        } else {
+          const S* f = w.fl + j * br;
+          for (Index i = 0; i < nq; ++i) {
+            const bool k = f[i] != S(0);
+            row[i] = k ? row[i] : lowest;
+            tm[i] = row[i] > tm[i] ? row[i] : tm[i];
+            ta[i] = k ? S(1) : ta[i];
+          }
+        }
       }
     }
     // Online-softmax update, explicit about rows without any kept key so far or in this tile.
@@ -171,7 +204,6 @@ void attn_tiled_query_tile(const attn_problem<S>& p, const Mask& mask, const att
     for (Index i = 0; i < nq; ++i) {
       if (tany[i] == S(0)) {
         alpha[i] = S(1);
-        tmax[i] = m[i];  // exp(lowest - m) underflows to 0 below; the flags zero it anyway
         continue;
       }
       any_row = true;
@@ -187,19 +219,21 @@ void attn_tiled_query_tile(const attn_problem<S>& p, const Mask& mask, const att
     }
     if (!any_row) continue;
     l *= alpha;
-    if (full) {
-      for (Index j = 0; j < nk; ++j) {
-        ArrMap row(w.st + j * br, nq);
-        row = (row - m).exp();
-        l += row;
+    for (Index j = 0; j < nk; ++j) {
+      ArrMap row(w.st + j * br, nq);
+      row = (row - m).exp();
+      if (!full) {
+        // Masked entries get exactly 0 (their exp above is of a clamped, finite argument).
+        S* r = w.st + j * br;
+        S any = S(0);
+        for (Index i = 0; i < nq; ++i) {
+          const bool k = kept(j, i);
+          r[i] = k ? r[i] : S(0);
+          any = k ? S(1) : any;
+        }
+        w.col[j] = any;
       }
-    } else {
-      for (Index j = 0; j < nk; ++j) {
-        ArrMap row(w.st + j * br, nq), f(w.fl + j * br, nq);
-        row = (f > S(0)).select((row - m).exp(), S(0));
-        l += row;
-        w.col[j] = f.maxCoeff();
-      }
+      l += row;
     }
     // Padding queries keep probability 0.
     if (nq < br)

@@ -88,12 +88,20 @@ void attn_dispatch(attn_problem<S>& p, const Mask& mask, const attention_options
       // Always inside a parallel region of p.threads threads, so Eigen's own GEMM threading
       // (nested) cannot use more threads than asked for.
 #if EMASK_HAS_OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(p.threads)
-#endif
-      for (Index w = 0; w < items; ++w) {
-        attn_naive_head(p, mask, w / p.heads, w % p.heads,
-                        base + static_cast<Index>(attn_thread_id()) * per);
+#pragma omp parallel num_threads(p.threads)
+      {
+        // Eigen parallelizes its GEMM with OpenMP: limit this task to one thread so that it
+        // never nests (the ICV is per task; the caller's setting is untouched).
+        omp_set_num_threads(1);
+#pragma omp for schedule(dynamic, 1)
+        for (Index w = 0; w < items; ++w) {
+          attn_naive_head(p, mask, w / p.heads, w % p.heads,
+                          base + static_cast<Index>(attn_thread_id()) * per);
+        }
       }
+#else
+      for (Index w = 0; w < items; ++w) attn_naive_head(p, mask, w / p.heads, w % p.heads, base);
+#endif
       return;
     }
     case attention_variant::decode: {
