@@ -83,7 +83,6 @@ void attn_dispatch(attn_problem<S>& p, const Mask& mask, const attention_options
   switch (opt.variant) {
     case attention_variant::naive: {
       const Index items = p.batch * p.heads;
-      const Index per = attn_naive_per_thread(p.lq, p.lk);
       S* base = ws.data();
       // Always inside a parallel region of p.threads threads, so Eigen's own GEMM threading
       // (nested) cannot use more threads than asked for.
@@ -96,7 +95,8 @@ void attn_dispatch(attn_problem<S>& p, const Mask& mask, const attention_options
 #pragma omp for schedule(dynamic, 1)
         for (Index w = 0; w < items; ++w) {
           attn_naive_head(p, mask, w / p.heads, w % p.heads,
-                          base + static_cast<Index>(attn_thread_id()) * per);
+                          base + static_cast<Index>(attn_thread_id()) *
+                                     attn_naive_per_thread(p.lq, p.lk));
         }
       }
 #else
