@@ -453,3 +453,16 @@ TEST_CASE("policy: samples do not depend on the thread count", "[rl][policy]") {
   CHECK(emask::masked_sample(x, m, 5, 6) == emask::masked_sample(x, m, 5, 6));
 #endif
 }
+
+TEST_CASE("policy: an empty batch gives empty results", "[rl][policy]") {
+  const action_mask m = action_mask::multi_discrete({2, 3}, bool_matrix(0, 5));
+  const row_matrix<double> x(0, 5);
+  CHECK(emask::masked_probs(x, m).rows() == 0);
+  CHECK(emask::masked_log_probs(x, m, mask_fill::sb3_compatible).rows() == 0);
+  const action_matrix a = emask::masked_sample(x, m, 1, 1);
+  CHECK(a.rows() == 0);
+  CHECK(a.cols() == 2);
+  CHECK(emask::masked_entropy(x, m).size() == 0);
+  CHECK(emask::masked_argmax(x, m).rows() == 0);
+  CHECK(emask::masked_log_prob(x, m, action_matrix(0, 2)).size() == 0);
+}
