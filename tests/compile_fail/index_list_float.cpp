@@ -1,4 +1,4 @@
-// Lengths are integers: a floating-point Eigen vector is rejected with a static_assert.
+// Lengths are integers: a floating-point Eigen vector does not convert to an index_list.
 #include <emask/emask.hpp>
 int main() {
   Eigen::VectorXi ok(1);

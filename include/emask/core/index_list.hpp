@@ -22,11 +22,12 @@ class index_list {
   template <class Int, std::enable_if_t<std::is_integral<Int>::value, int> = 0>
   index_list(const std::vector<Int>& values) : values_(values.begin(), values.end()) {}
   /// \brief From an integer Eigen vector or matrix (read row by row).
-  template <class Derived>
+  /// Constrained to integer scalars, so it never competes with overloads taking other arrays.
+  template <class Derived,
+            std::enable_if_t<std::is_integral<typename Derived::Scalar>::value &&
+                                 !std::is_same<typename Derived::Scalar, bool>::value,
+                             int> = 0>
   index_list(const Eigen::DenseBase<Derived>& values) {
-    static_assert(std::is_integral<typename Derived::Scalar>::value,
-                  "emask::index_list: pass an integer Eigen vector (VectorXi, "
-                  "Matrix<int64_t, Dynamic, 1>); cast floating-point lengths first");
     values_.reserve(static_cast<std::size_t>(values.size()));
     for (Index i = 0; i < values.rows(); ++i)
       for (Index j = 0; j < values.cols(); ++j) values_.push_back(static_cast<Index>(values(i, j)));
@@ -67,10 +68,12 @@ class id_table {
   id_table(const std::vector<Int>& row)
       : ids_(row.begin(), row.end()), rows_(1), cols_(static_cast<Index>(row.size())) {}
   /// \brief From an integer Eigen matrix [rows, cols]; a column vector counts as one row.
-  template <class Derived>
+  /// Constrained to integer scalars, so it never competes with overloads taking other arrays.
+  template <class Derived,
+            std::enable_if_t<std::is_integral<typename Derived::Scalar>::value &&
+                                 !std::is_same<typename Derived::Scalar, bool>::value,
+                             int> = 0>
   id_table(const Eigen::DenseBase<Derived>& ids) {
-    static_assert(std::is_integral<typename Derived::Scalar>::value,
-                  "emask::id_table: pass integer ids (e.g. an int32 Eigen array)");
     const bool column_vector = Derived::ColsAtCompileTime == 1;
     rows_ = column_vector ? 1 : ids.rows();
     cols_ = column_vector ? ids.rows() : ids.cols();
