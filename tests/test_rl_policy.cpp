@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include <emask/rl/policy.hpp>
@@ -465,4 +466,45 @@ TEST_CASE("policy: an empty batch gives empty results", "[rl][policy]") {
   CHECK(emask::masked_entropy(x, m).size() == 0);
   CHECK(emask::masked_argmax(x, m).rows() == 0);
   CHECK(emask::masked_log_prob(x, m, action_matrix(0, 2)).size() == 0);
+}
+
+TEST_CASE("policy: log-prob gradient against central differences", "[rl][policy]") {
+  std::mt19937 gen(4);
+  const action_space sp = action_space::multi_discrete({4, 6});
+  const action_mask m = random_mask(sp, 8, 0.5, gen);
+  row_matrix<double> x = random_logits(8, sp.width(), gen);
+  const action_matrix a = emask::masked_sample(x, m, 3, 0);
+  const row_matrix<double> g = emask::masked_log_prob_grad(x, m, a);
+  const double h = 1e-6;
+  for (Index b = 0; b < 8; ++b)
+    for (Index j = 0; j < sp.width(); ++j) {
+      if (!m.flat()(b, j)) {
+        CHECK(g(b, j) == 0.0);  // masked logits receive no gradient
+        continue;
+      }
+      row_matrix<double> xp = x, xm = x;
+      xp(b, j) += h;
+      xm(b, j) -= h;
+      const double fd = (emask::masked_log_prob(xp, m, a)[b] - emask::masked_log_prob(xm, m, a)[b]) / (2 * h);
+      CHECK_THAT(g(b, j), WithinAbs(fd, 1e-6));
+    }
+  // Each sub-space's gradient sums to 0 (onehot minus a distribution).
+  for (Index b = 0; b < 8; ++b)
+    for (Index i = 0; i < 2; ++i)
+      CHECK_THAT(g.row(b).segment(sp.offset(i), sp.size(i)).sum(), WithinAbs(0.0, 1e-12));
+  // An illegal given action raises, naming its row and sub-space.
+  Index bad_row = -1, bad_action = -1;
+  for (Index b = 0; b < 8 && bad_row < 0; ++b)
+    for (Index j = 0; j < 4; ++j)
+      if (!m.legal(b, 0, j)) {
+        bad_row = b;
+        bad_action = j;
+        break;
+      }
+  REQUIRE(bad_row >= 0);
+  action_matrix bad = a;
+  bad(bad_row, 0) = bad_action;
+  REQUIRE_THROWS_WITH(emask::masked_log_prob_grad(x, m, bad),
+                      Contains("'actions[" + std::to_string(bad_row) + ", 0]'"));
+  REQUIRE_THROWS_WITH(emask::masked_log_prob_grad(x, m, action_matrix(8, 3)), Contains("argument 'actions'"));
 }

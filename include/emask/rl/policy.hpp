@@ -305,6 +305,31 @@ Eigen::Matrix<typename Derived::Scalar, Eigen::Dynamic, 1> masked_log_prob(
   return masked_log_prob_per_space(logits, mask, actions, fill).rowwise().sum();
 }
 
+/// \brief Gradient of the joint log-probability of the given actions with respect to the
+/// logits, [batch x width]: in sub-space i of row b, onehot(a_i) - p at legal positions and
+/// exactly 0 at masked ones (masked logits are replaced by a constant, so they receive no
+/// gradient: Huang and Ontanon 2020, section 3). The policy-gradient update of a linear or
+/// tabular policy on Eigen is `advantage * gradient`. Arguments as masked_log_prob.
+template <class Derived, class DerivedA>
+row_matrix<typename Derived::Scalar> masked_log_prob_grad(const Eigen::MatrixBase<Derived>& logits,
+                                                          const action_mask& mask,
+                                                          const Eigen::DenseBase<DerivedA>& actions) {
+  using S = typename Derived::Scalar;
+  const char* where = "masked_log_prob_grad";
+  row_matrix<S> g;
+  detail::policy_softmax<false, S>(where, logits, mask, mask_fill::negative_infinity, g);
+  detail::check_actions(where, actions, mask);
+  const bool row_vector = detail::vector_actions(actions, mask);
+  const action_space& sp = mask.space();
+  g = -g;  // -p at legal positions, exactly 0 (negated) at masked ones
+  for (Index b = 0; b < mask.batch(); ++b)
+    for (Index i = 0; i < sp.sub_spaces(); ++i)
+      g(b, sp.offset(i) + detail::action_at(actions, b, i, row_vector)) += S(1);
+  // Masked entries are -0.0 after the negation: write a clean 0.
+  g = mask.flat().select(g, S(0));
+  return g;
+}
+
 /// \brief Entropy of each (row, sub-space) over its legal actions only, [batch x sub-spaces]:
 /// -sum over legal a of p(a) log p(a), the entropy of the renormalized legal distribution
 /// (sb3-contrib's MaskableCategorical.entropy). Masked actions contribute nothing.
