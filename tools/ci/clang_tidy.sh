@@ -26,7 +26,7 @@ check_one() {  # header -> writes $work/<n>.log, returns clang-tidy's status
   local h=$1 tu
   tu="$work/$(echo "$h" | tr '/.' '__').cpp"
   printf '#include "%s"\n' "${h#include/}" >"$tu"
-  "$tidy" --quiet --warnings-as-errors='*' --header-filter="^$root/include/emask/.*" "$tu" -- \
+  "$tidy" --quiet --config-file="$root/.clang-tidy" --warnings-as-errors='*' --header-filter="^$root/include/emask/.*" "$tu" -- \
     -std=c++17 -x c++ -I"$root/include" -isystem "$eigen" >"$tu.log" 2>&1
 }
 export -f check_one
