@@ -78,6 +78,8 @@ constexpr std::uint16_t t5_nonnoise_cuts = 0x8007;  ///< T5: segmentation of the
 constexpr std::uint16_t mae_noise = 0x8008;         ///< MAE: per-patch shuffle noise
 constexpr std::uint16_t mgd_spatial = 0x8009;       ///< MGD: spatial drop flags
 constexpr std::uint16_t mgd_channel = 0x800A;       ///< MGD: channel drop flags
+constexpr std::uint16_t rl_sample = 0x8101;         ///< RL: masked policy sampling, per row
+constexpr std::uint16_t rl_explore = 0x8102;        ///< RL: masked epsilon-greedy, per row
 }  // namespace purpose
 
 /// \brief The counter of a draw: word 0 = index, words 1-2 = sample id (low, high), word 3 =

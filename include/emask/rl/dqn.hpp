@@ -25,12 +25,6 @@
 
 EMASK_NAMESPACE_BEGIN
 
-namespace purpose {
-/// Masked epsilon-greedy: one word stream per (seed, step, row); word 0 decides exploration,
-/// the next words pick the uniform legal action.
-constexpr std::uint16_t rl_explore = 0x8102;
-}  // namespace purpose
-
 namespace detail {
 
 template <class S>

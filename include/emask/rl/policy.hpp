@@ -34,11 +34,6 @@
 
 EMASK_NAMESPACE_BEGIN
 
-namespace purpose {
-/// Masked policy sampling: one word stream per (seed, step, row), two words per sub-space.
-constexpr std::uint16_t rl_sample = 0x8101;
-}  // namespace purpose
-
 /// \brief What masked positions of the logits become.
 enum class mask_fill : unsigned char {
   negative_infinity,  ///< -infinity: masked probability exactly 0, log-probability -infinity
