@@ -16,7 +16,7 @@ build=build/ci-valgrind_examples
 cxx=${CXX:-g++}
 emask_fresh_build_dir "$build" "$cxx|valgrind"
 cmake -S . -B "$build" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=Debug \
-  "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g" -DCMAKE_DISABLE_FIND_PACKAGE_OpenMP=ON \
+  "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g" -DEMASK_OPENMP=OFF \
   -DEMASK_BUILD_TESTS=OFF -DEMASK_BUILD_EXAMPLES=ON -DEMASK_BUILD_BENCHMARKS=OFF >/dev/null
 targets=()
 for f in examples/*.cpp; do targets+=("example_$(basename "$f" .cpp)"); done
@@ -36,7 +36,7 @@ for f in examples/*.cpp; do
   # shellcheck disable=SC2206
   [ -n "$line" ] && args=($line)
   # mask_pictures writes files: give it a scratch directory instead of "."
-  for i in "${!args[@]}"; do [ "${args[$i]}" = "." ] && args[$i]=$outdir; done
+  for i in "${!args[@]}"; do [ "${args[$i]}" = "." ] && args[i]=$outdir; done
   t0=$SECONDS
   rc=0
   (cd "$outdir" && timeout 900 valgrind --tool=memcheck --error-exitcode=1 --leak-check=full \
