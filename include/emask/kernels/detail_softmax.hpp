@@ -220,7 +220,17 @@ void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, 
   // Pass 3: normalize.
   if (!Log) {
     const S inv = S(1) / sum;
-    for (const softmax_run& r : plan.runs) row_segment<S>(y + r.begin, r.end - r.begin) *= inv;
+    for (const softmax_run& r : plan.runs) {
+      const Index len = r.end - r.begin;
+      row_segment<S> ys(y + r.begin, len);
+      if (!r.flagged) {
+        ys *= inv;
+      } else {
+        // Select, not multiply: when a kept score is NaN or +inf, m is too and the masked
+        // entries above are NaN; a zero flag times NaN would stay NaN (NaN policy, rule 1).
+        ys = (const_row_segment<S>(f + r.begin, len) != S(0)).select(ys * inv, S(0));
+      }
+    }
   } else {
     const S log_sum = std::log(sum);
     for (const softmax_run& r : plan.runs) {
