@@ -54,7 +54,8 @@ for src in "${examples[@]}"; do
   echo
   echo "---- examples/$name${args:+ $args}"
   # shellcheck disable=SC2086
-  if ! "$build_dir/examples/$name" $args; then
+  # Run inside the build directory: examples that write files (mask_pictures) write them there.
+  if ! (cd "$build_dir/examples" && "./$name" $args); then
     echo "!!!! example $name failed"
     status=1
   fi
