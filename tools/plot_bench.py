@@ -12,6 +12,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import sys
 
 VARIANTS = ["naive", "fused", "tiled", "decode", "masked", "unmasked"]
@@ -61,7 +62,8 @@ def plot(table, threads, out_dir):
     for (kernel, thr), shapes in sorted(table.items()):
         if thr != threads:
             continue
-        names = sorted(shapes)
+        # Natural order: attn-causal-512 before attn-causal-1024.
+        names = sorted(shapes, key=lambda n: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", n)])
         variants = [v for v in VARIANTS + ["default"] if any(v in shapes[s] for s in names)]
         width = 0.8 / max(1, len(variants))
         fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(names)), 4))
