@@ -1,5 +1,16 @@
 /// \file
 /// \brief Umbrella header: includes all of emask.
+///
+/// \mainpage emask API reference
+///
+/// Header-only C++17 tensor masking over Eigen 3.4 for deep learning and reinforcement learning.
+/// Start with emask::mask_base (the mask-expression concept), the builders (emask::causal,
+/// emask::sliding_window, emask::chunked, emask::prefix_lm, emask::key_padding,
+/// emask::document_mask, ...), emask::materialize, the kernels (emask::masked_softmax,
+/// emask::masked_attention), the random maskers (emask::mlm_mask, emask::t5_span_corruption,
+/// emask::mae_random_masking), the RL helpers (emask::masked_sample, emask::masked_q_argmax) and
+/// the sequence utilities (emask::sequence_mask, emask::masked_cross_entropy). The guides live
+/// in the repository's docs/ folder: conventions, masks, kernels, random, rl, seq, errors.
 #pragma once
 
 #include "emask/config.hpp"

@@ -37,6 +37,7 @@ class attention_workspace {
   Index size() const noexcept { return buf_.size(); }
   /// \brief Bytes held.
   Index bytes() const noexcept { return buf_.size() * static_cast<Index>(sizeof(Scalar)); }
+  /// \brief The buffer.
   Scalar* data() noexcept { return buf_.data(); }
 
  private:
@@ -204,6 +205,7 @@ using attn_scalar_t = typename D::Scalar;
 ///              expression (row-major blocks and Maps bind without a copy).
 /// \param mask  a mask expression, asked at (options.batch, options.head,
 ///              options.q_offset + i, options.k_offset + j).
+/// \param options variant, scale, tiles, softcap, ALiBi, offsets, threads (attention_options).
 /// \param out   Lq x Dv, row-major (a block or Map of a row-major matrix).
 template <class DQ, class DK, class DV, class Mask, class DO>
 void masked_attention(const Eigen::MatrixBase<DQ>& q, const Eigen::MatrixBase<DK>& k,

@@ -275,7 +275,9 @@ void masked_softmax_entry(const char* where, const Eigen::MatrixBase<Derived>& s
 ///        [0, Lq) x [0, Lk) (shift it with mask.offset(q0, k0) for tiles, shards, cache steps);
 ///        or a bool_matrix keep-mask of shape Lq x Lk; or an additive_mask of shape Lq x Lk,
 ///        whose bias is added and whose entries <= lowest() are masked.
+/// \param scores Lq x Lk scores (any dense float or double expression).
 /// \param out Lq x Lk output; may be the storage of \p scores itself (in place).
+/// \param options scale, variant, tile, slice (b, h), streaming threshold (softmax_options).
 /// \pre out has the shape of scores; options.scale finite; options.tile >= 1.
 /// Masked entries are 0, fully masked rows are all 0.
 template <class Derived, class Mask>

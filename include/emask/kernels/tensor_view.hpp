@@ -24,7 +24,8 @@ class tensor_view {
                 "emask::tensor_view: use float or double (const for read-only views)");
 
  public:
-  using value_type = std::remove_const_t<Scalar>;
+  using value_type = std::remove_const_t<Scalar>;  ///< Scalar without const
+  /// \brief One (batch, head) slice: a row-major length x dim Map with an outer stride.
   using slice_type =
       Eigen::Map<std::conditional_t<std::is_const<Scalar>::value, const row_matrix<value_type>,
                                     row_matrix<value_type>>,
@@ -61,13 +62,21 @@ class tensor_view {
         dim_(o.dim()), stride_b_(o.stride_b()), stride_h_(o.stride_h()),
         stride_l_(o.stride_l()) {}
 
+  /// \brief First element.
   Scalar* data() const noexcept { return data_; }
+  /// \brief Batch size.
   Index batch() const noexcept { return batch_; }
+  /// \brief Number of heads.
   Index heads() const noexcept { return heads_; }
+  /// \brief Positions per head.
   Index length() const noexcept { return length_; }
+  /// \brief Features per position.
   Index dim() const noexcept { return dim_; }
+  /// \brief Elements between batch entries.
   Index stride_b() const noexcept { return stride_b_; }
+  /// \brief Elements between heads.
   Index stride_h() const noexcept { return stride_h_; }
+  /// \brief Elements between positions.
   Index stride_l() const noexcept { return stride_l_; }
 
   /// \brief Pointer to row 0 of slice (b, h).

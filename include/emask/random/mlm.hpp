@@ -36,7 +36,7 @@ struct mlm_options {
   bool random_includes_special = false;  ///< true: random ids over all of [0, vocab) (HF parity)
   std::int32_t ignore_index = -100;   ///< label of unselected positions
   std::int32_t pad_id = -1;           ///< tokens equal to pad_id are never selected (< 0: none)
-  mlm_selection selection = mlm_selection::bernoulli;
+  mlm_selection selection = mlm_selection::bernoulli;  ///< Bernoulli per token (HF) or exact count
   std::uint64_t seed = 0;             ///< the Philox key
 };
 

@@ -117,6 +117,7 @@ constexpr std::uint32_t packed_word(std::uint64_t seed, std::uint64_t sample,
 /// other element's stream. The stream holds 2^18 words; past that it wraps around.
 class word_stream {
  public:
+  /// \brief The stream of element \p index of (\p seed, \p sample, \p purpose_id).
   constexpr word_stream(std::uint64_t seed, std::uint64_t sample, std::uint16_t purpose_id,
                         std::uint32_t index) noexcept
       : key_(random_key(seed)), ctr_(random_counter(sample, purpose_id, index, 0)) {}
@@ -178,6 +179,8 @@ inline void fill_packed_words_scalar(std::uint64_t seed, std::uint64_t sample,
   }
 }
 
+/// \def EMASK_PHILOX_AVX2
+/// 1 when the AVX2 Philox path (runtime-dispatched, same stream as the scalar one) is compiled.
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(EMASK_NO_SIMD)
 #define EMASK_PHILOX_AVX2 1
 /// Eight Philox4x32-10 blocks at once with AVX2 (32x32->64 multiplies by _mm256_mul_epu32 on the

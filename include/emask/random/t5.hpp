@@ -22,7 +22,7 @@
 EMASK_NAMESPACE_BEGIN
 
 /// \brief Parameters of T5 span corruption. first_sentinel_id has no default: T5's vocabulary
-/// puts <extra_id_0> at 32099 (= len(tokenizer) - 1), counting down.
+/// puts `<extra_id_0>` at 32099 (= len(tokenizer) - 1), counting down.
 struct t5_options {
   double noise_density = 0.15;          ///< fraction of tokens corrupted
   double mean_noise_span_length = 3.0;  ///< mean noise span length
@@ -33,8 +33,8 @@ struct t5_options {
 
 /// \brief Sizes of the corruption of a row of \p length tokens (the same for every row).
 struct t5_sizes {
-  Index num_noise_tokens;
-  Index num_noise_spans;
+  Index num_noise_tokens;  ///< round(length * noise_density), clamped to [1, length - 1]
+  Index num_noise_spans;   ///< max(1, round(num_noise_tokens / mean_noise_span_length))
   Index inputs_length;   ///< length - num_noise_tokens + num_noise_spans + 1
   Index targets_length;  ///< num_noise_tokens + num_noise_spans + 1
 };

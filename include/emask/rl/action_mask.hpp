@@ -56,6 +56,7 @@ class action_space {
     return action_space(kind::multi_binary, std::vector<Index>(static_cast<std::size_t>(k), 2));
   }
 
+  /// \brief Discrete, MultiDiscrete or MultiBinary.
   kind type() const noexcept { return kind_; }
   /// \brief Number of sub-spaces (1 for Discrete, k for MultiBinary(k)).
   Index sub_spaces() const noexcept { return static_cast<Index>(nvec_.size()); }
@@ -74,9 +75,11 @@ class action_space {
   /// \brief The sub-space sizes.
   const std::vector<Index>& nvec() const noexcept { return nvec_; }
 
+  /// \brief Same kind and same sub-space sizes.
   friend bool operator==(const action_space& a, const action_space& b) {
     return a.nvec_ == b.nvec_;
   }
+  /// \brief Not operator==.
   friend bool operator!=(const action_space& a, const action_space& b) { return !(a == b); }
 
  private:
@@ -188,6 +191,7 @@ class action_mask {
     return action_mask(space, bool_matrix::Constant(batch, space.width(), true));
   }
 
+  /// \brief The action space the mask is laid out for.
   const action_space& space() const noexcept { return space_; }
   /// \brief Number of rows (environments, time steps).
   Index batch() const noexcept { return legal_.rows(); }

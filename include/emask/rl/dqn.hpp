@@ -166,6 +166,7 @@ index_vector masked_epsilon_greedy(const Eigen::MatrixBase<Derived>& q, const bo
 /// \param reward, done vectors of batch entries (done: bool or 0/1; true = terminated).
 /// \param next_q target-network Q-values of the next states, [batch x n].
 /// \param next_legal legal actions in the next states; a terminated row may have none.
+/// \param gamma discount factor.
 /// \pre 0 <= gamma <= 1; every non-terminal row has a legal next action.
 template <class DR, class DD, class DQ>
 Eigen::Matrix<typename DQ::Scalar, Eigen::Dynamic, 1> masked_td_target(
@@ -221,17 +222,20 @@ Eigen::Matrix<typename DT::Scalar, Eigen::Dynamic, 1> masked_double_td_target(
 
 /// \name action_mask overloads (Discrete spaces)
 /// \{
+/// \brief masked_q_argmax over the flat mask of a Discrete action_mask.
 template <class Derived>
 index_vector masked_q_argmax(const Eigen::MatrixBase<Derived>& q, const action_mask& legal) {
   detail::check_discrete("masked_q_argmax", legal);
   return masked_q_argmax(q, legal.flat());
 }
+/// \brief masked_q_max over the flat mask of a Discrete action_mask.
 template <class Derived>
 Eigen::Matrix<typename Derived::Scalar, Eigen::Dynamic, 1> masked_q_max(
     const Eigen::MatrixBase<Derived>& q, const action_mask& legal) {
   detail::check_discrete("masked_q_max", legal);
   return masked_q_max(q, legal.flat());
 }
+/// \brief masked_epsilon_greedy over the flat mask of a Discrete action_mask.
 template <class Derived>
 index_vector masked_epsilon_greedy(const Eigen::MatrixBase<Derived>& q, const action_mask& legal,
                                    double epsilon, std::uint64_t seed, std::uint64_t step) {

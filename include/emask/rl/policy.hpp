@@ -259,6 +259,7 @@ row_matrix<typename Derived::Scalar> masked_log_probs(
 /// index = b): two words per sub-space give a 53-bit uniform u, and the action is the first
 /// legal one whose cumulative probability exceeds u. The result depends only on (seed, step,
 /// row, logits, mask), not on threads or on the other rows. Never returns an illegal action.
+/// \param logits [batch x width] logits, \param mask the legal actions, \param seed the Philox key.
 /// \param step a counter the caller advances every call (environment step, update number).
 template <class Derived>
 action_matrix masked_sample(const Eigen::MatrixBase<Derived>& logits, const action_mask& mask,
@@ -272,7 +273,10 @@ action_matrix masked_sample(const Eigen::MatrixBase<Derived>& logits, const acti
 
 /// \brief Log-probability of the given actions, per (row, sub-space): [batch x sub-spaces].
 /// \param actions integer [batch x sub-spaces] (a Discrete space also takes a row vector
-/// [1 x batch]; a column vector is already [batch x 1]). An action out of range or illegal raises emask::error naming row and sub-space.
+/// [1 x batch]; a column vector is already [batch x 1]). An action out of range or illegal
+/// raises emask::error naming row and sub-space.
+/// \param logits [batch x width] logits, \param mask the legal actions,
+/// \param fill the masked-logit fill (negative infinity, or -1e8 for sb3-contrib parity).
 template <class Derived, class DerivedA>
 row_matrix<typename Derived::Scalar> masked_log_prob_per_space(
     const Eigen::MatrixBase<Derived>& logits, const action_mask& mask,
