@@ -367,10 +367,9 @@ TEST_CASE("bad input: sequence utilities", "[bad_input][seq]") {
   EMASK_BAD(emask::reverse_padded(x, {2, 4}), "reverse_padded", "lengths[1]", "a length in [0, 3]");
   EMASK_BAD(emask::reverse_padded(x, {1, 1, 1, 1}), "reverse_padded", "x.rows()", "a multiple of batch = 4");
   const emask::bool_matrix m = emask::bool_matrix::Constant(2, 4, true);
-  // (masked_sum, masked_mean and masked_max report under the name of the function behind them,
-  // masked_pool: noted in docs/errors.md)
-  EMASK_BAD(emask::masked_sum(x, m), "masked_pool", "mask.cols()", "3 (x.rows() / batch");
-  EMASK_BAD(emask::masked_mean(x, emask::bool_matrix(0, 3)), "masked_pool", "mask.rows()", ">= 1");
+  EMASK_BAD(emask::masked_sum(x, m), "masked_sum", "mask.cols()", "3 (x.rows() / batch");
+  EMASK_BAD(emask::masked_mean(x, emask::bool_matrix(0, 3)), "masked_mean", "mask.rows()", ">= 1");
+  EMASK_BAD(emask::masked_max(x, m), "masked_max", "mask.cols()", "3 (x.rows() / batch");
   const dmat logits = dmat::Ones(6, 0);
   const Eigen::Array<int, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> targets =
       Eigen::Array<int, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>::Zero(2, 3);
