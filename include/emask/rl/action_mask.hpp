@@ -216,6 +216,7 @@ class action_mask {
   }
   /// \brief The keep flags of sub-space \p i, [batch x nvec[i]] (a copy).
   bool_matrix sub_mask(Index i) const {
+    if (legal_.rows() == 0) return bool_matrix(0, space_.size(i));  // no block of a null buffer
     return legal_.middleCols(space_.offset(i), space_.size(i));
   }
   /// \brief Sub-space \p i as a mask expression over (row, action): a view of flat() shifted by

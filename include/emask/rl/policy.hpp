@@ -85,6 +85,9 @@ void policy_softmax(const char* where, const Eigen::MatrixBase<Derived>& logits,
   check_fill(where, fill);
   const score_ref<S> x(logits.derived());
   out.resize(x.rows(), x.cols());
+  // An empty batch has nothing to compute (and column blocks of a 0-row matrix would offset a
+  // null pointer inside Eigen).
+  if (x.rows() == 0) return;
   Eigen::Matrix<S, Eigen::Dynamic, 1> lse(x.rows());
   softmax_options o;
   o.variant = softmax_variant::fused;
