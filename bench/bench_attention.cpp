@@ -51,12 +51,14 @@ double done_flops(const shape& s, const Mask& m, const emask::attention_options&
     for (Index q0 = 0; q0 < s.lq; q0 += o.tile_q)
       for (Index k0 = 0; k0 < s.lk; k0 += bc) {
         const Index q1 = std::min(q0 + o.tile_q, s.lq), k1 = std::min(k0 + bc, s.lk);
-        if (m.tile(0, 0, q0, q1, k0, k1) != tile_state::empty) pairs += static_cast<double>(br * bc);
+        if (m.tile(0, 0, q0, q1, k0, k1) != tile_state::empty)
+          pairs += static_cast<double>(br * bc);
       }
   } else {
     for (Index q = 0; q < s.lq; ++q) {
       for (Index c0 = 0; c0 < s.lk; c0 += o.decode_chunk) {
-        pairs += static_cast<double>(m.keys(0, 0, q, c0, std::min(c0 + o.decode_chunk, s.lk)).size());
+        pairs +=
+            static_cast<double>(m.keys(0, 0, q, c0, std::min(c0 + o.decode_chunk, s.lk)).size());
       }
     }
   }
@@ -84,8 +86,8 @@ void run(benchmark::State& st, const shape& s, Mask mask, emask::attention_optio
   const double dense = 4.0 * static_cast<double>(s.lq * s.lk * s.d * H);
   st.counters["GFLOPs_dense"] =
       benchmark::Counter(dense * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  st.counters["GFLOPs_done"] =
-      benchmark::Counter(done_flops(s, mask, o) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["GFLOPs_done"] = benchmark::Counter(done_flops(s, mask, o) * 1e-9,
+                                                  benchmark::Counter::kIsIterationInvariantRate);
   st.counters["workspace_MiB"] = static_cast<double>(ws.bytes()) / (1024.0 * 1024.0);
 }
 
@@ -93,7 +95,8 @@ void run(benchmark::State& st, const shape& s, Mask mask, emask::attention_optio
 
 int main(int argc, char** argv) {
   using namespace emask;
-  const bool short_run = std::getenv("EMASK_BENCH_SHORT") && std::string(std::getenv("EMASK_BENCH_SHORT")) == "1";
+  const bool short_run =
+      std::getenv("EMASK_BENCH_SHORT") && std::string(std::getenv("EMASK_BENCH_SHORT")) == "1";
   std::vector<shape> shapes;
   if (std::getenv("EMASK_BENCH_LONG") && std::string(std::getenv("EMASK_BENCH_LONG")) == "1") {
     // The memory target: tiled causal attention at S = 32768, H = 8, D = 64, one run, 1 thread.
@@ -102,13 +105,16 @@ int main(int argc, char** argv) {
     o.threads = 1;
     benchmark::RegisterBenchmark("BM_attention/attn-causal-32768/tiled/threads:1",
                                  [s, o](benchmark::State& st) { run(st, s, causal(), o); })
-        ->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(1);
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond)
+        ->Iterations(1);
     benchmark::Initialize(&argc, argv);
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
     return 0;
   }
-  std::vector<Index> sizes = short_run ? std::vector<Index>{512} : std::vector<Index>{512, 1024, 2048, 4096};
+  std::vector<Index> sizes =
+      short_run ? std::vector<Index>{512} : std::vector<Index>{512, 1024, 2048, 4096};
   for (Index S : sizes) shapes.push_back({"attn-causal-" + std::to_string(S), 8, S, S, 64, 0});
   for (Index S : sizes) shapes.push_back({"attn-pad-" + std::to_string(S), 8, S, S, 64, 1});
   if (!short_run) {
@@ -126,12 +132,16 @@ int main(int argc, char** argv) {
         attention_options o;
         o.variant = var;
         o.threads = threads;
-        const char* vname = var == attention_variant::naive ? "naive" : var == attention_variant::tiled ? "tiled" : "decode";
-        const std::string name = "BM_attention/" + s.name + "/" + vname + "/threads:" + std::to_string(threads);
+        const char* vname = var == attention_variant::naive   ? "naive"
+                            : var == attention_variant::tiled ? "tiled"
+                                                              : "decode";
+        const std::string name =
+            "BM_attention/" + s.name + "/" + vname + "/threads:" + std::to_string(threads);
         benchmark::internal::Benchmark* b = nullptr;
         switch (s.kind) {
           case 0:
-            b = benchmark::RegisterBenchmark(name.c_str(), [s, o](benchmark::State& st) { run(st, s, causal(), o); });
+            b = benchmark::RegisterBenchmark(
+                name.c_str(), [s, o](benchmark::State& st) { run(st, s, causal(), o); });
             break;
           case 1:
             b = benchmark::RegisterBenchmark(name.c_str(), [s, o](benchmark::State& st) {

@@ -52,8 +52,8 @@ struct data {
     emask::bool_matrix legal(rows, actions);
     for (Index b = 0; b < rows; ++b) {
       for (Index a = 0; a < actions; ++a) {
-        const std::uint32_t w = emask::packed_word(1, std::uint64_t(b), emask::purpose::user,
-                                                   std::uint64_t(a));
+        const std::uint32_t w =
+            emask::packed_word(1, std::uint64_t(b), emask::purpose::user, std::uint64_t(a));
         logits(b, a) = 4.0f * emask::uniform_float(w) - 2.0f;
         legal(b, a) = (w & 1u) != 0;
       }
@@ -171,7 +171,8 @@ class summary_reporter : public benchmark::ConsoleReporter {
     for (const Run& r : runs) {
       if (r.error_occurred) continue;
       if (r.run_type == Run::RT_Aggregate) {
-        if (r.aggregate_name == "median") median_[r.run_name.function_name] = r.GetAdjustedRealTime();
+        if (r.aggregate_name == "median")
+          median_[r.run_name.function_name] = r.GetAdjustedRealTime();
       } else {
         samples_[r.run_name.function_name].push_back(r.GetAdjustedRealTime());
       }
@@ -187,8 +188,9 @@ class summary_reporter : public benchmark::ConsoleReporter {
     for (const auto& kv : median_) t[kv.first] = kv.second;
     const auto base = t.find("BM_rl_unmasked_sample");
     if (base == t.end()) return;
-    std::printf("\nSummary (median real time relative to BM_rl_unmasked_sample, batch %ld x %ld):\n",
-                static_cast<long>(batch_rows()), static_cast<long>(actions));
+    std::printf(
+        "\nSummary (median real time relative to BM_rl_unmasked_sample, batch %ld x %ld):\n",
+        static_cast<long>(batch_rows()), static_cast<long>(actions));
     for (const auto& kv : t)
       std::printf("  %-40s %6.2fx the time of the unmasked softmax+sample\n", kv.first.c_str(),
                   kv.second / base->second);

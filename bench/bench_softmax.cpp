@@ -87,8 +87,9 @@ enum class shape_kind { causal, pad };
 /// Bytes a variant reads and writes for one S x S slice.
 double slice_bytes(softmax_variant v, shape_kind k, Index s) {
   const double all = static_cast<double>(s) * static_cast<double>(s);
-  const double kept = k == shape_kind::causal ? static_cast<double>(s) * static_cast<double>(s + 1) / 2
-                                              : all * 0.75;
+  const double kept = k == shape_kind::causal
+                          ? static_cast<double>(s) * static_cast<double>(s + 1) / 2
+                          : all * 0.75;
   if (v == softmax_variant::naive) return 4.0 * (4.0 * all);  // bias w+r, scores r, out w
   return 4.0 * (kept + all);
 }
@@ -163,8 +164,9 @@ class summary_reporter : public benchmark::ConsoleReporter {
   }
 
  private:
-  static std::map<std::string, double> medians(const std::map<std::string, std::vector<double>>& samples,
-                                               const std::map<std::string, double>& median) {
+  static std::map<std::string, double> medians(
+      const std::map<std::string, std::vector<double>>& samples,
+      const std::map<std::string, double>& median) {
     std::map<std::string, double> t;
     for (const auto& kv : samples) {
       std::vector<double> v = kv.second;
@@ -179,13 +181,13 @@ class summary_reporter : public benchmark::ConsoleReporter {
     const std::map<std::string, double> t = medians(samples, median);
     if (t.empty()) return;
     std::printf("\nSummary (%s, ms, one run; ratios < 1 mean faster):\n", what);
-    std::printf("%-18s %3s %10s %10s %10s %12s %12s\n", "shape", "thr", "naive", "fused",
-                "tiled", "tiled/naive", "fused/naive");
+    std::printf("%-18s %3s %10s %10s %10s %12s %12s\n", "shape", "thr", "naive", "fused", "tiled",
+                "tiled/naive", "fused/naive");
     for (const char* shape : shape_names()) {
       for (int thr = 1; thr <= 2; ++thr) {
         const auto get = [&](const char* var) {
-          const auto it = t.find(std::string("BM_softmax/") + var + "/" + shape + "/threads:" +
-                                 std::to_string(thr));
+          const auto it = t.find(std::string("BM_softmax/") + var + "/" + shape +
+                                 "/threads:" + std::to_string(thr));
           return it == t.end() ? -1.0 : it->second;
         };
         const double n = get("naive"), f = get("fused"), ti = get("tiled");
@@ -214,8 +216,8 @@ class summary_reporter : public benchmark::ConsoleReporter {
     }
   }
   static const std::vector<const char*>& shape_names() {
-    static const std::vector<const char*> names = {"causal-512", "pad-512", "causal-2048",
-                                                   "pad-2048", "causal-4096", "pad-4096"};
+    static const std::vector<const char*> names = {"causal-512", "pad-512",     "causal-2048",
+                                                   "pad-2048",   "causal-4096", "pad-4096"};
     return names;
   }
   std::map<std::string, double> median_, cpu_median_;

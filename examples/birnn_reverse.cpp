@@ -4,9 +4,9 @@
 // and leak it into every backward state.
 // ctest-pass: reverse_padded: padding leak 0
 // ctest-pass: full reversal: padding leak [0-9.]*[1-9]
+#include <cmath>
 #include <emask/seq/reverse.hpp>
 #include <emask/seq/sequence_mask.hpp>
-#include <cmath>
 #include <iostream>
 
 using emask::Index;
@@ -44,7 +44,8 @@ double leak(const mat& x, const mat& x_other_padding, const emask::bool_matrix& 
   const Index T = valid.cols();
   for (Index s = 0; s < valid.rows(); ++s)
     for (Index t = 0; t < T; ++t)
-      if (valid(s, t)) worst = std::max(worst, (a.row(s * T + t) - b.row(s * T + t)).cwiseAbs().maxCoeff());
+      if (valid(s, t))
+        worst = std::max(worst, (a.row(s * T + t) - b.row(s * T + t)).cwiseAbs().maxCoeff());
   return worst;
 }
 }  // namespace

@@ -2,9 +2,9 @@
 // a bottom-right aligned causal mask (the last query sees every key), using the decode variant.
 // The outputs equal a full causal recompute over the whole sequence.
 // ctest-pass: max \|decode loop - full causal recompute\| = [0-9.e-]+ \(ok\)
+#include <cmath>
 #include <emask/emask.hpp>
 #include <emask/kernels/attention.hpp>
-#include <cmath>
 #include <iostream>
 
 using emask::Index;
@@ -43,12 +43,16 @@ int main() {
 
   // Full recompute: T queries over T keys, top-left causal (Lq == Lk, both alignments agree).
   mat full(T, H * D);
-  emask::masked_attention(emask::view_blhd(q.data(), 1, T, H, D), emask::view_blhd(k.data(), 1, T, H, D),
+  emask::masked_attention(emask::view_blhd(q.data(), 1, T, H, D),
+                          emask::view_blhd(k.data(), 1, T, H, D),
                           emask::view_blhd(v.data(), 1, T, H, D), emask::causal(),
                           emask::view_blhd(full.data(), 1, T, H, D));
   const double worst = static_cast<double>((decoded - full).cwiseAbs().maxCoeff());
-  std::cout << "decoded " << T << " tokens, " << H << " heads of " << D << ", one query per step over a growing cache\n";
-  std::cout << "step 0 sees 1 key; step " << T - 1 << " sees " << T << " keys (causal_bottom_right(1, n))\n";
-  std::cout << "max |decode loop - full causal recompute| = " << worst << (worst < 1e-5 ? " (ok)" : " (MISMATCH)") << "\n";
+  std::cout << "decoded " << T << " tokens, " << H << " heads of " << D
+            << ", one query per step over a growing cache\n";
+  std::cout << "step 0 sees 1 key; step " << T - 1 << " sees " << T
+            << " keys (causal_bottom_right(1, n))\n";
+  std::cout << "max |decode loop - full causal recompute| = " << worst
+            << (worst < 1e-5 ? " (ok)" : " (MISMATCH)") << "\n";
   return worst < 1e-5 ? 0 : 1;
 }

@@ -2,8 +2,8 @@
 // Run with --ascii for '#' and '.' glyphs.
 // ctest-pass: == causal_top_left\(\) Lq=3 Lk=5 ==
 // ctest-pass: == document_mask::from_cu_seqlens\(\{0, 3, 5, 8\}\) & causal\(\) Lq=8 Lk=8 ==
-#include <emask/emask.hpp>
 #include <cstring>
+#include <emask/emask.hpp>
 #include <iostream>
 #include <string>
 
@@ -18,8 +18,8 @@ void show(const std::string& title, const Mask& m, emask::Index lq, emask::Index
   opt.b = b;
   opt.tile_q = tile;
   opt.tile_k = tile;
-  std::cout << "== " << title << " Lq=" << lq << " Lk=" << lk << (b ? " b=" + std::to_string(b) : "")
-            << " ==\n"
+  std::cout << "== " << title << " Lq=" << lq << " Lk=" << lk
+            << (b ? " b=" + std::to_string(b) : "") << " ==\n"
             << emask::render(m, lq, lk, opt) << "\n";
 }
 }  // namespace
@@ -35,11 +35,13 @@ int main(int argc, char** argv) {
   show("sliding_window::from_hf(3)", sliding_window::from_hf(3), 6, 6);
   show("sliding_window::from_llama_cpp(4, llama_swa_type::symmetric)",
        sliding_window::from_llama_cpp(4, llama_swa_type::symmetric), 6, 6);
-  show("sliding_window::from_flash_attn(1, 0, 3, 6)", sliding_window::from_flash_attn(1, 0, 3, 6), 3, 6);
+  show("sliding_window::from_flash_attn(1, 0, 3, 6)", sliding_window::from_flash_attn(1, 0, 3, 6),
+       3, 6);
   show("chunked(3) & causal()", chunked(3) & causal(), 7, 7);
   show("prefix_lm(3)", prefix_lm(3), 6, 6);
   show("key_padding::from_lengths({5, 3}, 6)", key_padding::from_lengths({5, 3}, 6), 3, 6, 1);
-  show("key_padding::from_lengths_left({5, 3}, 6)", key_padding::from_lengths_left({5, 3}, 6), 3, 6, 1);
+  show("key_padding::from_lengths_left({5, 3}, 6)", key_padding::from_lengths_left({5, 3}, 6), 3, 6,
+       1);
   show("query_padding::from_lengths({4, 2}, 4) & key_padding::from_lengths({4, 2}, 4)",
        query_padding::from_lengths({4, 2}, 4) & key_padding::from_lengths({4, 2}, 4), 4, 4, 1);
   show("key_flags::from_tokens({{7, 0, 9, 4, 0}}, /*pad_id=*/0)",
@@ -51,7 +53,8 @@ int main(int argc, char** argv) {
   show("causal().offset(4, 0)  (queries 4..6 of a longer sequence)", causal().offset(4, 0), 3, 7);
   show("!causal()", !causal(), 4, 4);
   show("causal() | sliding_window(0, 2)", causal() | sliding_window(0, 2), 5, 5);
-  show("causal() & sliding_window(3, 0), tiles of 4", causal() & sliding_window(3, 0), 12, 12, 0, 4);
+  show("causal() & sliding_window(3, 0), tiles of 4", causal() & sliding_window(3, 0), 12, 12, 0,
+       4);
 
   // Block mask of the last one: what a tiled kernel visits.
   const block_mask bm = make_block_mask(causal() & sliding_window(3, 0), 12, 12, 4, 4);

@@ -12,12 +12,12 @@
 int main() {
   // A toy WordPiece vocabulary: ids 0-4 are special.
   const std::vector<std::string> vocab = {
-      "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat",
+      "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on",  "mat",
       "a",     "dog",   "ran",   "to",    "park",   "in",  "sun", "it",  "was", "warm"};
   const auto V = static_cast<std::int32_t>(vocab.size());
 
   emask::token_matrix ids(3, 10);
-  ids << 2, 5, 6, 7, 8, 5, 9, 3, 0, 0,  //
+  ids << 2, 5, 6, 7, 8, 5, 9, 3, 0, 0,    //
       2, 10, 11, 12, 13, 5, 14, 3, 0, 0,  //
       2, 17, 18, 19, 15, 5, 16, 3, 0, 0;
   const emask::index_list lengths = {8, 8, 8};
@@ -36,7 +36,9 @@ int main() {
       std::printf("  ");
       for (emask::Index t = 0; t < m.cols(); ++t) {
         const std::int32_t id = m(b, t);
-        std::printf("%-7s ", labels && id == opt.ignore_index ? "." : vocab[static_cast<std::size_t>(id)].c_str());
+        std::printf("%-7s ", labels && id == opt.ignore_index
+                                 ? "."
+                                 : vocab[static_cast<std::size_t>(id)].c_str());
       }
       std::printf("\n");
     }

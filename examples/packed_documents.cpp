@@ -4,9 +4,9 @@
 // document on its own.
 // ctest-pass: tiles visited [0-9]+ of [0-9]+
 // ctest-pass: max \|packed - each document alone\| = [0-9.e-]+ \(ok\)
+#include <cmath>
 #include <emask/emask.hpp>
 #include <emask/kernels/attention.hpp>
-#include <cmath>
 #include <iostream>
 #include <vector>
 
@@ -35,15 +35,20 @@ int main() {
   for (std::size_t d = 0; d + 1 < cu.size(); ++d) {
     const Index b = cu[d], n = cu[d + 1] - cu[d];
     mat alone(n, D);
-    emask::masked_attention(q.middleRows(b, n), k.middleRows(b, n), v.middleRows(b, n), emask::causal(), alone);
-    worst = std::max(worst, static_cast<double>((alone - packed.middleRows(b, n)).cwiseAbs().maxCoeff()));
+    emask::masked_attention(q.middleRows(b, n), k.middleRows(b, n), v.middleRows(b, n),
+                            emask::causal(), alone);
+    worst = std::max(worst,
+                     static_cast<double>((alone - packed.middleRows(b, n)).cwiseAbs().maxCoeff()));
   }
   const emask::block_mask bm = emask::make_block_mask(mask, S, S, tile, tile);
-  const Index tiles = bm.q_tiles() * bm.k_tiles(), visited = tiles - bm.count(emask::tile_state::empty);
+  const Index tiles = bm.q_tiles() * bm.k_tiles(),
+              visited = tiles - bm.count(emask::tile_state::empty);
   std::cout << "positions 30..49 (documents of 37, 23, 68 and 22 tokens; the first ends at 37):\n"
             << emask::render(mask.offset(30, 30), 20, 20, {0, 0, true, false, false});
-  std::cout << "tiles visited " << visited << " of " << tiles << " (" << bm.count(emask::tile_state::full)
-            << " full, no mask test; " << bm.count(emask::tile_state::partial) << " partial)\n";
-  std::cout << "max |packed - each document alone| = " << worst << (worst < 1e-5 ? " (ok)" : " (MISMATCH)") << "\n";
+  std::cout << "tiles visited " << visited << " of " << tiles << " ("
+            << bm.count(emask::tile_state::full) << " full, no mask test; "
+            << bm.count(emask::tile_state::partial) << " partial)\n";
+  std::cout << "max |packed - each document alone| = " << worst
+            << (worst < 1e-5 ? " (ok)" : " (MISMATCH)") << "\n";
   return worst < 1e-5 ? 0 : 1;
 }

@@ -8,7 +8,8 @@ int main() {
   // Two padded sequences, causal attention, and a sliding window of 3 keys (Hugging Face style).
   const auto mask = causal() & sliding_window::from_hf(3) & key_padding::from_lengths({5, 3}, 5);
   std::cout << render(mask, 4, 5, {/*b=*/1, /*h=*/0, /*ascii=*/true});
-  const bool_matrix keep = materialize(mask, 4, 5, /*b=*/1);                 // true = keep
+  const bool_matrix keep = materialize(mask, 4, 5, /*b=*/1);                     // true = keep
   const additive_mask<float> bias = materialize_additive<float>(mask, 4, 5, 1);  // 0 / -inf
-  std::cout << "row 3 keeps " << keep.row(3).count() << " keys; bias(3,0) = " << bias.matrix()(3, 0) << "\n";
+  std::cout << "row 3 keeps " << keep.row(3).count() << " keys; bias(3,0) = " << bias.matrix()(3, 0)
+            << "\n";
 }

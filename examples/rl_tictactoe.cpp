@@ -90,8 +90,10 @@ struct games {
         continue;
       }
       g.c[a] = 1;
-      if (g.wins(1)) out[e] = outcome::win;
-      else if (g.full()) out[e] = outcome::draw;
+      if (g.wins(1))
+        out[e] = outcome::win;
+      else if (g.full())
+        out[e] = outcome::draw;
     }
     // The opponent moves in the games still running (finished rows get a dummy legal row).
     bool_matrix legal = empty_cells();
@@ -104,8 +106,10 @@ struct games {
       if (out[e] != outcome::running) continue;
       board& g = b[e];
       g.c[reply(static_cast<Index>(e), 0)] = 2;
-      if (g.wins(2)) out[e] = outcome::loss;
-      else if (g.full()) out[e] = outcome::draw;
+      if (g.wins(2))
+        out[e] = outcome::loss;
+      else if (g.full())
+        out[e] = outcome::draw;
     }
     return out;
   }
@@ -134,7 +138,8 @@ struct agent {
   }
   row_matrix<double> rows_of(const games& g) const {
     row_matrix<double> out(g.size(), cells);
-    for (Index e = 0; e < g.size(); ++e) out.row(e) = q.row(g.b[static_cast<std::size_t>(e)].index());
+    for (Index e = 0; e < g.size(); ++e)
+      out.row(e) = q.row(g.b[static_cast<std::size_t>(e)].index());
     return out;
   }
 
@@ -158,14 +163,14 @@ struct agent {
       for (std::size_t e = 0; e < out.size(); ++e) {
         const Index r = static_cast<Index>(e);
         done[r] = out[e] != outcome::running;
-        reward[r] = out[e] == outcome::win ? 1.0
+        reward[r] = out[e] == outcome::win                                    ? 1.0
                     : (out[e] == outcome::loss || out[e] == outcome::illegal) ? -1.0
                                                                               : 0.0;
         if (out[e] == outcome::illegal) ++illegal;
       }
       // TD targets over the next states' action sets (terminal rows are not bootstrapped).
-      const Eigen::VectorXd y = emask::masked_td_target(reward, done, rows_of(g),
-                                                        action_set(g.empty_cells()), gamma);
+      const Eigen::VectorXd y =
+          emask::masked_td_target(reward, done, rows_of(g), action_set(g.empty_cells()), gamma);
       for (std::size_t e = 0; e < out.size(); ++e) {
         double& qa = q(s[e], a[static_cast<Index>(e)]);
         qa += alpha * (y[static_cast<Index>(e)] - qa);
@@ -242,8 +247,8 @@ int main(int argc, char** argv) {
   std::printf("tic-tac-toe, tabular Q-learning (X, first) vs a uniformly random opponent\n");
   std::printf("%9s | %8s %8s %10s | %8s %8s %10s %10s\n", "episodes", "masked", "", "illegal",
               "penalty", "", "illegal", "illegal");
-  std::printf("%9s | %8s %8s %10s | %8s %8s %10s %10s\n", "", "win", "no-loss", "(train)",
-              "win", "no-loss", "(train)", "(eval)");
+  std::printf("%9s | %8s %8s %10s | %8s %8s %10s %10s\n", "", "win", "no-loss", "(train)", "win",
+              "no-loss", "(train)", "(eval)");
   eval_result fm, fp;
   for (long long done = 0; done <= episodes; done += eval_every) {
     if (done > 0) {
@@ -265,9 +270,10 @@ int main(int argc, char** argv) {
 
   const bool never_illegal = masked.train_illegal == 0 && fm.illegal == 0.0;
   const bool learned = fm.win > 0.75;  // a random first player wins about 58.5%
-  std::printf("RESULT: masked agent played %lld illegal moves (penalty agent: %lld); final win "
-              "rate masked %.3f, penalty %.3f: %s\n",
-              masked.train_illegal + static_cast<long long>(fm.illegal * double(eval_games)),
-              penalty.train_illegal, fm.win, fp.win, never_illegal && learned ? "PASS" : "FAIL");
+  std::printf(
+      "RESULT: masked agent played %lld illegal moves (penalty agent: %lld); final win "
+      "rate masked %.3f, penalty %.3f: %s\n",
+      masked.train_illegal + static_cast<long long>(fm.illegal * double(eval_games)),
+      penalty.train_illegal, fm.win, fp.win, never_illegal && learned ? "PASS" : "FAIL");
   return never_illegal && learned ? 0 : 1;
 }

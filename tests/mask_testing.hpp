@@ -82,8 +82,8 @@ void check_mask(const Mask& mask, const predicate& ref, Index B, Index H, Index 
               if (first < 0) first = k;
               last = k;
             }
-          INFO("keys b=" << b << " h=" << h << " q=" << q << " [" << k0 << ", " << k1
-                         << ") -> [" << s.begin << ", " << s.end << ") exact=" << s.exact);
+          INFO("keys b=" << b << " h=" << h << " q=" << q << " [" << k0 << ", " << k1 << ") -> ["
+                         << s.begin << ", " << s.end << ") exact=" << s.exact);
           if (first < 0) {
             // No kept key: an empty span, or a non-exact span (conservative).
             REQUIRE((s.empty() || !s.exact));
@@ -108,8 +108,8 @@ void check_mask(const Mask& mask, const predicate& ref, Index B, Index H, Index 
             const Index q1 = std::min(q0 + tq, Lq), k1 = std::min(k0 + tk, Lk);
             const emask::tile_state truth = brute_tile(ref, b, h, q0, q1, k0, k1);
             const emask::tile_state got = mask.tile(b, h, q0, q1, k0, k1);
-            INFO("tile b=" << b << " h=" << h << " [" << q0 << "," << q1 << ")x[" << k0 << ","
-                           << k1 << ") truth=" << int(truth) << " got=" << int(got));
+            INFO("tile b=" << b << " h=" << h << " [" << q0 << "," << q1 << ")x[" << k0 << "," << k1
+                           << ") truth=" << int(truth) << " got=" << int(got));
             if (Mask::exact_tiles) {
               REQUIRE(got == truth);
             } else {

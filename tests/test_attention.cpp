@@ -70,8 +70,9 @@ const emask::attention_variant all_variants[] = {emask::attention_variant::naive
                                                  emask::attention_variant::decode};
 
 const char* name_of(emask::attention_variant v) {
-  return v == emask::attention_variant::naive ? "naive"
-         : v == emask::attention_variant::tiled ? "tiled" : "decode";
+  return v == emask::attention_variant::naive   ? "naive"
+         : v == emask::attention_variant::tiled ? "tiled"
+                                                : "decode";
 }
 
 /// Runs every variant (with small and default tiles) on mask m and compares with the reference.
@@ -100,14 +101,16 @@ void check_all_variants(const Mask& m, Index lq, Index lk, Index d, Index dv, st
       emask::masked_attention(q, k, v, m, out, lse, o);
       INFO("variant " << name_of(variant) << " tile " << tile << " Lq " << lq << " Lk " << lk
                       << " D " << d << " Dv " << dv);
-      const double err = lq * dv > 0 ? (out.template cast<double>() - ref.out).cwiseAbs().maxCoeff() : 0.0;
+      const double err =
+          lq * dv > 0 ? (out.template cast<double>() - ref.out).cwiseAbs().maxCoeff() : 0.0;
       CHECK(err <= tol<S>());
       for (Index i = 0; i < lq; ++i) {
         if (std::isinf(ref.lse(i))) {
           CHECK(static_cast<double>(lse(i)) < -1e300);
           CHECK((out.row(i).array() == S(0)).all());
         } else {
-          CHECK(std::abs(static_cast<double>(lse(i)) - ref.lse(i)) <= 4 * tol<S>() * (1 + std::abs(ref.lse(i))));
+          CHECK(std::abs(static_cast<double>(lse(i)) - ref.lse(i)) <=
+                4 * tol<S>() * (1 + std::abs(ref.lse(i))));
         }
       }
       if (variant == emask::attention_variant::decode) break;  // tiles do not matter there
@@ -123,8 +126,8 @@ TEMPLATE_TEST_CASE("masked_attention matches a float64 reference for every mask 
   struct shape {
     Index lq, lk, d, dv;
   };
-  const shape shapes[] = {{1, 1, 1, 1}, {37, 53, 5, 7}, {130, 129, 64, 64}, {3, 300, 16, 33},
-                          {70, 20, 256, 12}, {129, 257, 32, 1}};
+  const shape shapes[] = {{1, 1, 1, 1},     {37, 53, 5, 7},    {130, 129, 64, 64},
+                          {3, 300, 16, 33}, {70, 20, 256, 12}, {129, 257, 32, 1}};
   std::uint64_t seed = 11;
   for (const shape& s : shapes) {
     SECTION("shape " + std::to_string(s.lq) + "x" + std::to_string(s.lk) + " D " +
@@ -133,8 +136,8 @@ TEMPLATE_TEST_CASE("masked_attention matches a float64 reference for every mask 
       check_all_variants<S>(emask::causal::bottom_right(s.lq, s.lk), s.lq, s.lk, s.d, s.dv, ++seed);
       check_all_variants<S>(emask::causal().strict(), s.lq, s.lk, s.d, s.dv, ++seed);
       check_all_variants<S>(emask::sliding_window(9, 3), s.lq, s.lk, s.d, s.dv, ++seed);
-      check_all_variants<S>(emask::key_padding::from_lengths({s.lk * 3 / 4}, s.lk), s.lq, s.lk,
-                            s.d, s.dv, ++seed);
+      check_all_variants<S>(emask::key_padding::from_lengths({s.lk * 3 / 4}, s.lk), s.lq, s.lk, s.d,
+                            s.dv, ++seed);
       check_all_variants<S>(emask::prefix_lm(5), s.lq, s.lk, s.d, s.dv, ++seed);
       check_all_variants<S>(emask::chunked(8) & emask::causal(), s.lq, s.lk, s.d, s.dv, ++seed);
       check_all_variants<S>(emask::sliding_window(4, 0) | emask::prefix_lm(3), s.lq, s.lk, s.d,
@@ -186,11 +189,13 @@ TEST_CASE("alibi_slopes follows ggml's max_bias schedule", "[attention]") {
   // 8 heads, max_bias 8: n = 8, m0 = 2^-1, slopes 2^-1 ... 2^-8 (the ALiBi paper's sequence).
   const auto s8 = emask::alibi_slopes(8, 8.0);
   REQUIRE(s8.size() == 8);
-  for (int h = 0; h < 8; ++h) CHECK_THAT(s8[static_cast<std::size_t>(h)], WithinRel(std::pow(2.0, -(h + 1)), 1e-12));
+  for (int h = 0; h < 8; ++h)
+    CHECK_THAT(s8[static_cast<std::size_t>(h)], WithinRel(std::pow(2.0, -(h + 1)), 1e-12));
   // 12 heads: n = 8; heads 8..11 use m1 = 2^-0.5 with odd powers 1, 3, 5, 7.
   const auto s12 = emask::alibi_slopes(12, 8.0);
   for (int h = 8; h < 12; ++h)
-    CHECK_THAT(s12[static_cast<std::size_t>(h)], WithinRel(std::pow(2.0, -0.5 * (2 * (h - 8) + 1)), 1e-12));
+    CHECK_THAT(s12[static_cast<std::size_t>(h)],
+               WithinRel(std::pow(2.0, -0.5 * (2 * (h - 8) + 1)), 1e-12));
   REQUIRE_THROWS_WITH(emask::alibi_slopes(0), Catch::Matchers::Contains("n_head"));
   REQUIRE_THROWS_WITH(emask::alibi_slopes(4, -1.0), Catch::Matchers::Contains("max_bias"));
 }
@@ -200,7 +205,8 @@ TEMPLATE_TEST_CASE("masked_attention: masked entries cannot leak, kept NaN poiso
   using S = TestType;
   rng g(301);
   const Index L = 150, D = 16;
-  row_matrix<S> q = random_matrix<S>(g, L, D), k = random_matrix<S>(g, L, D), v = random_matrix<S>(g, L, D);
+  row_matrix<S> q = random_matrix<S>(g, L, D), k = random_matrix<S>(g, L, D),
+                v = random_matrix<S>(g, L, D);
   const auto m = emask::key_padding::from_lengths({100}, L);
   for (auto variant : all_variants) {
     emask::attention_options o;
@@ -240,10 +246,13 @@ TEMPLATE_TEST_CASE("masked_attention: batched views, interleaved layout, grouped
   const auto mask = pad & emask::causal::bottom_right(Lq, Lk);
   for (Index hkv : {Index(4), Index(2), Index(1)}) {
     // q in [B, L, H, D] (interleaved), k and v in [B, Hkv, L, D], out in [B, L, H, Dv].
-    std::vector<S> qb(static_cast<std::size_t>(B * Lq * H * D)), kb(static_cast<std::size_t>(B * hkv * Lk * D)),
-        vb(static_cast<std::size_t>(B * hkv * Lk * Dv)), ob(static_cast<std::size_t>(B * Lq * H * Dv));
+    std::vector<S> qb(static_cast<std::size_t>(B * Lq * H * D)),
+        kb(static_cast<std::size_t>(B * hkv * Lk * D)),
+        vb(static_cast<std::size_t>(B * hkv * Lk * Dv)),
+        ob(static_cast<std::size_t>(B * Lq * H * Dv));
     for (auto* buf : {&qb, &kb, &vb})
-      for (auto& x : *buf) x = static_cast<S>(static_cast<double>(g.next() >> 11) * 0x1.0p-53 * 2 - 1);
+      for (auto& x : *buf)
+        x = static_cast<S>(static_cast<double>(g.next() >> 11) * 0x1.0p-53 * 2 - 1);
     const auto qv = emask::view_blhd<const S>(qb.data(), B, Lq, H, D);
     const auto kv = emask::view_bhld<const S>(kb.data(), B, hkv, Lk, D);
     const auto vv = emask::view_bhld<const S>(vb.data(), B, hkv, Lk, Dv);
@@ -262,11 +271,14 @@ TEMPLATE_TEST_CASE("masked_attention: batched views, interleaved layout, grouped
           const dmat qs = qv.slice(b, h).template cast<double>();
           const dmat ks = kv.slice(b, h / (H / hkv)).template cast<double>();
           const dmat vs = vv.slice(b, h / (H / hkv)).template cast<double>();
-          const ref_result r = reference(qs, ks, vs, [&](Index i, Index j) { return mask.keep(b, h, i, j); },
-                                         1.0 / std::sqrt(double(D)), 0.0, o.alibi[static_cast<std::size_t>(h)]);
+          const ref_result r = reference(
+              qs, ks, vs, [&](Index i, Index j) { return mask.keep(b, h, i, j); },
+              1.0 / std::sqrt(double(D)), 0.0, o.alibi[static_cast<std::size_t>(h)]);
           INFO(name_of(variant) << " Hkv " << hkv << " b " << b << " h " << h);
           CHECK((ov.slice(b, h).template cast<double>() - r.out).cwiseAbs().maxCoeff() <= tol<S>());
-          CHECK((lse.row(b * H + h).transpose().template cast<double>() - r.lse).cwiseAbs().maxCoeff() <= 1e-4);
+          CHECK((lse.row(b * H + h).transpose().template cast<double>() - r.lse)
+                    .cwiseAbs()
+                    .maxCoeff() <= 1e-4);
         }
     }
   }
@@ -290,20 +302,25 @@ TEST_CASE("masked_attention: tiny and empty shapes", "[attention]") {
 TEST_CASE("masked_attention: bad shapes and options name the argument", "[attention]") {
   using Catch::Matchers::Contains;
   row_matrix<float> q(4, 8), k(6, 8), v(6, 5), out(4, 5);
-  q.setZero(); k.setZero(); v.setZero();
+  q.setZero();
+  k.setZero();
+  v.setZero();
   row_matrix<float> kbad(6, 7), vbad(5, 5), obad(4, 6);
   emask::lse_vector<float> lbad(3);
   REQUIRE_THROWS_WITH(emask::masked_attention(q, kbad, v, emask::causal(), out), Contains("'k'"));
   REQUIRE_THROWS_WITH(emask::masked_attention(q, k, vbad, emask::causal(), out), Contains("'v'"));
   REQUIRE_THROWS_WITH(emask::masked_attention(q, k, v, emask::causal(), obad), Contains("'out'"));
-  REQUIRE_THROWS_WITH(emask::masked_attention(q, k, v, emask::causal(), out, lbad), Contains("'lse'"));
+  REQUIRE_THROWS_WITH(emask::masked_attention(q, k, v, emask::causal(), out, lbad),
+                      Contains("'lse'"));
   emask::attention_options o;
   o.tile_q = 0;
-  REQUIRE_THROWS_WITH(emask::masked_attention(q, k, v, emask::causal(), out, o), Contains("options.tile_q"));
+  REQUIRE_THROWS_WITH(emask::masked_attention(q, k, v, emask::causal(), out, o),
+                      Contains("options.tile_q"));
   o = {};
   o.alibi = {0.5};
   o.head = 2;
-  REQUIRE_THROWS_WITH(emask::masked_attention(q, k, v, emask::causal(), out, o), Contains("options.alibi"));
+  REQUIRE_THROWS_WITH(emask::masked_attention(q, k, v, emask::causal(), out, o),
+                      Contains("options.alibi"));
   // The mask is checked once for the region it is asked about.
   const auto pad = emask::key_padding::from_lengths({3}, 5);  // built for 5 keys, used with 6
   REQUIRE_THROWS_AS(emask::masked_attention(q, k, v, pad, out), emask::error);
@@ -318,7 +335,8 @@ TEST_CASE("masked_attention: bad shapes and options name the argument", "[attent
   const auto vv3 = emask::view_bhld<const float>(buf.data(), 2, 1, 3, 8);
   REQUIRE_THROWS_WITH(emask::masked_attention(qv, kv1, vv3, emask::causal(), ov), Contains("'v'"));
   const auto ovbad = emask::view_bhld(obuf.data(), 2, 3, 3, 8);
-  REQUIRE_THROWS_WITH(emask::masked_attention(qv, kv1, kv1, emask::causal(), ovbad), Contains("'out'"));
+  REQUIRE_THROWS_WITH(emask::masked_attention(qv, kv1, kv1, emask::causal(), ovbad),
+                      Contains("'out'"));
   REQUIRE_THROWS_WITH(emask::view_bhld<float>(nullptr, 1, 1, 2, 2), Contains("'data'"));
   REQUIRE_THROWS_WITH(emask::view_bhld<float>(obuf.data(), 1, -1, 2, 2), Contains("'heads'"));
 }

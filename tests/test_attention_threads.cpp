@@ -69,7 +69,8 @@ TEST_CASE("masked_attention: 1 and 2 threads give bit-identical results", "[atte
   const auto q = emask::view_bhld<const float>(qb.data(), B, H, Lq, D);
   const auto k = emask::view_bhld<const float>(kb.data(), B, H, Lk, D);
   const auto v = emask::view_bhld<const float>(vb.data(), B, H, Lk, D);
-  const auto mask = emask::causal::bottom_right(Lq, Lk) & emask::key_padding::from_lengths({170, 90}, Lk);
+  const auto mask =
+      emask::causal::bottom_right(Lq, Lk) & emask::key_padding::from_lengths({170, 90}, Lk);
   for (auto variant : {emask::attention_variant::naive, emask::attention_variant::tiled,
                        emask::attention_variant::decode}) {
     std::vector<std::vector<float>> results;

@@ -51,7 +51,8 @@ constexpr double inf = std::numeric_limits<double>::infinity();
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define EMASK_REL_SANITIZED 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
 #define EMASK_REL_SANITIZED 1
 #endif
 #endif
@@ -103,8 +104,9 @@ struct softmax_ref {
 
 softmax_ref reference_softmax(const dmat& x, const emask::bool_matrix& keep, double scale) {
   const Index lq = x.rows(), lk = x.cols();
-  softmax_ref r{dmat::Zero(lq, lk), dmat::Constant(lq, lk, -inf), Eigen::VectorXd::Constant(lq, -inf),
-                Eigen::VectorXd::Zero(lq), Eigen::VectorXi::Zero(lq)};
+  softmax_ref r{dmat::Zero(lq, lk), dmat::Constant(lq, lk, -inf),
+                Eigen::VectorXd::Constant(lq, -inf), Eigen::VectorXd::Zero(lq),
+                Eigen::VectorXi::Zero(lq)};
   for (Index i = 0; i < lq; ++i) {
     double m = -inf;
     for (Index j = 0; j < lk; ++j)
@@ -144,7 +146,8 @@ void check_softmax_output(const row_matrix<S>& out, const Eigen::Matrix<S, Eigen
       if (!(lse(i) == -std::numeric_limits<S>::infinity()))
         return t.fail(what + ": fully masked row " + std::to_string(i) + " lse = " + fmt(lse(i)));
     } else if (!(std::abs(lse(i) - ref.lse(i)) <= 2 * (base + eps * std::abs(ref.lse(i))))) {
-      return t.fail(what + ": row " + std::to_string(i) + " lse " + fmt(lse(i)) + " vs " + fmt(ref.lse(i)));
+      return t.fail(what + ": row " + std::to_string(i) + " lse " + fmt(lse(i)) + " vs " +
+                    fmt(ref.lse(i)));
     }
     for (Index j = 0; j < lk; ++j) {
       const double y = static_cast<double>(out(i, j));
@@ -158,8 +161,8 @@ void check_softmax_output(const row_matrix<S>& out, const Eigen::Matrix<S, Eigen
       const double want = Log ? ref.logp(i, j) : ref.p(i, j);
       const double tol = Log ? 2 * (base + eps * std::abs(want)) : 2 * base * want + tiny;
       if (!(std::abs(y - want) <= tol))
-        return t.fail(what + ": entry (" + std::to_string(i) + "," + std::to_string(j) + ") = " +
-                      fmt(y) + ", reference " + fmt(want) + ", bound " + fmt(tol));
+        return t.fail(what + ": entry (" + std::to_string(i) + "," + std::to_string(j) +
+                      ") = " + fmt(y) + ", reference " + fmt(want) + ", bound " + fmt(tol));
     }
   }
 }
@@ -171,9 +174,8 @@ void run_softmax_variants(const Mask& mask, const dmat& xd, const softmax_ref& r
   const row_matrix<S> x = xd.cast<S>();
   row_matrix<S> out(x.rows(), x.cols());
   Eigen::Matrix<S, Eigen::Dynamic, 1> lse(x.rows());
-  const emask::softmax_variant variants[] = {emask::softmax_variant::naive,
-                                             emask::softmax_variant::fused,
-                                             emask::softmax_variant::tiled};
+  const emask::softmax_variant variants[] = {
+      emask::softmax_variant::naive, emask::softmax_variant::fused, emask::softmax_variant::tiled};
   for (int v = 0; v < 3; ++v) {
     emask::softmax_options o;
     o.scale = scale;
@@ -181,8 +183,8 @@ void run_softmax_variants(const Mask& mask, const dmat& xd, const softmax_ref& r
     o.tile = r.coin(0.5) ? 1 + skewed_len(r, 80) : 128;
     o.b = b;
     o.stream_bytes = r.coin(0.2) ? 0 : o.stream_bytes;
-    const std::string w = what + " variant " + std::to_string(v) + " tile " + std::to_string(o.tile) +
-                          (sizeof(S) == 4 ? " float" : " double");
+    const std::string w = what + " variant " + std::to_string(v) + " tile " +
+                          std::to_string(o.tile) + (sizeof(S) == 4 ? " float" : " double");
     out.setConstant(S(123));
     lse.setConstant(S(123));
     if (!log) {
@@ -210,8 +212,8 @@ attn_ref reference_attention(const dmat& q, const dmat& k, const dmat& v,
                              const emask::bool_matrix& keep, double scale, double softcap,
                              double slope, Index alibi_shift) {
   const Index lq = q.rows(), lk = k.rows();
-  attn_ref r{dmat::Zero(lq, v.cols()), Eigen::VectorXd::Constant(lq, -inf), Eigen::VectorXd::Zero(lq),
-             Eigen::VectorXd::Zero(lq), Eigen::VectorXi::Zero(lq)};
+  attn_ref r{dmat::Zero(lq, v.cols()), Eigen::VectorXd::Constant(lq, -inf),
+             Eigen::VectorXd::Zero(lq), Eigen::VectorXd::Zero(lq), Eigen::VectorXi::Zero(lq)};
   std::vector<double> s(static_cast<std::size_t>(lk));
   for (Index i = 0; i < lq; ++i) {
     double m = -inf;
@@ -239,9 +241,9 @@ attn_ref reference_attention(const dmat& q, const dmat& k, const dmat& v,
 }
 
 template <class S>
-void check_attention_output(const row_matrix<S>& out, const Eigen::Matrix<S, Eigen::Dynamic, 1>& lse,
-                            const attn_ref& ref, Index d, Index lk, double vmax, tally& t,
-                            const std::string& what) {
+void check_attention_output(const row_matrix<S>& out,
+                            const Eigen::Matrix<S, Eigen::Dynamic, 1>& lse, const attn_ref& ref,
+                            Index d, Index lk, double vmax, tally& t, const std::string& what) {
   const double eps = std::numeric_limits<S>::epsilon();
   for (Index i = 0; i < out.rows(); ++i) {
     if (ref.kept(i) == 0) {
@@ -249,7 +251,8 @@ void check_attention_output(const row_matrix<S>& out, const Eigen::Matrix<S, Eig
         return t.fail(what + ": fully masked row " + std::to_string(i) + " lse = " + fmt(lse(i)));
       for (Index c = 0; c < out.cols(); ++c)
         if (!(out(i, c) == S(0)))
-          return t.fail(what + ": fully masked row " + std::to_string(i) + " out = " + fmt(out(i, c)));
+          return t.fail(what + ": fully masked row " + std::to_string(i) +
+                        " out = " + fmt(out(i, c)));
       continue;
     }
     // Score error: a D-term dot product ((D + 4) eps A), the ALiBi addition (2 eps |alibi|).
@@ -257,7 +260,8 @@ void check_attention_output(const row_matrix<S>& out, const Eigen::Matrix<S, Eig
     // Probabilities: relative error 2 cs (score and max) + (Lk + 8) eps (exp, sum, division);
     // the weighted sum of Lk values adds (Lk + 8) eps max|v|. Factor 2 of margin.
     const double sum_err = static_cast<double>(lk + 8) * eps;
-    const double tol_out = 2 * vmax * (2 * cs + 2 * sum_err) + 4 * static_cast<double>(std::numeric_limits<S>::min());
+    const double tol_out =
+        2 * vmax * (2 * cs + 2 * sum_err) + 4 * static_cast<double>(std::numeric_limits<S>::min());
     const double tol_lse = 2 * (2 * cs + sum_err + eps * std::abs(ref.lse(i)));
     if (!(std::abs(static_cast<double>(lse(i)) - ref.lse(i)) <= tol_lse))
       return t.fail(what + ": row " + std::to_string(i) + " lse " + fmt(lse(i)) + " vs " +
@@ -265,8 +269,8 @@ void check_attention_output(const row_matrix<S>& out, const Eigen::Matrix<S, Eig
     for (Index c = 0; c < out.cols(); ++c) {
       const double y = static_cast<double>(out(i, c)), want = ref.out(i, c);
       if (!(std::abs(y - want) <= tol_out))
-        return t.fail(what + ": out(" + std::to_string(i) + "," + std::to_string(c) + ") = " + fmt(y) +
-                      ", reference " + fmt(want) + ", bound " + fmt(tol_out));
+        return t.fail(what + ": out(" + std::to_string(i) + "," + std::to_string(c) +
+                      ") = " + fmt(y) + ", reference " + fmt(want) + ", bound " + fmt(tol_out));
     }
   }
 }
@@ -303,21 +307,23 @@ void run_attention_variants(const Mask& mask, const attn_case& c, const attn_ref
     o.tile_q = r.coin(0.5) ? 1 + skewed_len(r, 70) : 128;
     o.tile_k = r.coin(0.5) ? 1 + skewed_len(r, 70) : 128;
     o.decode_chunk = r.coin(0.6) ? 1 + skewed_len(r, 200) : 512;
-    const std::string w = what + " variant " + std::to_string(vi) + " tile_q " + std::to_string(o.tile_q) +
-                          " tile_k " + std::to_string(o.tile_k) + " chunk " + std::to_string(o.decode_chunk) +
+    const std::string w = what + " variant " + std::to_string(vi) + " tile_q " +
+                          std::to_string(o.tile_q) + " tile_k " + std::to_string(o.tile_k) +
+                          " chunk " + std::to_string(o.decode_chunk) +
                           (sizeof(S) == 4 ? " float" : " double");
     out.setConstant(S(123));
     lse.setConstant(S(123));
     if (c.mask_offset) {
       // (through dyn_mask: one instantiation of the kernels for every offset mask)
-      emask::masked_attention(q, k, v, emask_rel::dyn_mask::wrap(mask.offset(c.q_off, c.k_off)), out,
-                              lse, o);
+      emask::masked_attention(q, k, v, emask_rel::dyn_mask::wrap(mask.offset(c.q_off, c.k_off)),
+                              out, lse, o);
     } else {
       o.q_offset = c.q_off;
       o.k_offset = c.k_off;
       emask::masked_attention(q, k, v, mask, out, lse, o);
     }
-    check_attention_output<S>(out, lse, ref, q.cols(), k.rows(), vmax, tallies[vi], "attention " + w);
+    check_attention_output<S>(out, lse, ref, q.cols(), k.rows(), vmax, tallies[vi],
+                              "attention " + w);
   }
 }
 
@@ -353,9 +359,11 @@ void with_random_mask(splitmix& r, const sizes& s, F&& f) {
     const emask_rel::ref_fn ref = [lr](Index b, Index q, Index k) { return k <= q && lr(b, q, k); };
     // The composition is the library's and_mask<Builder, causal>, seen through dyn_mask (so
     // the kernels are not instantiated once more per builder).
-    std::visit([&](const auto& m) {
-      f(emask_rel::dyn_mask::wrap(m & emask::causal()), ref, "(" + l.what + ") & causal()");
-    }, l.mask);
+    std::visit(
+        [&](const auto& m) {
+          f(emask_rel::dyn_mask::wrap(m & emask::causal()), ref, "(" + l.what + ") & causal()");
+        },
+        l.mask);
   } else {  // a random expression tree
     emask_rel::tree t = emask_rel::make_tree(r, e, static_cast<int>(r.between(1, 3)));
     f(t.mask, t.ref, t.what);
@@ -367,7 +375,8 @@ template <class Mask>
 bool mask_matches(const Mask& mask, const emask_rel::ref_fn& ref, const sizes& s,
                   emask::bool_matrix& keep) {
   keep = emask_rel::reference_keep(ref, s.b, s.q_off, s.k_off, s.lq, s.lk);
-  const emask::bool_matrix got = emask::materialize(mask.offset(s.q_off, s.k_off), s.lq, s.lk, s.b, 0);
+  const emask::bool_matrix got =
+      emask::materialize(mask.offset(s.q_off, s.k_off), s.lq, s.lk, s.b, 0);
   return (got == keep).all();
 }
 
@@ -382,7 +391,9 @@ double draw_scale(splitmix& r) {
 }
 
 /// A float-representable normal value with standard deviation sd.
-double fnormal(splitmix& r, double sd) { return static_cast<double>(static_cast<float>(sd * r.normal())); }
+double fnormal(splitmix& r, double sd) {
+  return static_cast<double>(static_cast<float>(sd * r.normal()));
+}
 
 }  // namespace
 
@@ -401,38 +412,39 @@ TEST_CASE("differential: masked_softmax and masked_log_softmax, every variant, f
   splitmix r(0x5EED50F7ull);
   for (long c = 0; c < n; ++c) {
     const sizes s = draw_sizes(r);
-    with_random_mask(r, s, [&](const auto& mask, const emask_rel::ref_fn& ref, const std::string& what) {
-      emask::bool_matrix keep;
-      if (!mask_matches(mask, ref, s, keep)) {
-        if (mask_mismatch++ == 0) first_mismatch = what;
-        return;
-      }
-      const double sd = r.coin(0.2) ? 30.0 : (r.coin(0.3) ? 0.01 : 2.0);
-      const double scale = draw_scale(r);
-      dmat x(s.lq, s.lk);
-      for (Index i = 0; i < s.lq; ++i)
-        for (Index j = 0; j < s.lk; ++j) x(i, j) = fnormal(r, sd);
-      const softmax_ref ref_out = reference_softmax(x, keep, scale);
-      // Masked scores may hold anything: the result must not change (the NaN policy).
-      if (r.coin(0.3)) {
-        ++poisoned;
-        const double junk[] = {std::nan(""), inf, -inf, 1e38, -1e38, 1e-40};
-        for (Index i = 0; i < s.lq; ++i)
-          for (Index j = 0; j < s.lk; ++j)
-            if (!keep(i, j) && r.coin(0.5)) x(i, j) = junk[r.between(0, 5)];
-      }
-      for (Index i = 0; i < s.lq; ++i) fully_masked_rows += ref_out.kept(i) == 0 ? 1 : 0;
-      const std::string w = "case " + std::to_string(c) + " Lq " + std::to_string(s.lq) + " Lk " +
-                            std::to_string(s.lk) + " offsets " + std::to_string(s.q_off) + "," +
-                            std::to_string(s.k_off) + " b " + std::to_string(s.b) + " scale " +
-                            fmt(scale) + " mask " + what;
-      const auto shifted = mask.offset(s.q_off, s.k_off);
-      // masked_softmax on even cases, masked_log_softmax on odd ones; float and double both.
-      const bool log = (c % 2) == 1;
-      run_softmax_variants<float>(shifted, x, ref_out, keep, scale, s.b, log, r, t, w);
-      run_softmax_variants<double>(shifted, x, ref_out, keep, scale, s.b, log, r, t, w);
-      for (auto& x_ : t) ++x_.cases;
-    });
+    with_random_mask(
+        r, s, [&](const auto& mask, const emask_rel::ref_fn& ref, const std::string& what) {
+          emask::bool_matrix keep;
+          if (!mask_matches(mask, ref, s, keep)) {
+            if (mask_mismatch++ == 0) first_mismatch = what;
+            return;
+          }
+          const double sd = r.coin(0.2) ? 30.0 : (r.coin(0.3) ? 0.01 : 2.0);
+          const double scale = draw_scale(r);
+          dmat x(s.lq, s.lk);
+          for (Index i = 0; i < s.lq; ++i)
+            for (Index j = 0; j < s.lk; ++j) x(i, j) = fnormal(r, sd);
+          const softmax_ref ref_out = reference_softmax(x, keep, scale);
+          // Masked scores may hold anything: the result must not change (the NaN policy).
+          if (r.coin(0.3)) {
+            ++poisoned;
+            const double junk[] = {std::nan(""), inf, -inf, 1e38, -1e38, 1e-40};
+            for (Index i = 0; i < s.lq; ++i)
+              for (Index j = 0; j < s.lk; ++j)
+                if (!keep(i, j) && r.coin(0.5)) x(i, j) = junk[r.between(0, 5)];
+          }
+          for (Index i = 0; i < s.lq; ++i) fully_masked_rows += ref_out.kept(i) == 0 ? 1 : 0;
+          const std::string w = "case " + std::to_string(c) + " Lq " + std::to_string(s.lq) +
+                                " Lk " + std::to_string(s.lk) + " offsets " +
+                                std::to_string(s.q_off) + "," + std::to_string(s.k_off) + " b " +
+                                std::to_string(s.b) + " scale " + fmt(scale) + " mask " + what;
+          const auto shifted = mask.offset(s.q_off, s.k_off);
+          // masked_softmax on even cases, masked_log_softmax on odd ones; float and double both.
+          const bool log = (c % 2) == 1;
+          run_softmax_variants<float>(shifted, x, ref_out, keep, scale, s.b, log, r, t, w);
+          run_softmax_variants<double>(shifted, x, ref_out, keep, scale, s.b, log, r, t, w);
+          for (auto& x_ : t) ++x_.cases;
+        });
   }
   INFO("first mask mismatch: " << first_mismatch);
   CHECK(mask_mismatch == 0);
@@ -460,53 +472,55 @@ TEST_CASE("differential: masked_attention naive, tiled and decode, float and dou
   splitmix r(0xA77E5710ull);
   for (long c = 0; c < n; ++c) {
     const sizes s = draw_sizes(r);
-    with_random_mask(r, s, [&](const auto& mask, const emask_rel::ref_fn& ref, const std::string& what) {
-      emask::bool_matrix keep;
-      if (!mask_matches(mask, ref, s, keep)) {
-        if (mask_mismatch++ == 0) first_mismatch = what;
-        return;
-      }
-      attn_case ac;
-      const Index d = 1 + skewed_len(r, 255);
-      const Index dv = r.coin(0.5) ? d : 1 + skewed_len(r, 100);
-      const double sd = r.coin(0.2) ? 3.0 : 1.0;
-      ac.q.resize(s.lq, d);
-      ac.k.resize(s.lk, d);
-      ac.v.resize(s.lk, dv);
-      for (Index i = 0; i < ac.q.size(); ++i) ac.q.data()[i] = fnormal(r, sd);
-      for (Index i = 0; i < ac.k.size(); ++i) ac.k.data()[i] = fnormal(r, sd);
-      for (Index i = 0; i < ac.v.size(); ++i) ac.v.data()[i] = fnormal(r, 1.0);
-      ac.scale = r.coin(0.6) ? 0.0 : 0.05 + r.uniform();
-      const double eff_scale = ac.scale > 0 ? ac.scale : 1.0 / std::sqrt(static_cast<double>(d));
-      ac.softcap = r.coin(0.15) ? 1.0 + 30 * r.uniform() : 0.0;
-      ac.heads = r.between(1, 4);
-      ac.head = r.between(0, ac.heads - 1);
-      ac.slope = r.coin(0.15) ? std::ldexp(1.0, -static_cast<int>(r.between(1, 8))) : 0.0;
-      softcapped += ac.softcap > 0 ? 1 : 0;
-      alibi += ac.slope != 0 ? 1 : 0;
-      ac.q_off = s.q_off;
-      ac.k_off = s.k_off;
-      ac.b = s.b;
-      ac.mask_offset = r.coin(0.5);
-      // ALiBi uses the options' positions (0 when the offsets are in the mask).
-      const Index shift = ac.mask_offset ? 0 : s.k_off - s.q_off;
-      const attn_ref ref_out =
-          reference_attention(ac.q, ac.k, ac.v, keep, eff_scale, ac.softcap, ac.slope, shift);
-      for (Index i = 0; i < s.lq; ++i) fully_masked_rows += ref_out.kept(i) == 0 ? 1 : 0;
-      const std::string w = "case " + std::to_string(c) + " Lq " + std::to_string(s.lq) + " Lk " +
-                            std::to_string(s.lk) + " D " + std::to_string(d) + " Dv " +
-                            std::to_string(dv) + " offsets " + std::to_string(s.q_off) + "," +
-                            std::to_string(s.k_off) + (ac.mask_offset ? " (mask.offset)" : " (options)") +
-                            " b " + std::to_string(s.b) + " softcap " + fmt(ac.softcap) + " slope " +
-                            fmt(ac.slope) + " mask " + what;
-      // float on even cases, double on odd ones (5000 cases each by default).
-      if (c % 2 == 0) {
-        run_attention_variants<float>(mask, ac, ref_out, r, t, w);
-      } else {
-        run_attention_variants<double>(mask, ac, ref_out, r, t, w);
-      }
-      for (auto& x_ : t) ++x_.cases;
-    });
+    with_random_mask(
+        r, s, [&](const auto& mask, const emask_rel::ref_fn& ref, const std::string& what) {
+          emask::bool_matrix keep;
+          if (!mask_matches(mask, ref, s, keep)) {
+            if (mask_mismatch++ == 0) first_mismatch = what;
+            return;
+          }
+          attn_case ac;
+          const Index d = 1 + skewed_len(r, 255);
+          const Index dv = r.coin(0.5) ? d : 1 + skewed_len(r, 100);
+          const double sd = r.coin(0.2) ? 3.0 : 1.0;
+          ac.q.resize(s.lq, d);
+          ac.k.resize(s.lk, d);
+          ac.v.resize(s.lk, dv);
+          for (Index i = 0; i < ac.q.size(); ++i) ac.q.data()[i] = fnormal(r, sd);
+          for (Index i = 0; i < ac.k.size(); ++i) ac.k.data()[i] = fnormal(r, sd);
+          for (Index i = 0; i < ac.v.size(); ++i) ac.v.data()[i] = fnormal(r, 1.0);
+          ac.scale = r.coin(0.6) ? 0.0 : 0.05 + r.uniform();
+          const double eff_scale =
+              ac.scale > 0 ? ac.scale : 1.0 / std::sqrt(static_cast<double>(d));
+          ac.softcap = r.coin(0.15) ? 1.0 + 30 * r.uniform() : 0.0;
+          ac.heads = r.between(1, 4);
+          ac.head = r.between(0, ac.heads - 1);
+          ac.slope = r.coin(0.15) ? std::ldexp(1.0, -static_cast<int>(r.between(1, 8))) : 0.0;
+          softcapped += ac.softcap > 0 ? 1 : 0;
+          alibi += ac.slope != 0 ? 1 : 0;
+          ac.q_off = s.q_off;
+          ac.k_off = s.k_off;
+          ac.b = s.b;
+          ac.mask_offset = r.coin(0.5);
+          // ALiBi uses the options' positions (0 when the offsets are in the mask).
+          const Index shift = ac.mask_offset ? 0 : s.k_off - s.q_off;
+          const attn_ref ref_out =
+              reference_attention(ac.q, ac.k, ac.v, keep, eff_scale, ac.softcap, ac.slope, shift);
+          for (Index i = 0; i < s.lq; ++i) fully_masked_rows += ref_out.kept(i) == 0 ? 1 : 0;
+          const std::string w =
+              "case " + std::to_string(c) + " Lq " + std::to_string(s.lq) + " Lk " +
+              std::to_string(s.lk) + " D " + std::to_string(d) + " Dv " + std::to_string(dv) +
+              " offsets " + std::to_string(s.q_off) + "," + std::to_string(s.k_off) +
+              (ac.mask_offset ? " (mask.offset)" : " (options)") + " b " + std::to_string(s.b) +
+              " softcap " + fmt(ac.softcap) + " slope " + fmt(ac.slope) + " mask " + what;
+          // float on even cases, double on odd ones (5000 cases each by default).
+          if (c % 2 == 0) {
+            run_attention_variants<float>(mask, ac, ref_out, r, t, w);
+          } else {
+            run_attention_variants<double>(mask, ac, ref_out, r, t, w);
+          }
+          for (auto& x_ : t) ++x_.cases;
+        });
   }
   INFO("first mask mismatch: " << first_mismatch);
   CHECK(mask_mismatch == 0);

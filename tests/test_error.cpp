@@ -64,8 +64,8 @@ TEST_CASE("fail_argument builds 'emask::<where>: argument '<arg>' = <value>, exp
           "entry per sequence");
   }
   SECTION("numbers inside the expected parts") {
-    const std::string m = message_of(
-        [] { emask::detail::fail_argument("chunked", "chunk_size", 0, ">= ", 1); });
+    const std::string m =
+        message_of([] { emask::detail::fail_argument("chunked", "chunk_size", 0, ">= ", 1); });
     CHECK(m == "emask::chunked: argument 'chunk_size' = 0, expected >= 1");
   }
   SECTION("the default handler's exception can be caught as std::invalid_argument") {

@@ -13,7 +13,8 @@ using namespace emask;
 
 namespace {
 std::uint32_t be32(const std::vector<std::uint8_t>& d, std::size_t i) {
-  return (std::uint32_t{d[i]} << 24) | (std::uint32_t{d[i + 1]} << 16) | (std::uint32_t{d[i + 2]} << 8) | d[i + 3];
+  return (std::uint32_t{d[i]} << 24) | (std::uint32_t{d[i + 1]} << 16) |
+         (std::uint32_t{d[i + 2]} << 8) | d[i + 3];
 }
 
 // Decodes the PNGs emask writes (8-bit RGB, filter 0, stored deflate blocks); checks every CRC.
@@ -30,7 +31,8 @@ decoded decode(const std::vector<std::uint8_t>& png) {
   bool ended = false;
   while (i < png.size()) {
     const std::uint32_t n = be32(png, i);
-    const std::string type(png.begin() + static_cast<std::ptrdiff_t>(i + 4), png.begin() + static_cast<std::ptrdiff_t>(i + 8));
+    const std::string type(png.begin() + static_cast<std::ptrdiff_t>(i + 4),
+                           png.begin() + static_cast<std::ptrdiff_t>(i + 8));
     REQUIRE(detail::crc32(png.data() + i + 4, n + 4) == be32(png, i + 8 + n));
     if (type == "IHDR") {
       out.width = be32(png, i + 8);
@@ -38,7 +40,8 @@ decoded decode(const std::vector<std::uint8_t>& png) {
       REQUIRE(png[i + 16] == 8);  // bit depth
       REQUIRE(png[i + 17] == 2);  // RGB
     } else if (type == "IDAT") {
-      z.insert(z.end(), png.begin() + static_cast<std::ptrdiff_t>(i + 8), png.begin() + static_cast<std::ptrdiff_t>(i + 8 + n));
+      z.insert(z.end(), png.begin() + static_cast<std::ptrdiff_t>(i + 8),
+               png.begin() + static_cast<std::ptrdiff_t>(i + 8 + n));
     } else if (type == "IEND") {
       ended = true;
     }
@@ -55,7 +58,8 @@ decoded decode(const std::vector<std::uint8_t>& png) {
     const std::size_t len = z[p + 1] | (std::size_t{z[p + 2]} << 8);
     const std::size_t nlen = z[p + 3] | (std::size_t{z[p + 4]} << 8);
     REQUIRE((len ^ nlen) == 0xFFFF);
-    raw.insert(raw.end(), z.begin() + static_cast<std::ptrdiff_t>(p + 5), z.begin() + static_cast<std::ptrdiff_t>(p + 5 + len));
+    raw.insert(raw.end(), z.begin() + static_cast<std::ptrdiff_t>(p + 5),
+               z.begin() + static_cast<std::ptrdiff_t>(p + 5 + len));
     p += 5 + len;
     if (last) break;
   }
@@ -69,7 +73,8 @@ decoded decode(const std::vector<std::uint8_t>& png) {
   REQUIRE(raw.size() == stride * out.height);
   for (std::uint32_t y = 0; y < out.height; ++y) {
     REQUIRE(raw[y * stride] == 0);  // filter type 0
-    out.rgb.insert(out.rgb.end(), raw.begin() + static_cast<std::ptrdiff_t>(y * stride + 1), raw.begin() + static_cast<std::ptrdiff_t>((y + 1) * stride));
+    out.rgb.insert(out.rgb.end(), raw.begin() + static_cast<std::ptrdiff_t>(y * stride + 1),
+                   raw.begin() + static_cast<std::ptrdiff_t>((y + 1) * stride));
   }
   return out;
 }
@@ -105,7 +110,8 @@ TEST_CASE("PNG pixels match the mask cell by cell", "[image]") {
   const decoded tiles = decode(to_png(causal(), 8, 8, opt));
   const std::size_t at = static_cast<std::size_t>((1 * 64 + 32) * 3);  // x = 32 is a tile edge
   CHECK(tiles.rgb[at] == detail::tile_rgb[0]);
-  REQUIRE_THROWS_WITH(to_png(causal(), 2, 2, image_options{0, 0, 0}), Catch::Matchers::Contains("cell"));
+  REQUIRE_THROWS_WITH(to_png(causal(), 2, 2, image_options{0, 0, 0}),
+                      Catch::Matchers::Contains("cell"));
 }
 
 TEST_CASE("PGM and SVG writers", "[image]") {
@@ -124,8 +130,11 @@ TEST_CASE("PGM and SVG writers", "[image]") {
   // One rectangle per run of kept keys: causal 4x4 has 4 runs; window & chunk has more.
   const std::string svg = to_svg(causal(), 4, 4);
   std::size_t rects = 0;
-  for (std::size_t p = svg.find("fill=\"#1f4e79\""); p != std::string::npos; p = svg.find("fill=\"#1f4e79\"", p + 1)) ++rects;
+  for (std::size_t p = svg.find("fill=\"#1f4e79\""); p != std::string::npos;
+       p = svg.find("fill=\"#1f4e79\"", p + 1))
+    ++rects;
   CHECK(rects == 4);
   CHECK(svg.rfind("<svg", 0) == 0);
-  REQUIRE_THROWS_WITH(write_png(causal(), 2, 2, "/nonexistent-dir/x.png"), Catch::Matchers::Contains("path"));
+  REQUIRE_THROWS_WITH(write_png(causal(), 2, 2, "/nonexistent-dir/x.png"),
+                      Catch::Matchers::Contains("path"));
 }

@@ -9,19 +9,24 @@ using emask_test::check_mask;
 using emask_test::rng;
 
 namespace {
-const std::vector<std::pair<Index, Index>> kShapes = {{1, 1}, {3, 5}, {5, 3}, {7, 7},
+const std::vector<std::pair<Index, Index>> kShapes = {{1, 1},  {3, 5},  {5, 3},   {7, 7},
                                                       {8, 13}, {13, 8}, {16, 16}, {0, 4}};
 }
 
 TEST_CASE("causal: top-left, bottom-right and strict match their definitions", "[causal]") {
   for (const auto& shape : kShapes) {
     const Index lq = shape.first, lk = shape.second;
-    check_mask(causal::top_left(), [](Index, Index, Index q, Index k) { return k <= q; }, 1, 1, lq, lk);
-    check_mask(causal_bottom_right(lq, lk),
-               [=](Index, Index, Index q, Index k) { return k <= q + lk - lq; }, 1, 1, lq, lk);
-    check_mask(causal::top_left().strict(), [](Index, Index, Index q, Index k) { return k < q; }, 1, 1, lq, lk);
-    check_mask(causal_bottom_right(lq, lk).strict(),
-               [=](Index, Index, Index q, Index k) { return k < q + lk - lq; }, 1, 1, lq, lk);
+    check_mask(
+        causal::top_left(), [](Index, Index, Index q, Index k) { return k <= q; }, 1, 1, lq, lk);
+    check_mask(
+        causal_bottom_right(lq, lk),
+        [=](Index, Index, Index q, Index k) { return k <= q + lk - lq; }, 1, 1, lq, lk);
+    check_mask(
+        causal::top_left().strict(), [](Index, Index, Index q, Index k) { return k < q; }, 1, 1, lq,
+        lk);
+    check_mask(
+        causal_bottom_right(lq, lk).strict(),
+        [=](Index, Index, Index q, Index k) { return k < q + lk - lq; }, 1, 1, lq, lk);
   }
 }
 
@@ -30,12 +35,16 @@ TEST_CASE("causal: both alignments drawn for Lq=3, Lk=5", "[causal]") {
   const bool_matrix tl = materialize(causal_top_left(), 3, 5);
   const bool_matrix br = materialize(causal_bottom_right(3, 5), 3, 5);
   bool_matrix tl_expected(3, 5), br_expected(3, 5);
+  // clang-format off
   tl_expected << 1, 0, 0, 0, 0,
                  1, 1, 0, 0, 0,
                  1, 1, 1, 0, 0;
+  // clang-format on
+  // clang-format off
   br_expected << 1, 1, 1, 0, 0,
                  1, 1, 1, 1, 0,
                  1, 1, 1, 1, 1;
+  // clang-format on
   CHECK((tl == tl_expected).all());
   CHECK((br == br_expected).all());
   CHECK(render(causal_top_left(), 3, 5, {0, 0, true}) ==
@@ -45,9 +54,13 @@ TEST_CASE("causal: both alignments drawn for Lq=3, Lk=5", "[causal]") {
 TEST_CASE("causal: per-batch bottom-right alignment for variable-length caches", "[causal]") {
   const causal c = causal::bottom_right({2, 1, 3}, {4, 6, 3});
   const std::vector<Index> diag = {2, 5, 0};
-  check_mask(c, [&](Index b, Index, Index q, Index k) { return k <= q + diag[static_cast<std::size_t>(b)]; }, 3, 2, 3, 6);
+  check_mask(
+      c,
+      [&](Index b, Index, Index q, Index k) { return k <= q + diag[static_cast<std::size_t>(b)]; },
+      3, 2, 3, 6);
   REQUIRE_THROWS_WITH(causal::bottom_right({1, 2}, {3}), Catch::Matchers::Contains("k_lens"));
-  REQUIRE_THROWS_WITH(causal::bottom_right({2, -1}, {3, 3}), Catch::Matchers::Contains("q_lens[1]"));
+  REQUIRE_THROWS_WITH(causal::bottom_right({2, -1}, {3, 3}),
+                      Catch::Matchers::Contains("q_lens[1]"));
   REQUIRE_THROWS_WITH(causal::bottom_right(-2, 3), Catch::Matchers::Contains("q_len"));
   // The mask knows its batch: asking for more sequences than it was built for is an error.
   REQUIRE_THROWS_AS(materialize(c, 3, 6, 3), emask::error);
@@ -56,20 +69,26 @@ TEST_CASE("causal: per-batch bottom-right alignment for variable-length caches",
 TEST_CASE("offsets: a shard or cache step is the same mask at other positions", "[offset]") {
   for (Index dq : {0, 3, 10})
     for (Index dk : {0, 2, 9}) {
-      check_mask(causal().offset(dq, dk),
-                 [=](Index, Index, Index q, Index k) { return k + dk <= q + dq; }, 1, 1, 6, 7);
-      check_mask(sliding_window(2, 1).offset(dq, dk),
-                 [=](Index, Index, Index q, Index k) {
-                   const Index p = q + dq, kk = k + dk;
-                   return p - 2 <= kk && kk <= p + 1;
-                 }, 1, 1, 6, 7);
+      check_mask(
+          causal().offset(dq, dk), [=](Index, Index, Index q, Index k) { return k + dk <= q + dq; },
+          1, 1, 6, 7);
+      check_mask(
+          sliding_window(2, 1).offset(dq, dk),
+          [=](Index, Index, Index q, Index k) {
+            const Index p = q + dq, kk = k + dk;
+            return p - 2 <= kk && kk <= p + 1;
+          },
+          1, 1, 6, 7);
       // Offsets compose by addition.
-      check_mask(causal().offset(dq, 0).offset(0, dk),
-                 [=](Index, Index, Index q, Index k) { return k + dk <= q + dq; }, 1, 1, 4, 5);
+      check_mask(
+          causal().offset(dq, 0).offset(0, dk),
+          [=](Index, Index, Index q, Index k) { return k + dk <= q + dq; }, 1, 1, 4, 5);
     }
   // One decode step at position 9 of a cache of 10 keys: top-left causal with a query offset
   // equals bottom-right causal for Lq = 1.
-  CHECK((materialize(causal().offset(9, 0), 1, 10) == materialize(causal_bottom_right(1, 10), 1, 10)).all());
+  CHECK(
+      (materialize(causal().offset(9, 0), 1, 10) == materialize(causal_bottom_right(1, 10), 1, 10))
+          .all());
   REQUIRE_THROWS_WITH(causal().offset(-1, 0), Catch::Matchers::Contains("q_offset"));
   REQUIRE_THROWS_WITH(causal().offset(0, -3), Catch::Matchers::Contains("k_offset"));
 }
@@ -79,11 +98,17 @@ TEST_CASE("sliding_window: the inclusive spec and each converter", "[window]") {
     for (Index left : {0, 1, 3})
       for (Index right : {0, 2}) {
         const Index lq = shape.first, lk = shape.second;
-        check_mask(sliding_window(left, right),
-                   [=](Index, Index, Index q, Index k) { return q - left <= k && k <= q + right; }, 1, 1, lq, lk);
+        check_mask(
+            sliding_window(left, right),
+            [=](Index, Index, Index q, Index k) { return q - left <= k && k <= q + right; }, 1, 1,
+            lq, lk);
       }
-  check_mask(sliding_window(unbounded, 0), [](Index, Index, Index q, Index k) { return k <= q; }, 1, 1, 9, 9);
-  check_mask(sliding_window(1, unbounded), [](Index, Index, Index q, Index k) { return k >= q - 1; }, 1, 1, 9, 9);
+  check_mask(
+      sliding_window(unbounded, 0), [](Index, Index, Index q, Index k) { return k <= q; }, 1, 1, 9,
+      9);
+  check_mask(
+      sliding_window(1, unbounded), [](Index, Index, Index q, Index k) { return k >= q - 1; }, 1, 1,
+      9, 9);
   REQUIRE_THROWS_WITH(sliding_window(-1, 0), Catch::Matchers::Contains("'left' = -1"));
   REQUIRE_THROWS_WITH(sliding_window(0, -2), Catch::Matchers::Contains("'right' = -2"));
 }
@@ -108,18 +133,20 @@ TEST_CASE("sliding_window converters list the kept keys of a small case", "[wind
   CHECK(kept_lists(materialize(sliding_window::from_llama_cpp(3), 5, 5)) ==
         lists{{0}, {0, 1}, {0, 1, 2}, {1, 2, 3}, {2, 3, 4}});
   // llama.cpp n_swa=4, symmetric: masked when |q - k| > 2.
-  CHECK(kept_lists(materialize(sliding_window::from_llama_cpp(4, llama_swa_type::symmetric), 5, 5)) ==
-        lists{{0, 1, 2}, {0, 1, 2, 3}, {0, 1, 2, 3, 4}, {1, 2, 3, 4}, {2, 3, 4}});
+  CHECK(
+      kept_lists(materialize(sliding_window::from_llama_cpp(4, llama_swa_type::symmetric), 5, 5)) ==
+      lists{{0, 1, 2}, {0, 1, 2, 3}, {0, 1, 2, 3, 4}, {1, 2, 3, 4}, {2, 3, 4}});
   // llama.cpp n_swa=5, symmetric: 5 / 2 = 2 on each side (integer division).
-  CHECK(kept_lists(materialize(sliding_window::from_llama_cpp(5, llama_swa_type::symmetric), 5, 5)) ==
-        kept_lists(materialize(sliding_window(2, 2), 5, 5)));
+  CHECK(kept_lists(materialize(sliding_window::from_llama_cpp(5, llama_swa_type::symmetric), 5,
+                               5)) == kept_lists(materialize(sliding_window(2, 2), 5, 5)));
   // FlashAttention window_size=(1, 0) with 3 queries over 5 keys: bottom-right aligned,
   // query i keeps [i + 2 - 1, i + 2].
   CHECK(kept_lists(materialize(sliding_window::from_flash_attn(1, 0, 3, 5), 3, 5)) ==
         lists{{1, 2}, {2, 3}, {3, 4}});
   // FlashAttention window_size=(-1, 0) is bottom-right causal; (-1, -1) keeps everything.
   CHECK((materialize(sliding_window::from_flash_attn(-1, 0, 3, 5), 3, 5) ==
-         materialize(causal_bottom_right(3, 5), 3, 5)).all());
+         materialize(causal_bottom_right(3, 5), 3, 5))
+            .all());
   CHECK(materialize(sliding_window::from_flash_attn(-1, -1, 3, 5), 3, 5).all());
   // SHAPES.md attn-window: query i sees keys i-255..i.
   const sliding_window w = sliding_window::from_hf(256);
@@ -127,18 +154,23 @@ TEST_CASE("sliding_window converters list the kept keys of a small case", "[wind
   CHECK(w.right() == 0);
   REQUIRE_THROWS_WITH(sliding_window::from_hf(0), Catch::Matchers::Contains("sliding_window"));
   REQUIRE_THROWS_WITH(sliding_window::from_llama_cpp(0), Catch::Matchers::Contains("n_swa"));
-  REQUIRE_THROWS_WITH(sliding_window::from_flash_attn(-2, 0, 3, 3), Catch::Matchers::Contains("window_left"));
+  REQUIRE_THROWS_WITH(sliding_window::from_flash_attn(-2, 0, 3, 3),
+                      Catch::Matchers::Contains("window_left"));
 }
 
 TEST_CASE("chunked: same chunk only, causal inside by composition", "[chunk]") {
   for (const auto& shape : kShapes)
     for (Index c : {1, 2, 3, 5}) {
       const Index lq = shape.first, lk = shape.second;
-      check_mask(chunked(c), [=](Index, Index, Index q, Index k) { return q / c == k / c; }, 1, 1, lq, lk);
-      check_mask(chunked(c) & causal(),
-                 [=](Index, Index, Index q, Index k) { return q / c == k / c && k <= q; }, 1, 1, lq, lk);
+      check_mask(
+          chunked(c), [=](Index, Index, Index q, Index k) { return q / c == k / c; }, 1, 1, lq, lk);
+      check_mask(
+          chunked(c) & causal(),
+          [=](Index, Index, Index q, Index k) { return q / c == k / c && k <= q; }, 1, 1, lq, lk);
     }
-  check_mask(chunked(4).offset(6, 6), [](Index, Index, Index q, Index k) { return (q + 6) / 4 == (k + 6) / 4; }, 1, 1, 7, 7);
+  check_mask(
+      chunked(4).offset(6, 6),
+      [](Index, Index, Index q, Index k) { return (q + 6) / 4 == (k + 6) / 4; }, 1, 1, 7, 7);
   REQUIRE_THROWS_WITH(chunked(0), Catch::Matchers::Contains("chunk_size"));
 }
 
@@ -146,11 +178,17 @@ TEST_CASE("prefix_lm: bidirectional prefix, causal after", "[prefix]") {
   for (const auto& shape : kShapes)
     for (Index p : {0, 1, 3, 20}) {
       const Index lq = shape.first, lk = shape.second;
-      check_mask(prefix_lm(p), [=](Index, Index, Index q, Index k) { return k < p || k <= q; }, 1, 1, lq, lk);
+      check_mask(
+          prefix_lm(p), [=](Index, Index, Index q, Index k) { return k < p || k <= q; }, 1, 1, lq,
+          lk);
     }
   const std::vector<Index> ps = {0, 2, 6};
-  check_mask(prefix_lm({0, 2, 6}),
-             [&](Index b, Index, Index q, Index k) { return k < ps[static_cast<std::size_t>(b)] || k <= q; }, 3, 1, 8, 8);
+  check_mask(
+      prefix_lm({0, 2, 6}),
+      [&](Index b, Index, Index q, Index k) {
+        return k < ps[static_cast<std::size_t>(b)] || k <= q;
+      },
+      3, 1, 8, 8);
   REQUIRE_THROWS_WITH(prefix_lm(-1), Catch::Matchers::Contains("prefix_length"));
   REQUIRE_THROWS_WITH(prefix_lm({1, -4}), Catch::Matchers::Contains("prefix_lengths[1]"));
 }
@@ -158,39 +196,60 @@ TEST_CASE("prefix_lm: bidirectional prefix, causal after", "[prefix]") {
 TEST_CASE("key_padding: right, left and range padding per sequence", "[padding]") {
   const std::vector<Index> len = {0, 3, 7, 5};
   const Index L = 7;
-  check_mask(key_padding::from_lengths({0, 3, 7, 5}, L),
-             [&](Index b, Index, Index, Index k) { return k < len[static_cast<std::size_t>(b)]; }, 4, 2, 5, L);
-  check_mask(key_padding::from_lengths_left({0, 3, 7, 5}, L),
-             [&](Index b, Index, Index, Index k) { return k >= L - len[static_cast<std::size_t>(b)]; }, 4, 2, 5, L);
-  check_mask(key_padding::from_ranges({1, 0, 2}, {4, 0, 7}, L),
-             [](Index b, Index, Index, Index k) {
-               const Index s[] = {1, 0, 2}, e[] = {4, 0, 7};
-               return s[b] <= k && k < e[b];
-             }, 3, 1, 4, L);
+  check_mask(
+      key_padding::from_lengths({0, 3, 7, 5}, L),
+      [&](Index b, Index, Index, Index k) { return k < len[static_cast<std::size_t>(b)]; }, 4, 2, 5,
+      L);
+  check_mask(
+      key_padding::from_lengths_left({0, 3, 7, 5}, L),
+      [&](Index b, Index, Index, Index k) { return k >= L - len[static_cast<std::size_t>(b)]; }, 4,
+      2, 5, L);
+  check_mask(
+      key_padding::from_ranges({1, 0, 2}, {4, 0, 7}, L),
+      [](Index b, Index, Index, Index k) {
+        const Index s[] = {1, 0, 2}, e[] = {4, 0, 7};
+        return s[b] <= k && k < e[b];
+      },
+      3, 1, 4, L);
   // An Eigen vector of int32 lengths works as well as a braced list.
   Eigen::VectorXi lengths(2);
   lengths << 2, 4;
   CHECK((materialize(key_padding::from_lengths(lengths, 4), 2, 4, 1) == true).all());
-  REQUIRE_THROWS_WITH(key_padding::from_lengths({3, -1}, 5), Catch::Matchers::Contains("lengths[1]' = -1"));
-  REQUIRE_THROWS_WITH(key_padding::from_lengths({6}, 5), Catch::Matchers::Contains("lengths[0]' = 6"));
+  REQUIRE_THROWS_WITH(key_padding::from_lengths({3, -1}, 5),
+                      Catch::Matchers::Contains("lengths[1]' = -1"));
+  REQUIRE_THROWS_WITH(key_padding::from_lengths({6}, 5),
+                      Catch::Matchers::Contains("lengths[0]' = 6"));
   REQUIRE_THROWS_WITH(key_padding::from_ranges({3}, {2}, 5), Catch::Matchers::Contains("ends[0]"));
   REQUIRE_THROWS_WITH(key_padding::from_ranges({0, 1}, {2}, 5), Catch::Matchers::Contains("ends"));
   REQUIRE_THROWS_WITH(key_padding::from_lengths({}, 5), Catch::Matchers::Contains("lengths"));
   // Used with more keys than it was built for, or more sequences: an error naming the problem.
-  REQUIRE_THROWS_WITH(materialize(key_padding::from_lengths({3}, 5), 2, 6), Catch::Matchers::Contains("key positions"));
-  REQUIRE_THROWS_WITH(materialize(key_padding::from_lengths({3}, 5), 2, 5, 1), Catch::Matchers::Contains("key padding"));
+  REQUIRE_THROWS_WITH(materialize(key_padding::from_lengths({3}, 5), 2, 6),
+                      Catch::Matchers::Contains("key positions"));
+  REQUIRE_THROWS_WITH(materialize(key_padding::from_lengths({3}, 5), 2, 5, 1),
+                      Catch::Matchers::Contains("key padding"));
 }
 
 TEST_CASE("query_padding: padded queries keep nothing", "[padding]") {
   const std::vector<Index> len = {0, 2, 5};
-  check_mask(query_padding::from_lengths({0, 2, 5}, 5),
-             [&](Index b, Index, Index q, Index) { return q < len[static_cast<std::size_t>(b)]; }, 3, 1, 5, 4);
-  check_mask(query_padding::from_lengths_left({0, 2, 5}, 5),
-             [&](Index b, Index, Index q, Index) { return q >= 5 - len[static_cast<std::size_t>(b)]; }, 3, 1, 5, 4);
-  check_mask(query_padding::from_ranges({1}, {3}, 5), [](Index, Index, Index q, Index) { return q >= 1 && q < 3; }, 1, 1, 5, 6);
+  check_mask(
+      query_padding::from_lengths({0, 2, 5}, 5),
+      [&](Index b, Index, Index q, Index) { return q < len[static_cast<std::size_t>(b)]; }, 3, 1, 5,
+      4);
+  check_mask(
+      query_padding::from_lengths_left({0, 2, 5}, 5),
+      [&](Index b, Index, Index q, Index) { return q >= 5 - len[static_cast<std::size_t>(b)]; }, 3,
+      1, 5, 4);
+  check_mask(
+      query_padding::from_ranges({1}, {3}, 5),
+      [](Index, Index, Index q, Index) { return q >= 1 && q < 3; }, 1, 1, 5, 6);
   // Query and key padding together: the usual encoder mask of a padded batch.
-  check_mask(query_padding::from_lengths({2, 4}, 4) & key_padding::from_lengths({2, 4}, 4),
-             [](Index b, Index, Index q, Index k) { const Index n = b == 0 ? 2 : 4; return q < n && k < n; }, 2, 1, 4, 4);
+  check_mask(
+      query_padding::from_lengths({2, 4}, 4) & key_padding::from_lengths({2, 4}, 4),
+      [](Index b, Index, Index q, Index k) {
+        const Index n = b == 0 ? 2 : 4;
+        return q < n && k < n;
+      },
+      2, 1, 4, 4);
   REQUIRE_THROWS_WITH(query_padding::from_lengths({7}, 5), Catch::Matchers::Contains("lengths[0]"));
 }
 
@@ -199,7 +258,9 @@ TEST_CASE("key_flags and query_flags: pad ids anywhere, keep arrays and drop mas
   const std::int64_t pad = 0;
   const auto ref = [&](Index b, Index, Index, Index k) { return ids(b, k) != pad; };
   check_mask(key_flags::from_tokens(ids, pad), ref, 3, 2, 4, 6);
-  check_mask(query_flags::from_tokens(ids, pad), [&](Index b, Index, Index q, Index) { return ids(b, q) != pad; }, 3, 1, 6, 3);
+  check_mask(
+      query_flags::from_tokens(ids, pad),
+      [&](Index b, Index, Index q, Index) { return ids(b, q) != pad; }, 3, 1, 6, 3);
   // The same padding from PyTorch's key_padding_mask (true = pad) through the named conversion.
   bool_matrix pad_flags(3, 6);
   for (Index b = 0; b < 3; ++b)
@@ -210,32 +271,46 @@ TEST_CASE("key_flags and query_flags: pad ids anywhere, keep arrays and drop mas
   Eigen::Array<std::int32_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> tok(1, 4);
   tok << 3, 3, 1, 1;
   CHECK(kept_lists(materialize(key_flags::from_tokens(tok, 1), 1, 4)) == lists{{0, 1}});
-  REQUIRE_THROWS_WITH(materialize(key_flags::from_tokens(ids, pad), 2, 7), Catch::Matchers::Contains("key positions"));
+  REQUIRE_THROWS_WITH(materialize(key_flags::from_tokens(ids, pad), 2, 7),
+                      Catch::Matchers::Contains("key positions"));
 }
 
 TEST_CASE("document_mask: segment ids, cross ids and cu_seqlens", "[document]") {
   const id_table seg{{0, 0, 0, 1, 1, 2, 2, 2}, {4, 4, 7, 7, 7, 7, 9, 9}};
-  check_mask(document_mask::from_segment_ids(seg),
-             [&](Index b, Index, Index q, Index k) { return seg(b, q) == seg(b, k); }, 2, 1, 8, 8);
-  check_mask(document_mask::from_segment_ids(seg) & causal(),
-             [&](Index b, Index, Index q, Index k) { return seg(b, q) == seg(b, k) && k <= q; }, 2, 1, 8, 8);
+  check_mask(
+      document_mask::from_segment_ids(seg),
+      [&](Index b, Index, Index q, Index k) { return seg(b, q) == seg(b, k); }, 2, 1, 8, 8);
+  check_mask(
+      document_mask::from_segment_ids(seg) & causal(),
+      [&](Index b, Index, Index q, Index k) { return seg(b, q) == seg(b, k) && k <= q; }, 2, 1, 8,
+      8);
   // Ids that reappear in two runs (not packed in order) still give exact answers.
   const id_table odd{{1, 1, 2, 1, 3, 3, 2}};
-  check_mask(document_mask::from_segment_ids(odd),
-             [&](Index, Index, Index q, Index k) { return odd(0, q) == odd(0, k); }, 1, 1, 7, 7);
+  check_mask(
+      document_mask::from_segment_ids(odd),
+      [&](Index, Index, Index q, Index k) { return odd(0, q) == odd(0, k); }, 1, 1, 7, 7);
   // Cross ids: queries of one layout, keys of another.
   const id_table qs{{0, 1, 1}}, ks{{0, 0, 1, 1, 1, 2}};
-  check_mask(document_mask::from_segment_ids(qs, ks),
-             [&](Index, Index, Index q, Index k) { return qs(0, q) == ks(0, k); }, 1, 1, 3, 6);
+  check_mask(
+      document_mask::from_segment_ids(qs, ks),
+      [&](Index, Index, Index q, Index k) { return qs(0, q) == ks(0, k); }, 1, 1, 3, 6);
   // cu_seqlens [0, 3, 5, 5, 8]: documents of 3, 2, 0 and 3 tokens.
   const std::vector<Index> doc = {0, 0, 0, 1, 1, 3, 3, 3};
-  check_mask(document_mask::from_cu_seqlens({0, 3, 5, 5, 8}),
-             [&](Index, Index, Index q, Index k) { return doc[static_cast<std::size_t>(q)] == doc[static_cast<std::size_t>(k)]; }, 1, 1, 8, 8);
-  REQUIRE_THROWS_WITH(document_mask::from_cu_seqlens({0, 4, 3}), Catch::Matchers::Contains("cu_seqlens[2]' = 3"));
-  REQUIRE_THROWS_WITH(document_mask::from_cu_seqlens({1, 4}), Catch::Matchers::Contains("cu_seqlens[0]"));
+  check_mask(
+      document_mask::from_cu_seqlens({0, 3, 5, 5, 8}),
+      [&](Index, Index, Index q, Index k) {
+        return doc[static_cast<std::size_t>(q)] == doc[static_cast<std::size_t>(k)];
+      },
+      1, 1, 8, 8);
+  REQUIRE_THROWS_WITH(document_mask::from_cu_seqlens({0, 4, 3}),
+                      Catch::Matchers::Contains("cu_seqlens[2]' = 3"));
+  REQUIRE_THROWS_WITH(document_mask::from_cu_seqlens({1, 4}),
+                      Catch::Matchers::Contains("cu_seqlens[0]"));
   REQUIRE_THROWS_WITH(document_mask::from_cu_seqlens({0}), Catch::Matchers::Contains("cu_seqlens"));
-  REQUIRE_THROWS_WITH(document_mask::from_segment_ids(seg, qs), Catch::Matchers::Contains("k_segment_ids"));
-  REQUIRE_THROWS_WITH(materialize(document_mask::from_cu_seqlens({0, 3}), 4, 3), Catch::Matchers::Contains("query positions"));
+  REQUIRE_THROWS_WITH(document_mask::from_segment_ids(seg, qs),
+                      Catch::Matchers::Contains("k_segment_ids"));
+  REQUIRE_THROWS_WITH(materialize(document_mask::from_cu_seqlens({0, 3}), 4, 3),
+                      Catch::Matchers::Contains("query positions"));
 }
 
 TEST_CASE("dense_mask: a user array as a mask, viewed or owned, with broadcasting", "[dense]") {
@@ -243,25 +318,32 @@ TEST_CASE("dense_mask: a user array as a mask, viewed or owned, with broadcastin
   bool_matrix a(6, 9);
   for (Index q = 0; q < 6; ++q)
     for (Index k = 0; k < 9; ++k) a(q, k) = r.coin(0.6);
-  check_mask(as_mask(a), [&](Index, Index, Index q, Index k) { return a(q, k); }, 2, 2, 6, 9);
-  check_mask(as_mask(bool_matrix(a)), [&](Index, Index, Index q, Index k) { return a(q, k); }, 1, 1, 6, 9);
+  check_mask(
+      as_mask(a), [&](Index, Index, Index q, Index k) { return a(q, k); }, 2, 2, 6, 9);
+  check_mask(
+      as_mask(bool_matrix(a)), [&](Index, Index, Index q, Index k) { return a(q, k); }, 1, 1, 6, 9);
   // [B=2, H=1, 3, 4] buffer, broadcast over heads.
   std::vector<char> storage(2 * 3 * 4);
   bool buf[2 * 3 * 4];
   for (std::size_t i = 0; i < 24; ++i) buf[i] = r.coin();
   const dense_mask d(buf, 2, 1, 3, 4);
-  check_mask(d, [&](Index b, Index, Index q, Index k) { return buf[(b * 3 + q) * 4 + k]; }, 2, 3, 3, 4);
+  check_mask(
+      d, [&](Index b, Index, Index q, Index k) { return buf[(b * 3 + q) * 4 + k]; }, 2, 3, 3, 4);
   REQUIRE_THROWS_WITH(dense_mask(buf, 0, 1, 3, 4), Catch::Matchers::Contains("batch"));
   REQUIRE_THROWS_WITH(materialize(d, 3, 4, 2), Catch::Matchers::Contains("dense mask batch"));
   REQUIRE_THROWS_WITH(materialize(as_mask(a), 7, 9), Catch::Matchers::Contains("query positions"));
 }
 
 TEST_CASE("per_head: one window per head", "[per_head]") {
-  const auto m = per_head(std::vector<sliding_window>{sliding_window(0, 0), sliding_window(2, 0), sliding_window(1, 1)});
-  check_mask(m, [](Index, Index h, Index q, Index k) {
-    const Index l[] = {0, 2, 1}, r[] = {0, 0, 1};
-    return q - l[h] <= k && k <= q + r[h];
-  }, 1, 3, 6, 6);
+  const auto m = per_head(std::vector<sliding_window>{sliding_window(0, 0), sliding_window(2, 0),
+                                                      sliding_window(1, 1)});
+  check_mask(
+      m,
+      [](Index, Index h, Index q, Index k) {
+        const Index l[] = {0, 2, 1}, r[] = {0, 0, 1};
+        return q - l[h] <= k && k <= q + r[h];
+      },
+      1, 3, 6, 6);
   // A head the mask has no entry for (volatile: g++ -O2 would otherwise warn about the
   // out-of-range access on the path that the check makes unreachable).
   volatile Index missing_head = 3;

@@ -19,7 +19,8 @@ bool_matrix random_bool(Index rows, Index cols, rng& r, double p = 0.5) {
 }  // namespace
 
 TEST_CASE("materialize agrees with keep() for every entry", "[materialize]") {
-  const auto m = (causal() & sliding_window(4, 0)) | (document_mask::from_cu_seqlens({0, 5, 11}) & !causal());
+  const auto m =
+      (causal() & sliding_window(4, 0)) | (document_mask::from_cu_seqlens({0, 5, 11}) & !causal());
   const bool_matrix a = materialize(m, 11, 11);
   for (Index q = 0; q < 11; ++q)
     for (Index k = 0; k < 11; ++k) REQUIRE(a(q, k) == m.keep(0, 0, q, k));
@@ -29,7 +30,8 @@ TEST_CASE("materialize agrees with keep() for every entry", "[materialize]") {
   REQUIRE_THROWS_WITH(materialize(causal(), 3, -5), Catch::Matchers::Contains("k_len"));
 }
 
-TEMPLATE_TEST_CASE("additive masks: 0 kept, fill masked, round trip to keep", "[additive]", float, double) {
+TEMPLATE_TEST_CASE("additive masks: 0 kept, fill masked, round trip to keep", "[additive]", float,
+                   double) {
   using S = TestType;
   const auto m = causal() & key_padding::from_lengths({5}, 6);
   const bool_matrix keep = materialize(m, 4, 6);
@@ -46,7 +48,8 @@ TEMPLATE_TEST_CASE("additive masks: 0 kept, fill masked, round trip to keep", "[
     }
   CHECK((to_keep(bias) == keep).all());
   // A finite fill (for -ffast-math builds, or frameworks that use finfo.min) round-trips too.
-  const additive_mask<S> finite = materialize_additive<S>(m, 4, 6, 0, 0, std::numeric_limits<S>::lowest());
+  const additive_mask<S> finite =
+      materialize_additive<S>(m, 4, 6, 0, 0, std::numeric_limits<S>::lowest());
   CHECK(finite.fill() == std::numeric_limits<S>::lowest());
   CHECK((finite.matrix().array() > std::numeric_limits<S>::lowest() || !keep).all());
   CHECK((to_keep(finite) == keep).all());
@@ -58,10 +61,12 @@ TEMPLATE_TEST_CASE("additive masks: 0 kept, fill masked, round trip to keep", "[
 }
 
 TEST_CASE("drop masks are a distinct type with named conversions", "[polarity]") {
-  static_assert(!std::is_convertible<drop_mask, bool_matrix>::value, "a drop mask is not a keep mask");
+  static_assert(!std::is_convertible<drop_mask, bool_matrix>::value,
+                "a drop mask is not a keep mask");
   static_assert(!std::is_convertible<bool_matrix, drop_mask>::value, "conversion must be named");
   static_assert(!is_mask_v<drop_mask>, "a drop mask is not a mask expression");
-  static_assert(!std::is_convertible<additive_mask<float>, bool_matrix>::value, "bias is not a keep mask");
+  static_assert(!std::is_convertible<additive_mask<float>, bool_matrix>::value,
+                "bias is not a keep mask");
   rng r(3);
   const bool_matrix keep = random_bool(5, 7, r);
   const drop_mask drop = to_drop(keep);
@@ -85,7 +90,8 @@ TEST_CASE("bit_matrix packs 64 entries per word and round-trips", "[bits]") {
       for (Index k = 0; k < cols; ++k) REQUIRE(bits.row(q).test(k) == a(q, k));
     }
     // As a mask expression, the packed form answers like the dense one.
-    emask_test::check_mask(bits, [&](Index, Index, Index q, Index k) { return a(q, k); }, 1, 1, 3, cols);
+    emask_test::check_mask(
+        bits, [&](Index, Index, Index q, Index k) { return a(q, k); }, 1, 1, 3, cols);
   }
   const auto m = document_mask::from_cu_seqlens({0, 40, 70, 100}) & causal();
   const bit_matrix packed = materialize_bits(m, 100, 100);
@@ -98,8 +104,10 @@ TEST_CASE("bit_matrix packs 64 entries per word and round-trips", "[bits]") {
 TEST_CASE("block masks hold exact tile states and the non-empty key tiles", "[block]") {
   rng r(5);
   for (int trial = 0; trial < 20; ++trial) {
-    const Index lq = r.between(1, 50), lk = r.between(1, 50), tq = r.between(1, 9), tk = r.between(1, 9);
-    const auto m = sliding_window(r.between(0, 8), r.between(0, 3)) & key_padding::from_lengths({r.between(0, lk)}, lk);
+    const Index lq = r.between(1, 50), lk = r.between(1, 50), tq = r.between(1, 9),
+                tk = r.between(1, 9);
+    const auto m = sliding_window(r.between(0, 8), r.between(0, 3)) &
+                   key_padding::from_lengths({r.between(0, lk)}, lk);
     const bool_matrix dense = materialize(m, lq, lk);
     const auto exact = as_mask(dense);
     const block_mask bm = make_block_mask(exact, lq, lk, tq, tk);
@@ -111,7 +119,9 @@ TEST_CASE("block masks hold exact tile states and the non-empty key tiles", "[bl
       for (Index kt = 0; kt < bm.k_tiles(); ++kt) {
         const Index q0 = qt * tq, k0 = kt * tk;
         const auto block = dense.block(q0, k0, std::min(tq, lq - q0), std::min(tk, lk - k0));
-        const tile_state truth = block.all() ? tile_state::full : (block.any() ? tile_state::partial : tile_state::empty);
+        const tile_state truth = block.all()
+                                     ? tile_state::full
+                                     : (block.any() ? tile_state::partial : tile_state::empty);
         REQUIRE(bm.state(qt, kt) == truth);
         if (truth != tile_state::empty) {
           REQUIRE(bm.nonempty_tile(qt, listed) == kt);
@@ -126,7 +136,8 @@ TEST_CASE("block masks hold exact tile states and the non-empty key tiles", "[bl
     const block_mask lazy = make_block_mask(m, lq, lk, tq, tk);
     for (Index qt = 0; qt < bm.q_tiles(); ++qt)
       for (Index kt = 0; kt < bm.k_tiles(); ++kt)
-        REQUIRE((lazy.state(qt, kt) == bm.state(qt, kt) || lazy.state(qt, kt) == tile_state::partial));
+        REQUIRE(
+            (lazy.state(qt, kt) == bm.state(qt, kt) || lazy.state(qt, kt) == tile_state::partial));
   }
   // Causal 8x8 in 4x4 tiles: diagonal partial, below full, above empty.
   const block_mask c = make_block_mask(causal(), 8, 8, 4, 4);
@@ -141,7 +152,8 @@ TEST_CASE("block masks hold exact tile states and the non-empty key tiles", "[bl
 
 TEST_CASE("render draws glyphs, row counts, density and tile rules", "[render]") {
   const std::string s = render(sliding_window::from_hf(2), 4, 4, {0, 0, true});
-  CHECK(s == " k 0123\n 0 #...  1\n 1 ##..  2\n 2 .##.  2\n 3 ..##  2\nkept 7 of 16 (density 0.4375)\n");
+  CHECK(s ==
+        " k 0123\n 0 #...  1\n 1 ##..  2\n 2 .##.  2\n 3 ..##  2\nkept 7 of 16 (density 0.4375)\n");
   const std::string u = render(causal(), 2, 2);
   CHECK(u.find("\u25A0\u00B7") != std::string::npos);
   render_options opt;
@@ -150,10 +162,12 @@ TEST_CASE("render draws glyphs, row counts, density and tile rules", "[render]")
   opt.tile_k = 2;
   opt.row_counts = false;
   opt.summary = false;
-  CHECK(render(causal(), 4, 4, opt) == " k 01|23\n 0 #.|..\n 1 ##|..\n   -----\n 2 ##|#.\n 3 ##|##\n");
+  CHECK(render(causal(), 4, 4, opt) ==
+        " k 01|23\n 0 #.|..\n 1 ##|..\n   -----\n 2 ##|#.\n 3 ##|##\n");
   // Batch entry and head are chosen in the options.
   opt = render_options{};
   opt.ascii = true;
   opt.b = 1;
-  CHECK(render(key_padding::from_lengths({1, 2}, 3), 1, 3, opt) == " k 012\n 0 ##.  2\nkept 2 of 3 (density 0.666667)\n");
+  CHECK(render(key_padding::from_lengths({1, 2}, 3), 1, 3, opt) ==
+        " k 012\n 0 ##.  2\nkept 2 of 3 (density 0.666667)\n");
 }

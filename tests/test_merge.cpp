@@ -21,8 +21,8 @@ row_matrix<S> random_matrix(emask_test::rng& g, Index r, Index c) {
 }
 }  // namespace
 
-TEMPLATE_TEST_CASE("merge_attention: 1..8 key shards merge into the unsharded result",
-                   "[merge]", float, double) {
+TEMPLATE_TEST_CASE("merge_attention: 1..8 key shards merge into the unsharded result", "[merge]",
+                   float, double) {
   using S = TestType;
   const double tol = std::is_same<S, float>::value ? 3e-5 : 1e-12;
   emask_test::rng g(7);
@@ -71,7 +71,8 @@ TEMPLATE_TEST_CASE("merge_attention: 1..8 key shards merge into the unsharded re
       row_matrix<S> acc = outs.back();
       emask::lse_vector<S> acc_lse = lses.back();
       for (Index s = n - 2; s >= 0; --s)
-        emask::merge_attention_into(acc, acc_lse, outs[static_cast<std::size_t>(s)], lses[static_cast<std::size_t>(s)]);
+        emask::merge_attention_into(acc, acc_lse, outs[static_cast<std::size_t>(s)],
+                                    lses[static_cast<std::size_t>(s)]);
       CHECK((acc - full).cwiseAbs().maxCoeff() <= S(tol));
     }
   }

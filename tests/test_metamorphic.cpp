@@ -36,8 +36,9 @@ using emask_rel::splitmix;
 template <class S>
 using vec = Eigen::Matrix<S, Eigen::Dynamic, 1>;
 
-const emask::attention_variant attention_variants[] = {
-    emask::attention_variant::naive, emask::attention_variant::tiled, emask::attention_variant::decode};
+const emask::attention_variant attention_variants[] = {emask::attention_variant::naive,
+                                                       emask::attention_variant::tiled,
+                                                       emask::attention_variant::decode};
 const emask::softmax_variant softmax_variants[] = {
     emask::softmax_variant::naive, emask::softmax_variant::fused, emask::softmax_variant::tiled};
 
@@ -92,15 +93,18 @@ emask::bool_matrix random_keep(splitmix& r, Index lq, Index lk) {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("metamorphic: permuting keys with their mask columns", "[metamorphic]", float, double) {
+TEMPLATE_TEST_CASE("metamorphic: permuting keys with their mask columns", "[metamorphic]", float,
+                   double) {
   using S = TestType;
   splitmix r(11);
   for (int trial = 0; trial < 30; ++trial) {
-    const Index lq = r.between(1, 70), lk = r.between(1, 150), d = r.between(1, 40), dv = r.between(1, 9);
+    const Index lq = r.between(1, 70), lk = r.between(1, 150), d = r.between(1, 40),
+                dv = r.between(1, 9);
     const emask::bool_matrix keep = random_keep(r, lq, lk);
     std::vector<Index> perm(static_cast<std::size_t>(lk));
     std::iota(perm.begin(), perm.end(), Index(0));
-    for (Index i = lk - 1; i > 0; --i) std::swap(perm[static_cast<std::size_t>(i)], perm[static_cast<std::size_t>(r.between(0, i))]);
+    for (Index i = lk - 1; i > 0; --i)
+      std::swap(perm[static_cast<std::size_t>(i)], perm[static_cast<std::size_t>(r.between(0, i))]);
     emask::bool_matrix pkeep(lq, lk);
     for (Index j = 0; j < lk; ++j) pkeep.col(j) = keep.col(perm[static_cast<std::size_t>(j)]);
     INFO("trial " << trial << " Lq " << lq << " Lk " << lk << " D " << d);
@@ -119,7 +123,8 @@ TEMPLATE_TEST_CASE("metamorphic: permuting keys with their mask columns", "[meta
       CHECK(max_rel_diff(b, pa) <= tol<S>());
     }
     // attention: K and V rows move with the mask columns
-    const row_matrix<S> q = normal_matrix<S>(r, lq, d), k = normal_matrix<S>(r, lk, d), v = normal_matrix<S>(r, lk, dv);
+    const row_matrix<S> q = normal_matrix<S>(r, lq, d), k = normal_matrix<S>(r, lk, d),
+                        v = normal_matrix<S>(r, lk, dv);
     row_matrix<S> pk(lk, d), pv(lk, dv);
     for (Index j = 0; j < lk; ++j) {
       pk.row(j) = k.row(perm[static_cast<std::size_t>(j)]);
@@ -141,13 +146,13 @@ TEMPLATE_TEST_CASE("metamorphic: permuting keys with their mask columns", "[meta
   }
 }
 
-TEMPLATE_TEST_CASE("metamorphic: adding masked keys with any scores changes nothing", "[metamorphic]", float,
-                   double) {
+TEMPLATE_TEST_CASE("metamorphic: adding masked keys with any scores changes nothing",
+                   "[metamorphic]", float, double) {
   using S = TestType;
   splitmix r(12);
   const S junk[] = {std::numeric_limits<S>::quiet_NaN(), std::numeric_limits<S>::infinity(),
                     -std::numeric_limits<S>::infinity(), std::numeric_limits<S>::max(),
-                    std::numeric_limits<S>::lowest(), S(1e30)};
+                    std::numeric_limits<S>::lowest(),    S(1e30)};
   for (int trial = 0; trial < 30; ++trial) {
     const Index lq = r.between(1, 60), lk = r.between(0, 120), extra = r.between(1, 70);
     const Index d = r.between(1, 32), dv = r.between(1, 8);
@@ -159,14 +164,17 @@ TEMPLATE_TEST_CASE("metamorphic: adding masked keys with any scores changes noth
     {
       std::vector<char> is_extra(static_cast<std::size_t>(lk + extra), 0);
       for (Index e = 0; e < extra; ++e) is_extra[static_cast<std::size_t>(e)] = 1;
-      for (Index i = lk + extra - 1; i > 0; --i) std::swap(is_extra[static_cast<std::size_t>(i)], is_extra[static_cast<std::size_t>(r.between(0, i))]);
+      for (Index i = lk + extra - 1; i > 0; --i)
+        std::swap(is_extra[static_cast<std::size_t>(i)],
+                  is_extra[static_cast<std::size_t>(r.between(0, i))]);
       Index next = 0;
       for (std::size_t p = 0; p < is_extra.size(); ++p) where[p] = is_extra[p] ? -1 : next++;
     }
     const Index n = lk + extra;
     emask::bool_matrix big_keep = emask::bool_matrix::Constant(lq, n, false);
     for (Index p = 0; p < n; ++p)
-      if (where[static_cast<std::size_t>(p)] >= 0) big_keep.col(p) = keep.col(where[static_cast<std::size_t>(p)]);
+      if (where[static_cast<std::size_t>(p)] >= 0)
+        big_keep.col(p) = keep.col(where[static_cast<std::size_t>(p)]);
     // softmax: junk scores in the extra columns (and in masked entries of real columns)
     const row_matrix<S> x = normal_matrix<S>(r, lq, lk);
     row_matrix<S> bx(lq, n);
@@ -185,14 +193,16 @@ TEMPLATE_TEST_CASE("metamorphic: adding masked keys with any scores changes noth
       emask::masked_softmax(bx, emask::as_mask(big_keep), b, lb, o);
       row_matrix<S> sel(lq, lk);
       for (Index p = 0; p < n; ++p)
-        if (where[static_cast<std::size_t>(p)] >= 0) sel.col(where[static_cast<std::size_t>(p)]) = b.col(p);
+        if (where[static_cast<std::size_t>(p)] >= 0)
+          sel.col(where[static_cast<std::size_t>(p)]) = b.col(p);
       CHECK(max_rel_diff(sel, a) <= tol<S>());
       CHECK(max_rel_diff(lb, la) <= tol<S>());
       for (Index p = 0; p < n; ++p)
         if (where[static_cast<std::size_t>(p)] < 0) CHECK((b.col(p).array() == S(0)).all());
     }
     // attention: extra K rows full of junk (V finite: see attention.hpp)
-    const row_matrix<S> q = normal_matrix<S>(r, lq, d), k = normal_matrix<S>(r, lk, d), v = normal_matrix<S>(r, lk, dv);
+    const row_matrix<S> q = normal_matrix<S>(r, lq, d), k = normal_matrix<S>(r, lk, d),
+                        v = normal_matrix<S>(r, lk, dv);
     row_matrix<S> bk(n, d), bv(n, dv);
     for (Index p = 0; p < n; ++p) {
       const Index j = where[static_cast<std::size_t>(p)];
@@ -220,19 +230,22 @@ TEMPLATE_TEST_CASE("metamorphic: adding masked keys with any scores changes noth
   }
 }
 
-TEMPLATE_TEST_CASE("metamorphic: key shards merged by log-sum-exp equal the whole", "[metamorphic]", float,
-                   double) {
+TEMPLATE_TEST_CASE("metamorphic: key shards merged by log-sum-exp equal the whole", "[metamorphic]",
+                   float, double) {
   using S = TestType;
   splitmix r(13);
   for (int trial = 0; trial < 40; ++trial) {
-    const Index lq = r.between(1, 60), lk = r.between(1, 200), d = r.between(1, 32), dv = r.between(1, 8);
+    const Index lq = r.between(1, 60), lk = r.between(1, 200), d = r.between(1, 32),
+                dv = r.between(1, 8);
     const emask_rel::extent e{1, lq, lk};
     const emask_rel::tree t = emask_rel::make_tree(r, e, static_cast<int>(r.between(0, 2)));
     INFO("trial " << trial << " Lq " << lq << " Lk " << lk << " mask " << t.what);
-    const row_matrix<S> q = normal_matrix<S>(r, lq, d), k = normal_matrix<S>(r, lk, d), v = normal_matrix<S>(r, lk, dv);
+    const row_matrix<S> q = normal_matrix<S>(r, lq, d), k = normal_matrix<S>(r, lk, d),
+                        v = normal_matrix<S>(r, lk, dv);
     // shard cut points
     std::vector<Index> cuts{0};
-    while (cuts.back() < lk) cuts.push_back(std::min(lk, cuts.back() + r.between(1, std::max<Index>(1, lk / 2))));
+    while (cuts.back() < lk)
+      cuts.push_back(std::min(lk, cuts.back() + r.between(1, std::max<Index>(1, lk / 2))));
     for (auto variant : attention_variants) {
       emask::attention_options o;
       o.variant = variant;
@@ -264,12 +277,15 @@ TEMPLATE_TEST_CASE("metamorphic: key shards merged by log-sum-exp equal the whol
   }
 }
 
-TEMPLATE_TEST_CASE("metamorphic: splitting the batch equals the whole", "[metamorphic]", float, double) {
+TEMPLATE_TEST_CASE("metamorphic: splitting the batch equals the whole", "[metamorphic]", float,
+                   double) {
   using S = TestType;
   splitmix r(14);
   const Index B = 3, H = 4, Hkv = 2, lq = 37, lk = 53, d = 16, dv = 8;
-  std::vector<S> qb(static_cast<std::size_t>(B * H * lq * d)), kb(static_cast<std::size_t>(B * Hkv * lk * d)),
-      vb(static_cast<std::size_t>(B * Hkv * lk * dv)), ob(static_cast<std::size_t>(B * H * lq * dv));
+  std::vector<S> qb(static_cast<std::size_t>(B * H * lq * d)),
+      kb(static_cast<std::size_t>(B * Hkv * lk * d)),
+      vb(static_cast<std::size_t>(B * Hkv * lk * dv)),
+      ob(static_cast<std::size_t>(B * H * lq * dv));
   for (auto* buf : {&qb, &kb, &vb})
     for (auto& x : *buf) x = static_cast<S>(r.normal());
   const auto mask = emask::key_padding::from_lengths({53, 20, 0}, lk) &
@@ -295,7 +311,8 @@ TEMPLATE_TEST_CASE("metamorphic: splitting the batch equals the whole", "[metamo
         os.head = h;
         row_matrix<S> one(lq, dv);
         vec<S> lone(lq);
-        const row_matrix<S> qs = qv.slice(b, h), ks = kv.slice(b, h / (H / Hkv)), vs = vv.slice(b, h / (H / Hkv));
+        const row_matrix<S> qs = qv.slice(b, h), ks = kv.slice(b, h / (H / Hkv)),
+                            vs = vv.slice(b, h / (H / Hkv));
         emask::masked_attention(qs, ks, vs, mask, one, lone, os);
         const row_matrix<S> whole = ov.slice(b, h);
         CHECK(same_bits(one, whole));
@@ -305,12 +322,14 @@ TEMPLATE_TEST_CASE("metamorphic: splitting the batch equals the whole", "[metamo
 }
 
 #if EMASK_HAS_OPENMP
-TEMPLATE_TEST_CASE("metamorphic: 1 and 2 threads give identical bits", "[metamorphic][threads]", float, double) {
+TEMPLATE_TEST_CASE("metamorphic: 1 and 2 threads give identical bits", "[metamorphic][threads]",
+                   float, double) {
   using S = TestType;
   splitmix r(15);
   const Index B = 2, H = 3, lq = 150, lk = 260, d = 32, dv = 16;
-  std::vector<S> qb(static_cast<std::size_t>(B * H * lq * d)), kb(static_cast<std::size_t>(B * H * lk * d)),
-      vb(static_cast<std::size_t>(B * H * lk * dv)), o1(static_cast<std::size_t>(B * H * lq * dv)), o2 = o1;
+  std::vector<S> qb(static_cast<std::size_t>(B * H * lq * d)),
+      kb(static_cast<std::size_t>(B * H * lk * d)), vb(static_cast<std::size_t>(B * H * lk * dv)),
+      o1(static_cast<std::size_t>(B * H * lq * dv)), o2 = o1;
   for (auto* buf : {&qb, &kb, &vb})
     for (auto& x : *buf) x = static_cast<S>(r.normal());
   const auto mask = emask::sliding_window(40, 5) | emask::prefix_lm(17);

@@ -46,8 +46,9 @@ bool is_neg_inf(S x) {
 const emask::softmax_variant softmax_variants[] = {
     emask::softmax_variant::naive, emask::softmax_variant::fused, emask::softmax_variant::tiled};
 const char* softmax_names[] = {"naive", "fused", "tiled"};
-const emask::attention_variant attention_variants[] = {
-    emask::attention_variant::naive, emask::attention_variant::tiled, emask::attention_variant::decode};
+const emask::attention_variant attention_variants[] = {emask::attention_variant::naive,
+                                                       emask::attention_variant::tiled,
+                                                       emask::attention_variant::decode};
 const char* attention_names[] = {"naive", "tiled", "decode"};
 
 /// A mask with partial tiles, full tiles, empty tiles and fully masked rows: sliding window
@@ -73,7 +74,8 @@ void softmax_policy(const Mask& mask, Index lq, Index lk, int variant, bool log,
   o.variant = softmax_variants[variant];
   o.tile = tile;
   o.scale = 0.7;
-  auto run = [&](const row_matrix<S>& in, row_matrix<S>& out, Eigen::Matrix<S, Eigen::Dynamic, 1>& lse) {
+  auto run = [&](const row_matrix<S>& in, row_matrix<S>& out,
+                 Eigen::Matrix<S, Eigen::Dynamic, 1>& lse) {
     out.resize(lq, lk);
     lse.resize(lq);
     if (log) {
@@ -99,7 +101,7 @@ void softmax_policy(const Mask& mask, Index lq, Index lk, int variant, bool log,
   // 1. masked positions: NaN, +inf, -inf, huge, everywhere the mask drops.
   const S junk[] = {std::numeric_limits<S>::quiet_NaN(), std::numeric_limits<S>::infinity(),
                     -std::numeric_limits<S>::infinity(), std::numeric_limits<S>::max(),
-                    std::numeric_limits<S>::lowest(), std::numeric_limits<S>::denorm_min()};
+                    std::numeric_limits<S>::lowest(),    std::numeric_limits<S>::denorm_min()};
   row_matrix<S> poisoned = x;
   Index n = 0;
   for (Index i = 0; i < lq; ++i)
@@ -128,7 +130,8 @@ void softmax_policy(const Mask& mask, Index lq, Index lk, int variant, bool log,
     Index other_rows_changed = 0, kept_not_nan = 0, masked_changed = 0;
     for (Index i = 0; i < lq; ++i) {
       if (i != i0) {
-        other_rows_changed += (rows_identical(clean, dirty, i) && same_bits(lse_clean(i), lse_dirty(i))) ? 0 : 1;
+        other_rows_changed +=
+            (rows_identical(clean, dirty, i) && same_bits(lse_clean(i), lse_dirty(i))) ? 0 : 1;
         continue;
       }
       for (Index j = 0; j < lk; ++j) {
@@ -148,7 +151,8 @@ void softmax_policy(const Mask& mask, Index lq, Index lk, int variant, bool log,
 }
 
 template <class S, class Mask>
-void attention_policy(const Mask& mask, Index lq, Index lk, int variant, Index tile_q, Index tile_k) {
+void attention_policy(const Mask& mask, Index lq, Index lk, int variant, Index tile_q,
+                      Index tile_k) {
   INFO("attention variant " << attention_names[variant] << " tiles " << tile_q << "x" << tile_k
                             << (sizeof(S) == 4 ? " float" : " double"));
   const Index d = 12, dv = 7;
@@ -166,7 +170,9 @@ void attention_policy(const Mask& mask, Index lq, Index lk, int variant, Index t
   row_matrix<S> clean(lq, dv), dirty(lq, dv);
   Eigen::Matrix<S, Eigen::Dynamic, 1> lse_clean(lq), lse_dirty(lq);
   emask::masked_attention(q, k, v, mask, clean, lse_clean, o);
-  auto unchanged = [&](Index i) { return rows_identical(clean, dirty, i) && same_bits(lse_clean(i), lse_dirty(i)); };
+  auto unchanged = [&](Index i) {
+    return rows_identical(clean, dirty, i) && same_bits(lse_clean(i), lse_dirty(i));
+  };
 
   // Fully masked rows.
   for (Index i = 0; i < lq; ++i) {
@@ -183,7 +189,8 @@ void attention_policy(const Mask& mask, Index lq, Index lk, int variant, Index t
     for (Index j = 0; j < lk; ++j) {
       if (keep.col(j).any()) continue;
       ++dead;
-      k2.row(j).setConstant(j % 2 ? std::numeric_limits<S>::quiet_NaN() : std::numeric_limits<S>::infinity());
+      k2.row(j).setConstant(j % 2 ? std::numeric_limits<S>::quiet_NaN()
+                                  : std::numeric_limits<S>::infinity());
       if (variant != 0) v2.row(j).setConstant(std::numeric_limits<S>::quiet_NaN());
     }
     CHECK(dead > 0);
@@ -231,8 +238,8 @@ void attention_policy(const Mask& mask, Index lq, Index lk, int variant, Index t
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("NaN policy: masked_softmax and masked_log_softmax, every variant", "[nan][softmax]",
-                   float, double) {
+TEMPLATE_TEST_CASE("NaN policy: masked_softmax and masked_log_softmax, every variant",
+                   "[nan][softmax]", float, double) {
   const Index lq = 37, lk = 45;
   const auto mask = policy_mask(lq, lk);
   for (int v = 0; v < 3; ++v)
@@ -240,8 +247,8 @@ TEMPLATE_TEST_CASE("NaN policy: masked_softmax and masked_log_softmax, every var
       for (bool log : {false, true}) softmax_policy<TestType>(mask, lq, lk, v, log, tile);
 }
 
-TEMPLATE_TEST_CASE("NaN policy: masked_softmax with a bool_matrix and an additive mask", "[nan][softmax]",
-                   float, double) {
+TEMPLATE_TEST_CASE("NaN policy: masked_softmax with a bool_matrix and an additive mask",
+                   "[nan][softmax]", float, double) {
   const Index lq = 21, lk = 30;
   const emask::bool_matrix keep = emask::materialize(policy_mask(lq, lk), lq, lk);
   softmax_policy<TestType>(emask::as_mask(keep), lq, lk, 1, false, 8);
@@ -263,9 +270,11 @@ TEMPLATE_TEST_CASE("NaN policy: masked_softmax with a bool_matrix and an additiv
   CHECK(((additive - clean).cwiseAbs().maxCoeff() <= 1e-6));
 }
 
-TEMPLATE_TEST_CASE("NaN policy: masked_attention, every variant", "[nan][attention]", float, double) {
+TEMPLATE_TEST_CASE("NaN policy: masked_attention, every variant", "[nan][attention]", float,
+                   double) {
   const Index lq = 29, lk = 41;
   const auto mask = policy_mask(lq, lk);
   for (int v = 0; v < 3; ++v)
-    for (Index t : {Index(1), Index(8), Index(128)}) attention_policy<TestType>(mask, lq, lk, v, t, t);
+    for (Index t : {Index(1), Index(8), Index(128)})
+      attention_policy<TestType>(mask, lq, lk, v, t, t);
 }

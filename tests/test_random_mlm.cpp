@@ -65,7 +65,8 @@ mlm_result reference_mlm(const token_matrix& ids, const std::vector<Index>* lens
     for (Index t = 0; t < len; ++t) {
       const std::int32_t id = ids(b, t);
       if (o.vocabulary.is_special(id) || id == o.pad_id) continue;
-      if (!(packed_word(o.seed, sample, purpose::mlm_select, static_cast<std::uint64_t>(t)) < t_sel))
+      if (!(packed_word(o.seed, sample, purpose::mlm_select, static_cast<std::uint64_t>(t)) <
+            t_sel))
         continue;
       r.labels(b, t) = id;
       word_stream s(o.seed, sample, purpose::mlm_replace, static_cast<std::uint32_t>(t));
@@ -184,7 +185,8 @@ TEST_CASE("mlm_mask statistics (fixed seeds, 4 sigma)", "[random][mlm]") {
     for (Index b = 0; b < ids.rows(); ++b) {
       const Index len = lens[static_cast<std::size_t>(b)];
       const Index selectable = len - 2;  // [CLS] and [SEP]
-      const auto expected = static_cast<Index>(detail::round_half_even(0.15 * static_cast<double>(selectable)));
+      const auto expected =
+          static_cast<Index>(detail::round_half_even(0.15 * static_cast<double>(selectable)));
       CHECK((x.labels.row(b) != e.ignore_index).count() == expected);
     }
   }
@@ -216,7 +218,8 @@ TEST_CASE("mlm_mask is reproducible across thread counts and batch splits", "[ra
     o.selection = sel;
     const mlm_result whole = mlm_mask(ids, index_list(lens), o, 500);
     SECTION("two calls with the right sample ids") {
-      const std::vector<Index> lens_a(lens.begin(), lens.begin() + 25), lens_b(lens.begin() + 25, lens.end());
+      const std::vector<Index> lens_a(lens.begin(), lens.begin() + 25),
+          lens_b(lens.begin() + 25, lens.end());
       const mlm_result a = mlm_mask(ids.topRows(25), index_list(lens_a), o, 500);
       const mlm_result b = mlm_mask(ids.bottomRows(39), index_list(lens_b), o, 525);
       CHECK((a.input_ids == whole.input_ids.topRows(25)).all());
@@ -326,7 +329,8 @@ TEST_CASE("selection bits: SIMD and scalar forms agree", "[random][mlm]") {
       std::uint64_t ref = 0;
       for (Index j = 0; j < m; ++j) {
         const std::int32_t id = ids[static_cast<std::size_t>(j)];
-        const bool take = words[static_cast<std::size_t>(j)] < thr && !voc.is_special(id) && id != 7;
+        const bool take =
+            words[static_cast<std::size_t>(j)] < thr && !voc.is_special(id) && id != 7;
         ref |= static_cast<std::uint64_t>(take) << j;
       }
       REQUIRE(scalar == ref);

@@ -73,7 +73,8 @@ TEST_CASE("mae_random_masking: permutations, counts and conventions", "[random][
 }
 
 TEST_CASE("mae errors name the argument", "[random][mae][errors]") {
-  REQUIRE_THROWS_WITH(mae_random_masking(2, 3, 0.75), Contains("mask_ratio") && Contains("at least one"));
+  REQUIRE_THROWS_WITH(mae_random_masking(2, 3, 0.75),
+                      Contains("mask_ratio") && Contains("at least one"));
   REQUIRE_THROWS_WITH(mae_random_masking(2, 10, 1.0), Contains("mask_ratio"));
   REQUIRE_THROWS_WITH(mae_random_masking(2, 10, -0.1), Contains("mask_ratio"));
   REQUIRE_THROWS_WITH(mae_random_masking(2, 0, 0.5), Contains("num_patches"));
@@ -85,9 +86,12 @@ TEST_CASE("mgd feature masks", "[random][mgd]") {
     const bool_matrix s = mgd_spatial_mask(2, 2, 3, 0.5, 2024);
     const bool_matrix c = mgd_channel_mask(2, 4, 0.5, 2024);
     CHECK((s.cast<int>() == (Eigen::Array<int, 2, 6, Eigen::RowMajor>() << 0, 0, 0, 1, 1, 0,  //
-                             0, 1, 1, 1, 0, 0).finished()).all());
-    CHECK((c.cast<int>() == (Eigen::Array<int, 2, 4, Eigen::RowMajor>() << 1, 1, 0, 0, 1, 1, 1, 1)
-                                .finished()).all());
+                             0, 1, 1, 1, 0, 0)
+                                .finished())
+              .all());
+    CHECK((c.cast<int>() ==
+           (Eigen::Array<int, 2, 4, Eigen::RowMajor>() << 1, 1, 0, 0, 1, 1, 1, 1).finished())
+              .all());
   }
   SECTION("drop rate within 4 sigma and extremes") {
     const double lambda = 0.65;
@@ -107,8 +111,7 @@ TEST_CASE("mgd feature masks", "[random][mgd]") {
     apply_spatial_mask(f, C, s);
     for (Index n = 0; n < N; ++n)
       for (Index c = 0; c < C; ++c)
-        for (Index i = 0; i < H * W; ++i)
-          CHECK(f(n, c * H * W + i) == (s(n, i) ? 2.0f : 0.0f));
+        for (Index i = 0; i < H * W; ++i) CHECK(f(n, c * H * W + i) == (s(n, i) ? 2.0f : 0.0f));
     row_matrix<double> g = row_matrix<double>::Constant(N, C * H * W, 1.0);
     const bool_matrix ch = mgd_channel_mask(N, C, 0.5, 4);
     apply_channel_mask(g, ch);
@@ -121,8 +124,11 @@ TEST_CASE("mgd feature masks", "[random][mgd]") {
     REQUIRE_THROWS_WITH(mgd_channel_mask(2, 3, -0.5), Contains("lambda"));
     REQUIRE_THROWS_WITH(mgd_spatial_mask(2, -3, 3, 0.5), Contains("height"));
     row_matrix<float> f(2, 12);
-    REQUIRE_THROWS_WITH(apply_spatial_mask(f, 4, bool_matrix::Constant(2, 4, true)), Contains("spatial"));
-    REQUIRE_THROWS_WITH(apply_channel_mask(f, bool_matrix::Constant(2, 5, true)), Contains("channel"));
-    REQUIRE_THROWS_WITH(apply_spatial_mask(f, 0, bool_matrix::Constant(2, 4, true)), Contains("channels"));
+    REQUIRE_THROWS_WITH(apply_spatial_mask(f, 4, bool_matrix::Constant(2, 4, true)),
+                        Contains("spatial"));
+    REQUIRE_THROWS_WITH(apply_channel_mask(f, bool_matrix::Constant(2, 5, true)),
+                        Contains("channel"));
+    REQUIRE_THROWS_WITH(apply_spatial_mask(f, 0, bool_matrix::Constant(2, 4, true)),
+                        Contains("channels"));
   }
 }

@@ -77,7 +77,8 @@ TEST_CASE("draw addressing: counter and key layout", "[random][philox]") {
 TEST_CASE("packed words and word streams", "[random][philox]") {
   SECTION("packed_word is word i%4 of block i/4") {
     for (std::uint64_t i = 0; i < 20; ++i)
-      CHECK(packed_word(9, 5, 77, i) == random_block(9, 5, 77, static_cast<std::uint32_t>(i / 4))[i % 4]);
+      CHECK(packed_word(9, 5, 77, i) ==
+            random_block(9, 5, 77, static_cast<std::uint32_t>(i / 4))[i % 4]);
   }
   SECTION("fill_packed_words equals packed_word for every alignment") {
     // covers the scalar form and, on CPUs with AVX2, the 8-block SIMD form (runs >= 64 words)
@@ -85,7 +86,8 @@ TEST_CASE("packed words and word streams", "[random][philox]") {
       for (std::uint64_t count : {0u, 1u, 2u, 7u, 32u, 33u, 63u, 64u, 100u, 257u, 1031u}) {
         std::vector<std::uint32_t> w(count + 1, 0xdeadbeefu), v(count + 1, 0xdeadbeefu);
         detail::fill_packed_words(3, 11, purpose::mlm_select, begin, begin + count, w.data());
-        detail::fill_packed_words_scalar(3, 11, purpose::mlm_select, begin, begin + count, v.data());
+        detail::fill_packed_words_scalar(3, 11, purpose::mlm_select, begin, begin + count,
+                                         v.data());
         bool same = true;
         for (std::uint64_t i = 0; i < count; ++i)
           same = same && w[i] == packed_word(3, 11, purpose::mlm_select, begin + i) && v[i] == w[i];
@@ -160,7 +162,8 @@ TEST_CASE("bernoulli thresholds", "[random][distributions]") {
   const bernoulli b(p);
   const int n = 400000;
   int hits = 0;
-  for (int i = 0; i < n; ++i) hits += b(packed_word(7, 1, purpose::user, static_cast<std::uint64_t>(i))) ? 1 : 0;
+  for (int i = 0; i < n; ++i)
+    hits += b(packed_word(7, 1, purpose::user, static_cast<std::uint64_t>(i))) ? 1 : 0;
   CHECK(std::abs(hits - n * p) < 4 * std::sqrt(n * p * (1 - p)));
 }
 
@@ -239,7 +242,8 @@ TEST_CASE("geometric draws", "[random][distributions]") {
       REQUIRE(k <= 10);
       obs[k - 1] += 1;
     }
-    for (int k = 0; k < max_k; ++k) expected[static_cast<std::size_t>(k)] = n * pk[static_cast<std::size_t>(k)];
+    for (int k = 0; k < max_k; ++k)
+      expected[static_cast<std::size_t>(k)] = n * pk[static_cast<std::size_t>(k)];
     // 9 degrees of freedom: the 0.9999 quantile is 33.7
     CHECK(chi_square(obs, expected) < 33.7);
   }

@@ -58,8 +58,10 @@ TEST_CASE("t5_span_corruption golden output", "[random][t5]") {
   o.mean_noise_span_length = 2.0;
   const t5_result r = t5_span_corruption(counting(2, 20), o);
   token_matrix inputs(2, 18), targets(2, 10);
+  // clang-format off
   inputs << 200, 201, 32099, 205, 206, 207, 208, 209, 210, 211, 212, 32098, 215, 216, 217, 218, 32097, 1,
       220, 221, 222, 223, 224, 225, 226, 32099, 229, 230, 231, 232, 233, 234, 32098, 238, 32097, 1;
+  // clang-format on
   targets << 32099, 202, 203, 204, 32098, 213, 214, 32097, 219, 1,  //
       32099, 227, 228, 32098, 235, 236, 237, 32097, 239, 1;
   CHECK((r.inputs == inputs).all());
@@ -82,7 +84,7 @@ TEST_CASE("t5_span_corruption structure: inputs and targets rebuild the original
     CHECK(r.inputs(b, r.inputs.cols() - 1) == 1);
     CHECK(r.targets(b, r.targets.cols() - 1) == 1);
     CHECK((r.kept.row(b) == false).count() == s.num_noise_tokens);
-    CHECK(r.kept(b, 0));           // starts with a kept segment
+    CHECK(r.kept(b, 0));            // starts with a kept segment
     CHECK_FALSE(r.kept(b, L - 1));  // ends with a noise span (HF's layout)
     Index runs = 0;
     for (Index t = 0; t < L; ++t) runs += (!r.kept(b, t) && (t == 0 || r.kept(b, t - 1))) ? 1 : 0;
@@ -93,8 +95,10 @@ TEST_CASE("t5_span_corruption structure: inputs and targets rebuild the original
     std::int32_t current = -1;
     for (Index j = 0; j + 1 < r.targets.cols(); ++j) {
       const std::int32_t v = r.targets(b, j);
-      if (v > 32099 - 1000 && v <= 32099) current = v;
-      else span[current].push_back(v);
+      if (v > 32099 - 1000 && v <= 32099)
+        current = v;
+      else
+        span[current].push_back(v);
     }
     std::vector<std::int32_t> rebuilt;
     std::int32_t expected_sentinel = 32099;

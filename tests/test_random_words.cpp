@@ -77,8 +77,10 @@ std::vector<std::pair<Index, Index>> words_of(const token_matrix& ids, const boo
       open = false;
       continue;
     }
-    if (!open || starts(b, t)) w.push_back({t, t + 1});
-    else w.back().second = t + 1;
+    if (!open || starts(b, t))
+      w.push_back({t, t + 1});
+    else
+      w.back().second = t + 1;
     open = true;
   }
   return w;
@@ -111,7 +113,8 @@ TEST_CASE("whole_word_mask selects whole words within HF's budget", "[random][ww
     const Index len = lens[static_cast<std::size_t>(b)];
     const auto budget = std::min<Index>(
         o.max_predictions,
-        std::max<Index>(1, static_cast<Index>(detail::round_half_even(0.15 * static_cast<double>(len)))));
+        std::max<Index>(
+            1, static_cast<Index>(detail::round_half_even(0.15 * static_cast<double>(len)))));
     Index count = 0;
     for (const auto& w : words_of(ids, starts, b, len, o)) {
       Index m = 0;
@@ -144,8 +147,10 @@ TEST_CASE("whole_word_mask selects whole words within HF's budget", "[random][ww
   }
   SECTION("batch split and threads") {
     const std::vector<Index> la(lens.begin(), lens.begin() + 20), lb(lens.begin() + 20, lens.end());
-    const mlm_result a = whole_word_mask(ids.topRows(20), starts.topRows(20), index_list(la), o, 10);
-    const mlm_result b = whole_word_mask(ids.bottomRows(28), starts.bottomRows(28), index_list(lb), o, 30);
+    const mlm_result a =
+        whole_word_mask(ids.topRows(20), starts.topRows(20), index_list(la), o, 10);
+    const mlm_result b =
+        whole_word_mask(ids.bottomRows(28), starts.bottomRows(28), index_list(lb), o, 30);
     CHECK((a.input_ids == r.input_ids.topRows(20)).all());
     CHECK((b.input_ids == r.input_ids.bottomRows(28)).all());
 #if EMASK_HAS_OPENMP
@@ -220,7 +225,8 @@ TEST_CASE("span_mask: budget, whole words, contiguity and replacement", "[random
     const bool_matrix every = bool_matrix::Constant(ids.rows(), ids.cols(), true);
     CHECK((span_mask(ids, every, o, 3).labels == t.labels).all());  // same words, same spans
     token_matrix cut = ids;
-    for (Index b = 0; b < ids.rows(); ++b) cut.row(b).tail(ids.cols() - lens[static_cast<std::size_t>(b)]).setConstant(7);
+    for (Index b = 0; b < ids.rows(); ++b)
+      cut.row(b).tail(ids.cols() - lens[static_cast<std::size_t>(b)]).setConstant(7);
     const mlm_result tc = span_mask(cut, every, index_list(lens), o, 3);
     CHECK((tc.labels == t.labels).all());  // positions past the length are never selected
     for (Index b = 0; b < ids.rows(); ++b) {
@@ -266,7 +272,8 @@ TEST_CASE("span_mask: budget, whole words, contiguity and replacement", "[random
   SECTION("batch split and threads") {
     const std::vector<Index> la(lens.begin(), lens.begin() + 17), lb(lens.begin() + 17, lens.end());
     const mlm_result a = span_mask(ids.topRows(17), starts.topRows(17), index_list(la), o, 3);
-    const mlm_result b = span_mask(ids.bottomRows(31), starts.bottomRows(31), index_list(lb), o, 20);
+    const mlm_result b =
+        span_mask(ids.bottomRows(31), starts.bottomRows(31), index_list(lb), o, 20);
     CHECK((a.input_ids == r.input_ids.topRows(17)).all());
     CHECK((b.input_ids == r.input_ids.bottomRows(31)).all());
 #if EMASK_HAS_OPENMP

@@ -7,11 +7,11 @@
 
 #include "catch.hpp"
 
+using Catch::Matchers::Contains;
 using emask::action_mask;
 using emask::action_space;
 using emask::bool_matrix;
 using emask::Index;
-using Catch::Matchers::Contains;
 
 TEST_CASE("action_space: sizes, offsets and width", "[rl][action_mask]") {
   const action_space d = action_space::discrete(5);
@@ -124,9 +124,8 @@ TEST_CASE("action_mask: from a legality callback", "[rl][action_mask]") {
   CHECK(f.legal(1, 1));
   CHECK(f.legal_count(1) == 3);
   // The callback can make a sub-space empty: error names row and sub-space.
-  REQUIRE_THROWS_WITH(action_mask::from_callback(sp, 3, [](Index b, Index i, Index) {
-                        return !(b == 2 && i == 1);
-                      }),
+  REQUIRE_THROWS_WITH(action_mask::from_callback(
+                          sp, 3, [](Index b, Index i, Index) { return !(b == 2 && i == 1); }),
                       Contains("row 2, sub-space 1"));
   REQUIRE_THROWS_WITH(action_mask::from_callback(sp, -1, [](Index, Index) { return true; }),
                       Contains("'batch' = -1"));

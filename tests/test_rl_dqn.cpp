@@ -12,12 +12,12 @@
 
 #include "catch.hpp"
 
+using Catch::Matchers::Contains;
 using emask::action_mask;
 using emask::bool_matrix;
 using emask::Index;
 using emask::index_vector;
 using emask::row_matrix;
-using Catch::Matchers::Contains;
 
 namespace {
 const double nan_d = std::numeric_limits<double>::quiet_NaN();
@@ -31,12 +31,12 @@ double chi2_critical(double dof) {  // p = 1e-3, Wilson-Hilferty
 TEMPLATE_TEST_CASE("dqn: masked max and argmax, hand-checked", "[rl][dqn]", float, double) {
   using S = TestType;
   row_matrix<S> q(3, 4);
-  q << S(1), S(9), S(3), S(2),  //
+  q << S(1), S(9), S(3), S(2),      //
       S(-5), S(-1), S(-7), S(100),  //
       S(0.5), S(0.5), S(0.25), S(0.5);
   bool_matrix legal(3, 4);
   legal << true, false, true, true,  //
-      true, true, true, false,  //
+      true, true, true, false,       //
       false, true, true, true;
   const index_vector a = emask::masked_q_argmax(q, legal);
   CHECK(a[0] == 2);
@@ -149,15 +149,15 @@ TEMPLATE_TEST_CASE("dqn: TD targets, hand-checked with terminal transitions", "[
   // Row 1: terminal: target = reward, next Q (NaN) and the empty mask are not read.
   // Row 2: non-terminal, legal {1}: 0 + 0.5 * (-2) = -1.
   row_matrix<S> next_target(3, 3), next_online(3, 3);
-  next_target << S(2), S(100), S(4),  //
+  next_target << S(2), S(100), S(4),                    //
       std::numeric_limits<S>::quiet_NaN(), S(0), S(0),  //
       S(7), S(-2), S(9);
   next_online << S(5), S(0), S(1),  //
-      S(0), S(0), S(0),  //
+      S(0), S(0), S(0),             //
       S(0), S(3), S(0);
   bool_matrix next_legal(3, 3);
   next_legal << true, false, true,  //
-      false, false, false,  //
+      false, false, false,          //
       false, true, false;
   Eigen::Matrix<S, Eigen::Dynamic, 1> reward(3);
   reward << S(1), S(-1), S(0);
@@ -169,8 +169,8 @@ TEMPLATE_TEST_CASE("dqn: TD targets, hand-checked with terminal transitions", "[
   CHECK_THAT(double(y[2]), WithinAbs(-1.0, 1e-6));
 
   // Double DQN: row 0 argmax of the online Q over {0, 2} is action 0 -> 1 + 0.5 * 2 = 2.
-  const auto yd = emask::masked_double_td_target(reward, done, next_online, next_target,
-                                                 next_legal, 0.5);
+  const auto yd =
+      emask::masked_double_td_target(reward, done, next_online, next_target, next_legal, 0.5);
   CHECK_THAT(double(yd[0]), WithinAbs(2.0, 1e-6));
   CHECK(yd[1] == S(-1));
   CHECK_THAT(double(yd[2]), WithinAbs(-1.0, 1e-6));
@@ -226,7 +226,8 @@ TEST_CASE("dqn: TD target errors", "[rl][dqn]") {
   const Eigen::VectorXd r = Eigen::VectorXd::Zero(2);
   Eigen::Array<bool, Eigen::Dynamic, 1> done(2);
   done << false, false;
-  REQUIRE_THROWS_WITH(emask::masked_td_target(r, done, q, legal, 1.5), Contains("argument 'gamma' = 1.5"));
+  REQUIRE_THROWS_WITH(emask::masked_td_target(r, done, q, legal, 1.5),
+                      Contains("argument 'gamma' = 1.5"));
   REQUIRE_THROWS_WITH(emask::masked_td_target(Eigen::VectorXd::Zero(3), done, q, legal, 0.9),
                       Contains("argument 'reward'"));
   REQUIRE_THROWS_WITH(emask::masked_td_target(r, Eigen::VectorXi::Zero(1), q, legal, 0.9),
@@ -243,6 +244,7 @@ TEST_CASE("dqn: TD target errors", "[rl][dqn]") {
   row_matrix<double> qn = q;
   qn(0, 1) = nan_d;
   REQUIRE_THROWS_WITH(emask::masked_td_target(r, done, qn, legal, 0.9), Contains("'next_q[0, 1]'"));
-  REQUIRE_THROWS_WITH(emask::masked_double_td_target(r, done, q, row_matrix<double>::Zero(2, 4), legal, 0.9),
-                      Contains("argument 'next_q'"));
+  REQUIRE_THROWS_WITH(
+      emask::masked_double_td_target(r, done, q, row_matrix<double>::Zero(2, 4), legal, 0.9),
+      Contains("argument 'next_q'"));
 }

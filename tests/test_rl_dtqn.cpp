@@ -11,10 +11,10 @@
 
 #include "catch.hpp"
 
+using Catch::Matchers::Contains;
 using emask::bool_matrix;
 using emask::Index;
 using emask::row_matrix;
-using Catch::Matchers::Contains;
 
 namespace {
 using id_array = Eigen::Array<std::int64_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -116,20 +116,23 @@ TEMPLATE_TEST_CASE("dtqn: masked_attention over a window crossing episodes", "[r
       double mx = -1e300;
       for (Index s = 0; s < window; ++s)
         if (keep(i, s)) {
-          const double sc = scale * q.row(i).template cast<double>().dot(k.row(s).template cast<double>());
+          const double sc =
+              scale * q.row(i).template cast<double>().dot(k.row(s).template cast<double>());
           mx = std::max(mx, sc);
         }
       Eigen::VectorXd acc = Eigen::VectorXd::Zero(d);
       double z = 0.0;
       for (Index s = 0; s < window; ++s)
         if (keep(i, s)) {
-          const double w = std::exp(scale * q.row(i).template cast<double>().dot(k.row(s).template cast<double>()) - mx);
+          const double w = std::exp(
+              scale * q.row(i).template cast<double>().dot(k.row(s).template cast<double>()) - mx);
           z += w;
           acc += w * v.row(s).template cast<double>().transpose();
         }
       acc /= z;
       const double tol = std::is_same<S, float>::value ? 1e-4 : 1e-10;
-      for (Index j = 0; j < d; ++j) CHECK_THAT(static_cast<double>(out(i, j)), WithinAbs(acc[j], tol));
+      for (Index j = 0; j < d; ++j)
+        CHECK_THAT(static_cast<double>(out(i, j)), WithinAbs(acc[j], tol));
     }
   }
 }

@@ -21,6 +21,7 @@
 #include <omp.h>
 #endif
 
+using Catch::Matchers::Contains;
 using emask::action_mask;
 using emask::action_matrix;
 using emask::action_space;
@@ -28,7 +29,6 @@ using emask::bool_matrix;
 using emask::Index;
 using emask::mask_fill;
 using emask::row_matrix;
-using Catch::Matchers::Contains;
 
 namespace {
 
@@ -134,7 +134,8 @@ TEST_CASE("policy: hand-computed Discrete case", "[rl][policy]") {
   CHECK_THAT(emask::masked_log_prob(logits, m, a)[0], WithinAbs(std::log(p2), 1e-14));
   a << 3;
   REQUIRE_THROWS_AS(emask::masked_log_prob(logits, m, a), emask::error);
-  REQUIRE_THROWS_WITH(emask::masked_log_prob(logits, m, a), Contains("argument 'actions[0, 0]' = 3"));
+  REQUIRE_THROWS_WITH(emask::masked_log_prob(logits, m, a),
+                      Contains("argument 'actions[0, 0]' = 3"));
   REQUIRE_THROWS_WITH(emask::masked_log_prob(logits, m, a), Contains("a legal action"));
   a << 4;
   REQUIRE_THROWS_WITH(emask::masked_log_prob(logits, m, a), Contains("an action in [0, 4)"));
@@ -189,8 +190,8 @@ TEST_CASE("policy: hand-computed MultiDiscrete and MultiBinary cases", "[rl][pol
   CHECK(sb(0, 0) == 1);
 }
 
-TEMPLATE_TEST_CASE("policy: float64 reference on random MultiDiscrete masks", "[rl][policy]",
-                   float, double) {
+TEMPLATE_TEST_CASE("policy: float64 reference on random MultiDiscrete masks", "[rl][policy]", float,
+                   double) {
   using S = TestType;
   std::mt19937 gen(1234);
   const action_space sp = action_space::multi_discrete({3, 7, 1, 12, 2});
@@ -227,8 +228,9 @@ TEMPLATE_TEST_CASE("policy: float64 reference on random MultiDiscrete masks", "[
       CHECK(double(h(b, i)) >= -1e-6);
       const Index a = draws(b, i);
       REQUIRE(m.legal(b, i, a));
-      CHECK_THAT(double(lpa(b, i)), WithinAbs(ref.log_probs(b, sp.offset(i) + a),
-                                              tol<S>() * (1 + std::abs(ref.log_probs(b, sp.offset(i) + a)))));
+      CHECK_THAT(double(lpa(b, i)),
+                 WithinAbs(ref.log_probs(b, sp.offset(i) + a),
+                           tol<S>() * (1 + std::abs(ref.log_probs(b, sp.offset(i) + a)))));
       // argmax is the legal action of largest reference probability.
       Index best = -1;
       for (Index k = 0; k < sp.size(i); ++k)
@@ -242,7 +244,8 @@ TEMPLATE_TEST_CASE("policy: float64 reference on random MultiDiscrete masks", "[
   const Eigen::Matrix<S, Eigen::Dynamic, 1> lps = emask::masked_log_prob(xs, m, draws);
   for (Index b = 0; b < batch; ++b) {
     CHECK_THAT(double(hs[b]), WithinAbs(ref.entropy.row(b).sum(), 20 * tol<S>()));
-    CHECK_THAT(double(lps[b]), WithinAbs(double(lpa.row(b).sum()), 20 * tol<S>() * (1 + std::abs(double(lps[b])))));
+    CHECK_THAT(double(lps[b]),
+               WithinAbs(double(lpa.row(b).sum()), 20 * tol<S>() * (1 + std::abs(double(lps[b])))));
   }
 }
 
@@ -267,9 +270,11 @@ TEMPLATE_TEST_CASE("policy: sb3-contrib compatibility mode", "[rl][policy]", flo
         CHECK_THAT(double(lp8(b, j)), WithinRel(-1e8, 1e-6));
       }
     }
-  const auto h = emask::masked_entropy(x, m), h8 = emask::masked_entropy(x, m, mask_fill::sb3_compatible);
+  const auto h = emask::masked_entropy(x, m),
+             h8 = emask::masked_entropy(x, m, mask_fill::sb3_compatible);
   for (Index b = 0; b < 16; ++b) CHECK_THAT(double(h8[b]), WithinAbs(double(h[b]), 1e-5));
-  REQUIRE_THROWS_WITH(emask::masked_probs(x, m, static_cast<mask_fill>(9)), Contains("argument 'fill'"));
+  REQUIRE_THROWS_WITH(emask::masked_probs(x, m, static_cast<mask_fill>(9)),
+                      Contains("argument 'fill'"));
 }
 
 TEST_CASE("policy: sampling frequencies match the probabilities (chi-square)", "[rl][policy]") {
@@ -291,7 +296,8 @@ TEST_CASE("policy: sampling frequencies match the probabilities (chi-square)", "
     for (Index j = 0; j < 6; ++j) {
       if (j == 3) continue;
       const double e = p(0, j) * double(n_draws);
-      chi2 += (count[static_cast<std::size_t>(j)] - e) * (count[static_cast<std::size_t>(j)] - e) / e;
+      chi2 +=
+          (count[static_cast<std::size_t>(j)] - e) * (count[static_cast<std::size_t>(j)] - e) / e;
     }
     CHECK(chi2 < chi2_critical(4.0));
   }
@@ -314,7 +320,8 @@ TEST_CASE("policy: sampling frequencies match the probabilities (chi-square)", "
         CHECK(count[static_cast<std::size_t>(k)] == 0.0);
         continue;
       }
-      chi2 += (count[static_cast<std::size_t>(k)] - e) * (count[static_cast<std::size_t>(k)] - e) / e;
+      chi2 +=
+          (count[static_cast<std::size_t>(k)] - e) * (count[static_cast<std::size_t>(k)] - e) / e;
       dof += 1.0;
     }
     CHECK(chi2 < chi2_critical(dof));
@@ -485,7 +492,8 @@ TEST_CASE("policy: log-prob gradient against central differences", "[rl][policy]
       row_matrix<double> xp = x, xm = x;
       xp(b, j) += h;
       xm(b, j) -= h;
-      const double fd = (emask::masked_log_prob(xp, m, a)[b] - emask::masked_log_prob(xm, m, a)[b]) / (2 * h);
+      const double fd =
+          (emask::masked_log_prob(xp, m, a)[b] - emask::masked_log_prob(xm, m, a)[b]) / (2 * h);
       CHECK_THAT(g(b, j), WithinAbs(fd, 1e-6));
     }
   // Each sub-space's gradient sums to 0 (onehot minus a distribution).
@@ -506,5 +514,6 @@ TEST_CASE("policy: log-prob gradient against central differences", "[rl][policy]
   bad(bad_row, 0) = bad_action;
   REQUIRE_THROWS_WITH(emask::masked_log_prob_grad(x, m, bad),
                       Contains("'actions[" + std::to_string(bad_row) + ", 0]'"));
-  REQUIRE_THROWS_WITH(emask::masked_log_prob_grad(x, m, action_matrix(8, 3)), Contains("argument 'actions'"));
+  REQUIRE_THROWS_WITH(emask::masked_log_prob_grad(x, m, action_matrix(8, 3)),
+                      Contains("argument 'actions'"));
 }

@@ -138,10 +138,10 @@ void check_result(const reference& ref, const bool_matrix& keep, const row_matri
       }
     }
     if (empty) {
-      bad_empty += (is_neg_inf(static_cast<double>(lse_p(q))) &&
-                    is_neg_inf(static_cast<double>(lse_l(q))))
-                       ? 0
-                       : 1;
+      bad_empty +=
+          (is_neg_inf(static_cast<double>(lse_p(q))) && is_neg_inf(static_cast<double>(lse_l(q))))
+              ? 0
+              : 1;
     } else {
       worst_sum = std::max(worst_sum, std::abs(sum - 1.0));
       worst_lse = std::max(worst_lse, std::abs(lse_p(q) - ref.lse(q)) / (1 + std::abs(ref.lse(q))));
@@ -182,13 +182,11 @@ void check_all_variants(const std::string& name, const Mask& mask, const bool_ma
     Index tile;
     bool stream;
   };
-  const config configs[] = {{softmax_variant::naive, 128, false},
-                            {softmax_variant::fused, 128, false},
-                            {softmax_variant::fused, 128, true},
-                            {softmax_variant::tiled, 1, false},
-                            {softmax_variant::tiled, 3, true},
-                            {softmax_variant::tiled, 16, false},
-                            {softmax_variant::tiled, 128, false}};
+  const config configs[] = {
+      {softmax_variant::naive, 128, false}, {softmax_variant::fused, 128, false},
+      {softmax_variant::fused, 128, true},  {softmax_variant::tiled, 1, false},
+      {softmax_variant::tiled, 3, true},    {softmax_variant::tiled, 16, false},
+      {softmax_variant::tiled, 128, false}};
   for (const config& c : configs) {
     {
       const softmax_variant v = c.v;
@@ -310,10 +308,12 @@ TEMPLATE_TEST_CASE("masked_softmax: every variant matches the float64 reference 
       check_all_variants<S>("key_flags b=1", m, keep_of(m, lq, lk, 1), 1);
     }
     {
-      std::vector<std::int64_t> qid(static_cast<std::size_t>(lq)), kid(static_cast<std::size_t>(lk));
+      std::vector<std::int64_t> qid(static_cast<std::size_t>(lq)),
+          kid(static_cast<std::size_t>(lk));
       for (Index i = 0; i < lq; ++i) qid[static_cast<std::size_t>(i)] = i / 4;
       for (Index i = 0; i < lk; ++i) kid[static_cast<std::size_t>(i)] = (i / 3) % 5;
-      const auto m = emask::document_mask::from_segment_ids(emask::id_table(qid), emask::id_table(kid));
+      const auto m =
+          emask::document_mask::from_segment_ids(emask::id_table(qid), emask::id_table(kid));
       check_all_variants<S>("document_mask", m, keep_of(m, lq, lk));
     }
     {
@@ -396,12 +396,12 @@ TEMPLATE_TEST_CASE("masked_softmax: additive masks add their bias and mask entri
     for (Index k = 0; k < lk; ++k) {
       const double u = r.uniform(0, 1);
       keep(q, k) = u > 0.4 && q != 5;  // row 5 fully masked
-      const S fill = (k % 2) ? -std::numeric_limits<S>::infinity() : std::numeric_limits<S>::lowest();
+      const S fill =
+          (k % 2) ? -std::numeric_limits<S>::infinity() : std::numeric_limits<S>::lowest();
       bias(q, k) = keep(q, k) ? static_cast<S>(r.uniform(-2, 1)) : fill;  // ALiBi-like bias
     }
-  const row_matrix<double> bias_d = bias.template cast<double>().unaryExpr([](double v) {
-    return std::isfinite(v) && v > -1e30 ? v : 0.0;
-  });
+  const row_matrix<double> bias_d = bias.template cast<double>().unaryExpr(
+      [](double v) { return std::isfinite(v) && v > -1e30 ? v : 0.0; });
   const row_matrix<S> x = random_scores<S>(lq, lk, 4);
   const double scale = 1.3;
   const reference ref = softmax_reference(x, keep, scale, &bias_d);
@@ -481,13 +481,15 @@ TEMPLATE_TEST_CASE("masked_softmax: inputs as Map, block, column-major, expressi
     CHECK(out_big(0, 0) == S(9));  // nothing outside the block is written
     CHECK(out_big(lq + 1, lk + 2) == S(9));
     // A Map with an outer stride.
-    Eigen::Map<const row_matrix<S>, 0, Eigen::OuterStride<>> map(big.data() + 2 * big.cols() + 3,
-                                                                 lq, lk, Eigen::OuterStride<>(big.cols()));
+    Eigen::Map<const row_matrix<S>, 0, Eigen::OuterStride<>> map(
+        big.data() + 2 * big.cols() + 3, lq, lk, Eigen::OuterStride<>(big.cols()));
     CHECK((emask::masked_softmax(map, mask, o) - expected).cwiseAbs().maxCoeff() <= t);
     // Column-major storage and a lazy expression are evaluated once.
     const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> col = x;
     CHECK((emask::masked_softmax(col, mask, o) - expected).cwiseAbs().maxCoeff() <= t);
-    CHECK((emask::masked_softmax(x * S(0.5) + x * S(0.5), mask, o) - expected).cwiseAbs().maxCoeff() <= t);
+    CHECK((emask::masked_softmax(x * S(0.5) + x * S(0.5), mask, o) - expected)
+              .cwiseAbs()
+              .maxCoeff() <= t);
     // In place: out is the storage of scores.
     row_matrix<S> inplace = x;
     emask::masked_softmax(inplace, mask, inplace, o);
@@ -503,7 +505,8 @@ TEST_CASE("masked_softmax: rows sum to one and log-softmax is consistent on a la
           "[softmax]") {
   const Index lq = 300, lk = 520;
   const row_matrix<float> x = random_scores<float>(lq, lk, 77);
-  const auto mask = emask::causal::bottom_right(lq, lk) & emask::key_padding::from_lengths({400}, lk);
+  const auto mask =
+      emask::causal::bottom_right(lq, lk) & emask::key_padding::from_lengths({400}, lk);
   for (softmax_variant v : all_variants) {
     INFO("variant " << variant_name(v));
     softmax_options o;
@@ -518,9 +521,10 @@ TEST_CASE("masked_softmax: rows sum to one and log-softmax is consistent on a la
       worst_sum = std::max(worst_sum, std::abs(static_cast<double>(p.row(q).sum()) - 1.0));
       for (Index k = 0; k < lk; ++k) {
         if (!mask.keep(0, 0, q, k)) continue;
-        worst_log = std::max(worst_log, std::abs(std::exp(static_cast<double>(lp(q, k))) - p(q, k)));
-        worst_lse = std::max(worst_lse, std::abs(static_cast<double>(lp(q, k)) -
-                                                 (0.125 * x(q, k) - lse(q))));
+        worst_log =
+            std::max(worst_log, std::abs(std::exp(static_cast<double>(lp(q, k))) - p(q, k)));
+        worst_lse = std::max(worst_lse,
+                             std::abs(static_cast<double>(lp(q, k)) - (0.125 * x(q, k) - lse(q))));
       }
     }
     CHECK(worst_sum <= 1e-5);

@@ -74,16 +74,16 @@ std::string concat(const Parts&... parts) {
 template <class Value, class... Expected>
 [[noreturn]] EMASK_NOINLINE void fail_argument(const char* where, const char* arg,
                                                const Value& value, const Expected&... expected) {
-  report_error(concat("emask::", where, ": argument '", arg, "' = ", value, ", expected ",
-                      expected...));
+  report_error(
+      concat("emask::", where, ": argument '", arg, "' = ", value, ", expected ", expected...));
 }
 
 /// Same, for an indexed element of an argument ("lengths[3]").
 template <class Index, class Value, class... Expected>
 [[noreturn]] EMASK_NOINLINE void fail_element(const char* where, const char* arg, Index i,
                                               const Value& value, const Expected&... expected) {
-  report_error(concat("emask::", where, ": argument '", arg, "[", i, "]' = ", value,
-                      ", expected ", expected...));
+  report_error(concat("emask::", where, ": argument '", arg, "[", i, "]' = ", value, ", expected ",
+                      expected...));
 }
 }  // namespace detail
 

@@ -8,12 +8,18 @@ EMASK_NAMESPACE_BEGIN
 enum class tile_state : unsigned char;
 struct key_span;
 struct region;
-template <class Derived> class mask_base;
-template <class Mask> class offset_mask;
-template <class A, class B> class and_mask;
-template <class A, class B> class or_mask;
-template <class A> class not_mask;
-template <class Mask> class per_head_mask;
+template <class Derived>
+class mask_base;
+template <class Mask>
+class offset_mask;
+template <class A, class B>
+class and_mask;
+template <class A, class B>
+class or_mask;
+template <class A>
+class not_mask;
+template <class Mask>
+class per_head_mask;
 class causal;
 class sliding_window;
 class chunked;
@@ -27,6 +33,7 @@ class dense_mask;
 class bit_matrix;
 class block_mask;
 class drop_mask;
-template <class Scalar> class additive_mask;
+template <class Scalar>
+class additive_mask;
 class error;
 EMASK_NAMESPACE_END

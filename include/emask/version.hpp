@@ -6,4 +6,5 @@
 #define EMASK_VERSION_MINOR 1  ///< minor version: compatible additions
 #define EMASK_VERSION_PATCH 0  ///< patch version: fixes
 /// Version as one integer, e.g. 10203 for 1.2.3.
-#define EMASK_VERSION (EMASK_VERSION_MAJOR * 10000 + EMASK_VERSION_MINOR * 100 + EMASK_VERSION_PATCH)
+#define EMASK_VERSION \
+  (EMASK_VERSION_MAJOR * 10000 + EMASK_VERSION_MINOR * 100 + EMASK_VERSION_PATCH)

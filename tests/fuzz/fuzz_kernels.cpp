@@ -101,9 +101,8 @@ void fuzz_softmax(const emask_rel::dyn_mask& mask, const emask::bool_matrix& kee
         const S t = static_cast<S>(scale) * x(i, j);
         if (!std::isfinite(t)) finite[static_cast<std::size_t>(i)] = 0;
       }
-  const emask::softmax_variant variants[] = {emask::softmax_variant::naive,
-                                             emask::softmax_variant::fused,
-                                             emask::softmax_variant::tiled};
+  const emask::softmax_variant variants[] = {
+      emask::softmax_variant::naive, emask::softmax_variant::fused, emask::softmax_variant::tiled};
   for (int v = 0; v < 3; ++v) {
     for (int log = 0; log < 2; ++log) {
       emask::softmax_options o;
@@ -177,14 +176,17 @@ void fuzz_attention(const emask_rel::dyn_mask& mask, const emask::bool_matrix& k
     for (Index i = 0; i < lq; ++i) {
       const auto r = static_cast<std::size_t>(i);
       if (empty[r]) {
-        if (!is_neg_inf(lse(i))) finding("attention: fully masked row lse not -inf", vi, i, lse(i), 0);
+        if (!is_neg_inf(lse(i)))
+          finding("attention: fully masked row lse not -inf", vi, i, lse(i), 0);
         for (Index c = 0; c < dv; ++c)
-          if (!(out(i, c) == S(0))) finding("attention: fully masked row not zero", vi, i, out(i, c), c);
+          if (!(out(i, c) == S(0)))
+            finding("attention: fully masked row not zero", vi, i, out(i, c), c);
         continue;
       }
       if (!tame[r]) continue;
       for (Index c = 0; c < dv; ++c)
-        if (std::isnan(out(i, c))) finding("attention: NaN in a row with finite scores", vi, i, out(i, c), c);
+        if (std::isnan(out(i, c)))
+          finding("attention: NaN in a row with finite scores", vi, i, out(i, c), c);
       // The last column of V is all ones: it carries the sum of the probabilities.
       if (!(std::abs(static_cast<double>(out(i, dv - 1)) - 1.0) <= tol))
         finding("attention: probabilities do not sum to one", vi, i, out(i, dv - 1), 0);

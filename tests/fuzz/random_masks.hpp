@@ -60,7 +60,8 @@ using ref_fn = std::function<bool(Index b, Index q, Index k)>;
 struct dyn_node {
   virtual ~dyn_node() = default;
   virtual bool keep(Index b, Index h, Index q, Index k) const = 0;
-  virtual emask::tile_state tile(Index b, Index h, Index q0, Index q1, Index k0, Index k1) const = 0;
+  virtual emask::tile_state tile(Index b, Index h, Index q0, Index q1, Index k0,
+                                 Index k1) const = 0;
   virtual emask::key_span keys(Index b, Index h, Index q, Index k0, Index k1) const = 0;
   virtual void check(const emask::region& r, const char* where) const = 0;
 };
@@ -106,10 +107,9 @@ class dyn_mask : public emask::mask_base<dyn_mask> {
 // ------------------------------------------------------------------------------------------
 // Leaves
 // ------------------------------------------------------------------------------------------
-using leaf_variant =
-    std::variant<emask::causal, emask::sliding_window, emask::chunked, emask::prefix_lm,
-                 emask::key_padding, emask::query_padding, emask::key_flags, emask::document_mask,
-                 emask::dense_mask>;
+using leaf_variant = std::variant<emask::causal, emask::sliding_window, emask::chunked,
+                                  emask::prefix_lm, emask::key_padding, emask::query_padding,
+                                  emask::key_flags, emask::document_mask, emask::dense_mask>;
 
 struct leaf {
   leaf_variant mask;

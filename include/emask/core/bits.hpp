@@ -65,13 +65,16 @@ class bit_row {
 /// from popcounts.
 class bit_matrix : public mask_base<bit_matrix> {
  public:
-  static constexpr bool exact_tiles = true;  ///< tile() never answers partial for an empty or full tile
+  /// tile() never answers partial for an empty or full tile
+  static constexpr bool exact_tiles = true;
 
   /// \brief An empty matrix.
   bit_matrix() = default;
   /// \brief A \p rows x \p cols matrix with every entry masked.
   bit_matrix(Index rows, Index cols)
-      : rows_(rows), cols_(cols), words_per_row_((cols + 63) / 64),
+      : rows_(rows),
+        cols_(cols),
+        words_per_row_((cols + 63) / 64),
         words_(static_cast<std::size_t>(rows * ((cols + 63) / 64)), 0) {
     if (rows < 0) detail::fail_argument("bit_matrix", "rows", rows, ">= 0");
     if (cols < 0) detail::fail_argument("bit_matrix", "cols", cols, ">= 0");

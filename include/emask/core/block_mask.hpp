@@ -60,7 +60,9 @@ class block_mask {
   }
   /// \brief Fraction of tiles that are not empty (the work a tiled kernel does).
   double tile_density() const {
-    return states_.empty() ? 0.0 : static_cast<double>(cols_.size()) / static_cast<double>(states_.size());
+    return states_.empty()
+               ? 0.0
+               : static_cast<double>(cols_.size()) / static_cast<double>(states_.size());
   }
 
   template <class Mask>

@@ -16,12 +16,12 @@ EMASK_NAMESPACE_BEGIN
 
 /// \brief Options of the image writers.
 struct image_options {
-  Index b = 0;           ///< batch entry to draw
-  Index h = 0;           ///< head to draw
-  Index cell = 8;        ///< pixels per mask entry (PNG, PGM) or SVG units per entry
-  Index tile_q = 0;      ///< draw a boundary every tile_q rows (0: none)
-  Index tile_k = 0;      ///< draw a boundary every tile_k columns (0: none)
-  bool grid = true;      ///< thin lines between cells when cell >= 4
+  Index b = 0;       ///< batch entry to draw
+  Index h = 0;       ///< head to draw
+  Index cell = 8;    ///< pixels per mask entry (PNG, PGM) or SVG units per entry
+  Index tile_q = 0;  ///< draw a boundary every tile_q rows (0: none)
+  Index tile_k = 0;  ///< draw a boundary every tile_k columns (0: none)
+  bool grid = true;  ///< thin lines between cells when cell >= 4
 };
 
 namespace detail {
@@ -54,9 +54,11 @@ rgb_image draw(const Mask& mask, Index q_len, Index k_len, const image_options& 
     for (Index x = 0; x < img.width; ++x) {
       const Index q = y / opt.cell, k = x / opt.cell;
       const bool edge = opt.grid && opt.cell >= 4 && (x % opt.cell == 0 || y % opt.cell == 0);
-      const bool tile_edge = (opt.tile_k > 0 && k % opt.tile_k == 0 && k > 0 && x % opt.cell == 0) ||
-                             (opt.tile_q > 0 && q % opt.tile_q == 0 && q > 0 && y % opt.cell == 0);
-      img.set(x, y, tile_edge ? tile_rgb : (edge ? grid_rgb : (keep(q, k) ? kept_rgb : masked_rgb)));
+      const bool tile_edge =
+          (opt.tile_k > 0 && k % opt.tile_k == 0 && k > 0 && x % opt.cell == 0) ||
+          (opt.tile_q > 0 && q % opt.tile_q == 0 && q > 0 && y % opt.cell == 0);
+      img.set(x, y,
+              tile_edge ? tile_rgb : (edge ? grid_rgb : (keep(q, k) ? kept_rgb : masked_rgb)));
     }
   return img;
 }
@@ -154,7 +156,8 @@ void write_pgm(const Mask& mask, Index q_len, Index k_len, const std::string& pa
                const image_options& opt = {}) {
   if (opt.cell < 1) detail::fail_argument("write_pgm", "cell", opt.cell, ">= 1");
   const bool_matrix keep = materialize(mask, q_len, k_len, opt.b, opt.h);
-  const std::string header = detail::concat("P5\n", k_len * opt.cell, " ", q_len * opt.cell, "\n255\n");
+  const std::string header =
+      detail::concat("P5\n", k_len * opt.cell, " ", q_len * opt.cell, "\n255\n");
   std::vector<std::uint8_t> bytes(header.begin(), header.end());
   for (Index y = 0; y < q_len * opt.cell; ++y)
     for (Index x = 0; x < k_len * opt.cell; ++x)

@@ -57,8 +57,7 @@ class id_table {
     cols_ = rows.size() ? static_cast<Index>(rows.begin()->size()) : 0;
     for (const auto& row : rows) {
       if (static_cast<Index>(row.size()) != cols_) {
-        detail::fail_argument("id_table", "rows", concat_sizes(rows),
-                              "rows of equal length");
+        detail::fail_argument("id_table", "rows", concat_sizes(rows), "rows of equal length");
       }
       ids_.insert(ids_.end(), row.begin(), row.end());
     }
@@ -82,8 +81,7 @@ class id_table {
       for (Index i = 0; i < ids.rows(); ++i) ids_.push_back(static_cast<std::int64_t>(ids(i, 0)));
     } else {
       for (Index i = 0; i < ids.rows(); ++i)
-        for (Index j = 0; j < ids.cols(); ++j)
-          ids_.push_back(static_cast<std::int64_t>(ids(i, j)));
+        for (Index j = 0; j < ids.cols(); ++j) ids_.push_back(static_cast<std::int64_t>(ids(i, j)));
     }
   }
 

@@ -103,9 +103,7 @@ class mask_base {
   const Derived& derived() const noexcept { return static_cast<const Derived&>(*this); }
 
   /// \brief Same as keep(b, h, q, k).
-  bool operator()(Index b, Index h, Index q, Index k) const {
-    return derived().keep(b, h, q, k);
-  }
+  bool operator()(Index b, Index h, Index q, Index k) const { return derived().keep(b, h, q, k); }
 
   /// \brief The same mask seen from a tile, shard or cache step whose first query has absolute
   /// position \p q_offset and whose first key has absolute position \p k_offset.
@@ -155,11 +153,10 @@ key_span scan_keys(const M& m, Index b, Index h, Index q, Index k0, Index k1) {
 inline constexpr key_span empty_span(Index k0) noexcept { return {k0, k0, true}; }
 
 /// Checks that [begin, end) lies inside [0, limit) of a dimension named \p what.
-inline void check_range(const char* where, const char* what, Index begin, Index end,
-                        Index limit) {
+inline void check_range(const char* where, const char* what, Index begin, Index end, Index limit) {
   if (begin < 0 || end > limit) {
-    fail_argument(where, what, concat("[", begin, ", ", end, ")"),
-                  "a range inside [0, ", limit, ") the mask was built for");
+    fail_argument(where, what, concat("[", begin, ", ", end, ")"), "a range inside [0, ", limit,
+                  ") the mask was built for");
   }
 }
 }  // namespace detail
@@ -172,8 +169,7 @@ class offset_mask : public mask_base<offset_mask<Mask>> {
   static constexpr bool exact_tiles = Mask::exact_tiles;  ///< whether tile() answers are exact
 
   /// \brief \p m seen with its query row 0 at \p q_offset and key column 0 at \p k_offset.
-  offset_mask(const Mask& m, Index q_offset, Index k_offset)
-      : m_(m), dq_(q_offset), dk_(k_offset) {
+  offset_mask(const Mask& m, Index q_offset, Index k_offset) : m_(m), dq_(q_offset), dk_(k_offset) {
     if (q_offset < 0) detail::fail_argument("offset", "q_offset", q_offset, ">= 0");
     if (k_offset < 0) detail::fail_argument("offset", "k_offset", k_offset, ">= 0");
   }

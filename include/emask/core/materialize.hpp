@@ -60,8 +60,8 @@ bool_matrix materialize(const Mask& mask, Index q_len, Index k_len, Index b = 0,
 /// The default fill is -infinity; pass a finite value (e.g. lowest()) for code built with
 /// -ffast-math or for frameworks that use finfo.min.
 template <class Scalar, class Mask, std::enable_if_t<is_mask_v<Mask>, int> = 0>
-additive_mask<Scalar> materialize_additive(const Mask& mask, Index q_len, Index k_len,
-                                           Index b = 0, Index h = 0,
+additive_mask<Scalar> materialize_additive(const Mask& mask, Index q_len, Index k_len, Index b = 0,
+                                           Index h = 0,
                                            Scalar fill = -std::numeric_limits<Scalar>::infinity()) {
   static_assert(!std::is_integral<Scalar>::value,
                 "emask::materialize_additive: use float or double as the bias scalar");

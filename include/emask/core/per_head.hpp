@@ -15,7 +15,8 @@ class per_head_mask : public mask_base<per_head_mask<Mask>> {
   static constexpr bool exact_tiles = Mask::exact_tiles;  ///< whether tile() answers are exact
   /// \brief Head h uses masks[h]; at least one mask.
   explicit per_head_mask(std::vector<Mask> masks) : masks_(std::move(masks)) {
-    if (masks_.empty()) detail::fail_argument("per_head", "masks", "an empty list", "one mask per head");
+    if (masks_.empty())
+      detail::fail_argument("per_head", "masks", "an empty list", "one mask per head");
   }
   /// \brief Whether pair (q, k) of batch entry b and head h is kept.
   bool keep(Index b, Index h, Index q, Index k) const { return at(h).keep(b, h, q, k); }
@@ -24,11 +25,14 @@ class per_head_mask : public mask_base<per_head_mask<Mask>> {
     return at(h).tile(b, h, q0, q1, k0, k1);
   }
   /// \brief Keys of row q that can be kept, inside [k0, k1).
-  key_span keys(Index b, Index h, Index q, Index k0, Index k1) const { return at(h).keys(b, h, q, k0, k1); }
+  key_span keys(Index b, Index h, Index q, Index k0, Index k1) const {
+    return at(h).keys(b, h, q, k0, k1);
+  }
   /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const {
     if (r.h_begin < 0 || r.h_end > static_cast<Index>(masks_.size()))
-      detail::fail_argument(where, "per_head masks", masks_.size(), "at least ", r.h_end, " (one per head)");
+      detail::fail_argument(where, "per_head masks", masks_.size(), "at least ", r.h_end,
+                            " (one per head)");
     for (const Mask& m : masks_) m.check(r, where);
   }
   /// \brief Number of heads covered.

@@ -30,7 +30,8 @@ class drop_mask {
   explicit drop_mask(bool_matrix drop_flags) : flags_(std::move(drop_flags)) {}
   /// Wraps any boolean-convertible Eigen array where true means "ignore this element".
   template <class Derived>
-  explicit drop_mask(const Eigen::DenseBase<Derived>& drop_flags) : flags_(drop_flags.derived().template cast<bool>()) {}
+  explicit drop_mask(const Eigen::DenseBase<Derived>& drop_flags)
+      : flags_(drop_flags.derived().template cast<bool>()) {}
 
   /// \brief The raw flags, true = ignore.
   const bool_matrix& flags() const noexcept { return flags_; }

@@ -32,7 +32,10 @@ std::string render(const Mask& mask, Index q_len, Index k_len, const render_opti
   const int label = static_cast<int>(std::to_string(q_len > 0 ? q_len - 1 : 0).size());
   std::ostringstream os;
   const auto pad = [&](const std::string& s) {
-    os << std::string(static_cast<std::size_t>(label) + 1 - std::min<std::size_t>(s.size(), static_cast<std::size_t>(label) + 1), ' ') << s;
+    os << std::string(static_cast<std::size_t>(label) + 1 -
+                          std::min<std::size_t>(s.size(), static_cast<std::size_t>(label) + 1),
+                      ' ')
+       << s;
   };
   // Column ruler: the last digit of every key position.
   pad("k");
@@ -47,7 +50,8 @@ std::string render(const Mask& mask, Index q_len, Index k_len, const render_opti
     if (opt.tile_q > 0 && q > 0 && q % opt.tile_q == 0) {
       pad("");
       os << ' ';
-      for (Index k = 0; k < k_len + (opt.tile_k > 0 ? (k_len - 1) / opt.tile_k : 0); ++k) os << rule_glyph;
+      for (Index k = 0; k < k_len + (opt.tile_k > 0 ? (k_len - 1) / opt.tile_k : 0); ++k)
+        os << rule_glyph;
       os << '\n';
     }
     pad(std::to_string(q));

@@ -18,9 +18,9 @@ EMASK_NAMESPACE_BEGIN
 
 /// \brief Which algorithm masked_attention runs.
 enum class attention_variant {
-  naive,   ///< scores Lq x Lk materialized, masked, softmax, multiply: the reference
-  tiled,   ///< FlashAttention-2 online softmax over key tiles; skips empty tiles (default)
-  decode   ///< few query rows over a long KV cache: key chunks in parallel, merged by lse
+  naive,  ///< scores Lq x Lk materialized, masked, softmax, multiply: the reference
+  tiled,  ///< FlashAttention-2 online softmax over key tiles; skips empty tiles (default)
+  decode  ///< few query rows over a long KV cache: key chunks in parallel, merged by lse
 };
 
 /// \brief A column vector of per-row values (log-sum-exp of one head).
@@ -145,8 +145,8 @@ void attn_set_options(attn_problem<S>& p, const attention_options& opt, const ch
   if (opt.q_offset < 0) fail_argument(where, "options.q_offset", opt.q_offset, ">= 0");
   if (opt.k_offset < 0) fail_argument(where, "options.k_offset", opt.k_offset, ">= 0");
   if (opt.threads < 0) fail_argument(where, "options.threads", opt.threads, ">= 0 (0: all)");
-  const double scale = opt.scale > 0 ? opt.scale
-                                     : (p.d > 0 ? 1.0 / std::sqrt(static_cast<double>(p.d)) : 1.0);
+  const double scale =
+      opt.scale > 0 ? opt.scale : (p.d > 0 ? 1.0 / std::sqrt(static_cast<double>(p.d)) : 1.0);
   p.has_softcap = opt.softcap > 0;
   p.softcap = static_cast<S>(opt.softcap);
   p.scale = static_cast<S>(p.has_softcap ? scale / opt.softcap : scale);
@@ -156,8 +156,8 @@ void attn_set_options(attn_problem<S>& p, const attention_options& opt, const ch
   p.slopes.clear();
   if (!opt.alibi.empty()) {
     if (static_cast<Index>(opt.alibi.size()) < slope_head0 + n_slope_heads)
-      fail_argument(where, "options.alibi", concat(opt.alibi.size(), " slopes"), "one slope per head (",
-                    slope_head0 + n_slope_heads, ")");
+      fail_argument(where, "options.alibi", concat(opt.alibi.size(), " slopes"),
+                    "one slope per head (", slope_head0 + n_slope_heads, ")");
     for (Index h = 0; h < n_slope_heads; ++h)
       p.slopes.push_back(static_cast<S>(opt.alibi[static_cast<std::size_t>(slope_head0 + h)]));
   }

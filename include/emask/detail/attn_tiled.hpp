@@ -121,7 +121,8 @@ void attn_tiled_query_tile(const attn_problem<S>& p, const Mask& mask, const att
     Index ldk = p.k_sl;
     if (nkp != nk || d == 0) {
       std::fill(w.kp, w.kp + nkp * t.dp, S(0));
-      for (Index j = 0; j < nk; ++j) std::copy(kptr + j * p.k_sl, kptr + j * p.k_sl + d, w.kp + j * t.dp);
+      for (Index j = 0; j < nk; ++j)
+        std::copy(kptr + j * p.k_sl, kptr + j * p.k_sl + d, w.kp + j * t.dp);
       kptr = w.kp;
       ldk = t.dp;
     }
@@ -293,8 +294,8 @@ void attn_tiled_run(const attn_problem<S>& p, const Mask& mask, const attn_tiles
   auto run_item = [&](Index w, int tid) {
     const Index qt = nqt - 1 - (w % nqt);
     const Index bh = w / nqt;
-    attn_tiled_query_tile(p, mask, t, ws + static_cast<Index>(tid) * t.per_thread,
-                          bh / p.heads, bh % p.heads, qt * t.br);
+    attn_tiled_query_tile(p, mask, t, ws + static_cast<Index>(tid) * t.per_thread, bh / p.heads,
+                          bh % p.heads, qt * t.br);
   };
 #if EMASK_HAS_OPENMP
   if (p.threads > 1 && items > 1) {

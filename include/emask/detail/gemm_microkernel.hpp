@@ -39,7 +39,7 @@ template <class S>
 inline constexpr Index gemm_lanes = EMASK_GEMM_VBYTES / static_cast<Index>(sizeof(S));
 /// Columns of one register block: every packed operand is padded to a multiple of it.
 template <class S>
-inline constexpr Index gemm_cols = gemm_vecs * gemm_lanes<S>;
+inline constexpr Index gemm_cols = Index{gemm_vecs} * gemm_lanes<S>;
 
 constexpr Index round_up(Index x, Index m) noexcept { return (x + m - 1) / m * m; }
 
@@ -71,7 +71,7 @@ void gemm_abt(const S* a, Index lda, const S* bt, Index ldb, Index depth, S* c, 
     for (Index r0 = 0; r0 < rows; r0 += R) {
       V acc[R][NV];
       for (Index r = 0; r < R; ++r)
-        for (Index v = 0; v < NV; ++v) acc[r][v] = V{} ;
+        for (Index v = 0; v < NV; ++v) acc[r][v] = V{};
       const S* ap = a + r0 * lda;
       const S* bp = bt + c0;
       for (Index p = 0; p < depth; ++p) {

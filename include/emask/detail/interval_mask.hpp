@@ -74,8 +74,7 @@ inline Index per_batch_value(const std::vector<Index>& v, Index b) {
   return v.size() == 1 ? v[0] : v[static_cast<std::size_t>(b)];
 }
 
-inline void check_batch(const char* where, const char* what, std::size_t size,
-                        const region& r) {
+inline void check_batch(const char* where, const char* what, std::size_t size, const region& r) {
   if (size != 1 && (r.b_begin < 0 || r.b_end > static_cast<Index>(size))) {
     fail_argument(where, what, concat(size, " batch entries"), "at least ", r.b_end,
                   " (the batch the mask is used with)");

@@ -26,7 +26,8 @@ EMASK_NAMESPACE_BEGIN
 /// to the overloads that take it: the kernel then allocates nothing.
 template <class Scalar>
 class attention_workspace {
-  static_assert(std::is_floating_point<Scalar>::value, "emask::attention_workspace: use float or double");
+  static_assert(std::is_floating_point<Scalar>::value,
+                "emask::attention_workspace: use float or double");
 
  public:
   /// \brief Grows the buffer to at least \p scalars entries (never shrinks).
@@ -54,11 +55,10 @@ Index attention_workspace_size(Index batch_heads, Index lq, Index lk, Index d, I
                                const attention_options& opt = {}) {
   const Index threads = detail::attn_thread_count(opt.threads);
   switch (opt.variant) {
-    case attention_variant::naive:
-      return threads * detail::attn_naive_per_thread(lq, lk);
+    case attention_variant::naive: return threads * detail::attn_naive_per_thread(lq, lk);
     case attention_variant::decode: {
-      const detail::attn_decode_plan plan =
-          detail::attn_decode_make(batch_heads, 1, lq, lk, dv, std::max<Index>(opt.decode_chunk, 1));
+      const detail::attn_decode_plan plan = detail::attn_decode_make(
+          batch_heads, 1, lq, lk, dv, std::max<Index>(opt.decode_chunk, 1));
       return plan.parts + threads * plan.per_thread;
     }
     case attention_variant::tiled:
@@ -95,9 +95,9 @@ void attn_dispatch(attn_problem<S>& p, const Mask& mask, const attention_options
         omp_set_num_threads(1);
 #pragma omp for schedule(dynamic, 1)
         for (Index w = 0; w < items; ++w) {
-          attn_naive_head(p, mask, w / p.heads, w % p.heads,
-                          base + static_cast<Index>(attn_thread_id()) *
-                                     attn_naive_per_thread(p.lq, p.lk));
+          attn_naive_head(
+              p, mask, w / p.heads, w % p.heads,
+              base + static_cast<Index>(attn_thread_id()) * attn_naive_per_thread(p.lq, p.lk));
         }
       }
 #else
@@ -106,7 +106,8 @@ void attn_dispatch(attn_problem<S>& p, const Mask& mask, const attention_options
       return;
     }
     case attention_variant::decode: {
-      const attn_decode_plan plan = attn_decode_make(p.batch, p.heads, p.lq, p.lk, p.dv, opt.decode_chunk);
+      const attn_decode_plan plan =
+          attn_decode_make(p.batch, p.heads, p.lq, p.lk, p.dv, opt.decode_chunk);
       attn_decode_run(p, mask, plan, ws.data());
       return;
     }
@@ -124,13 +125,16 @@ void attn_single(const Eigen::Ref<const row_matrix<S>>& q, const Eigen::Ref<cons
                  const Eigen::Ref<const row_matrix<S>>& v, const Mask& mask,
                  Eigen::Ref<row_matrix<S>> out, S* lse, Index lse_size,
                  const attention_options& opt, attention_workspace<S>* ws) {
-  static_assert(is_mask_v<Mask>, "emask::masked_attention: pass an emask mask expression "
-                                 "(a builder such as emask::causal, or emask::as_mask(bool_matrix))");
+  static_assert(is_mask_v<Mask>,
+                "emask::masked_attention: pass an emask mask expression "
+                "(a builder such as emask::causal, or emask::as_mask(bool_matrix))");
   const char* where = "masked_attention";
   if (k.cols() != q.cols())
-    fail_argument(where, "k", concat(k.rows(), "x", k.cols()), "D = ", q.cols(), " columns (the columns of q)");
+    fail_argument(where, "k", concat(k.rows(), "x", k.cols()), "D = ", q.cols(),
+                  " columns (the columns of q)");
   if (v.rows() != k.rows())
-    fail_argument(where, "v", concat(v.rows(), "x", v.cols()), k.rows(), " rows (one per key of k)");
+    fail_argument(where, "v", concat(v.rows(), "x", v.cols()), k.rows(),
+                  " rows (one per key of k)");
   if (out.rows() != q.rows() || out.cols() != v.cols())
     fail_argument(where, "out", concat(out.rows(), "x", out.cols()), q.rows(), "x", v.cols(),
                   " (rows of q x columns of v)");
@@ -139,13 +143,25 @@ void attn_single(const Eigen::Ref<const row_matrix<S>>& q, const Eigen::Ref<cons
   if (opt.batch < 0) fail_argument(where, "options.batch", opt.batch, ">= 0");
   if (opt.head < 0) fail_argument(where, "options.head", opt.head, ">= 0");
   attn_problem<S> p{};
-  p.q = q.data(); p.k = k.data(); p.v = v.data(); p.out = out.data();
-  p.q_sl = q.outerStride(); p.k_sl = k.outerStride(); p.v_sl = v.outerStride(); p.o_sl = out.outerStride();
+  p.q = q.data();
+  p.k = k.data();
+  p.v = v.data();
+  p.out = out.data();
+  p.q_sl = q.outerStride();
+  p.k_sl = k.outerStride();
+  p.v_sl = v.outerStride();
+  p.o_sl = out.outerStride();
   p.lse = lse;
   p.lse_row = q.rows();
-  p.batch = 1; p.heads = 1; p.kv_heads = 1;
-  p.lq = q.rows(); p.lk = k.rows(); p.d = q.cols(); p.dv = v.cols();
-  p.b0 = opt.batch; p.h0 = opt.head;
+  p.batch = 1;
+  p.heads = 1;
+  p.kv_heads = 1;
+  p.lq = q.rows();
+  p.lk = k.rows();
+  p.d = q.cols();
+  p.dv = v.cols();
+  p.b0 = opt.batch;
+  p.h0 = opt.head;
   attn_set_options(p, opt, where, opt.alibi.empty() ? 0 : 1, opt.head);
   attn_dispatch(p, mask, opt, ws, where);
 }
@@ -165,12 +181,16 @@ void attn_batched(const tensor_view<SQ>& q, const tensor_view<SK>& k, const tens
   auto shape = [](const auto& t) {
     return concat("[B=", t.batch(), ", H=", t.heads(), ", L=", t.length(), ", D=", t.dim(), "]");
   };
-  if (k.batch() != q.batch()) fail_argument(where, "k", shape(k), "batch ", q.batch(), " (the batch of q)");
-  if (v.batch() != q.batch()) fail_argument(where, "v", shape(v), "batch ", q.batch(), " (the batch of q)");
+  if (k.batch() != q.batch())
+    fail_argument(where, "k", shape(k), "batch ", q.batch(), " (the batch of q)");
+  if (v.batch() != q.batch())
+    fail_argument(where, "v", shape(v), "batch ", q.batch(), " (the batch of q)");
   if (k.dim() != q.dim()) fail_argument(where, "k", shape(k), "D = ", q.dim(), " (the D of q)");
   if (k.heads() < 1 || q.heads() % k.heads() != 0)
-    fail_argument(where, "k", shape(k), "a number of KV heads that divides the ", q.heads(), " query heads");
-  if (v.heads() != k.heads()) fail_argument(where, "v", shape(v), k.heads(), " heads (the heads of k)");
+    fail_argument(where, "k", shape(k), "a number of KV heads that divides the ", q.heads(),
+                  " query heads");
+  if (v.heads() != k.heads())
+    fail_argument(where, "v", shape(v), k.heads(), " heads (the heads of k)");
   if (v.length() != k.length())
     fail_argument(where, "v", shape(v), "L = ", k.length(), " (one value per key of k)");
   if (out.batch() != q.batch() || out.heads() != q.heads() || out.length() != q.length() ||
@@ -181,15 +201,31 @@ void attn_batched(const tensor_view<SQ>& q, const tensor_view<SK>& k, const tens
     fail_argument(where, "lse", concat(lse_rows, "x", lse_cols), q.batch() * q.heads(), "x",
                   q.length(), " (B*H rows, Lq columns)");
   attn_problem<S> p{};
-  p.q = q.data(); p.k = k.data(); p.v = v.data(); p.out = out.data();
-  p.q_sb = q.stride_b(); p.q_sh = q.stride_h(); p.q_sl = q.stride_l();
-  p.k_sb = k.stride_b(); p.k_sh = k.stride_h(); p.k_sl = k.stride_l();
-  p.v_sb = v.stride_b(); p.v_sh = v.stride_h(); p.v_sl = v.stride_l();
-  p.o_sb = out.stride_b(); p.o_sh = out.stride_h(); p.o_sl = out.stride_l();
+  p.q = q.data();
+  p.k = k.data();
+  p.v = v.data();
+  p.out = out.data();
+  p.q_sb = q.stride_b();
+  p.q_sh = q.stride_h();
+  p.q_sl = q.stride_l();
+  p.k_sb = k.stride_b();
+  p.k_sh = k.stride_h();
+  p.k_sl = k.stride_l();
+  p.v_sb = v.stride_b();
+  p.v_sh = v.stride_h();
+  p.v_sl = v.stride_l();
+  p.o_sb = out.stride_b();
+  p.o_sh = out.stride_h();
+  p.o_sl = out.stride_l();
   p.lse = lse;
   p.lse_row = lse_stride;
-  p.batch = q.batch(); p.heads = q.heads(); p.kv_heads = k.heads();
-  p.lq = q.length(); p.lk = k.length(); p.d = q.dim(); p.dv = v.dim();
+  p.batch = q.batch();
+  p.heads = q.heads();
+  p.kv_heads = k.heads();
+  p.lq = q.length();
+  p.lk = k.length();
+  p.d = q.dim();
+  p.dv = v.dim();
   attn_set_options(p, opt, where, opt.alibi.empty() ? 0 : q.heads(), 0);
   attn_dispatch(p, mask, opt, ws, where);
 }
@@ -214,7 +250,8 @@ void masked_attention(const Eigen::MatrixBase<DQ>& q, const Eigen::MatrixBase<DK
   using S = detail::attn_scalar_t<DO>;
   static_assert(std::is_floating_point<S>::value, "emask::masked_attention: use float or double");
   Eigen::Ref<row_matrix<S>> o(const_cast<Eigen::MatrixBase<DO>&>(out).derived());
-  detail::attn_single<S>(q.derived(), k.derived(), v.derived(), mask, o, nullptr, 0, options, nullptr);
+  detail::attn_single<S>(q.derived(), k.derived(), v.derived(), mask, o, nullptr, 0, options,
+                         nullptr);
 }
 
 /// \brief One head, also writing the natural log-sum-exp of each row's kept scores into \p lse

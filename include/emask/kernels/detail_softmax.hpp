@@ -179,8 +179,8 @@ inline void fill_gaps(S* y, Index n, const std::vector<softmax_run>& runs, S val
 /// An empty plan gives zeros (log-softmax: -infinity) and a log-sum-exp of -infinity. With
 /// \p stream the masked parts are written with non-temporal stores.
 template <bool Log, class S>
-void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, const S* f,
-                S scale, S* lse, bool stream) {
+void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, const S* f, S scale,
+                S* lse, bool stream) {
   const S fill_value = Log ? negative_infinity<S>() : S(0);
   if (plan.runs.empty()) {
     fill_gaps(y, n, plan.runs, fill_value, stream);

@@ -21,8 +21,8 @@ EMASK_NAMESPACE_BEGIN
 namespace detail {
 
 template <class S>
-void merge_attention_rows(S* out, Index o_sl, S* lse, const S* part, Index p_sl,
-                          const S* part_lse, Index rows, Index dv) {
+void merge_attention_rows(S* out, Index o_sl, S* lse, const S* part, Index p_sl, const S* part_lse,
+                          Index rows, Index dv) {
   const S empty = attn_empty_lse_threshold<S>();
   for (Index i = 0; i < rows; ++i) {
     const S a = lse[i], c = part_lse[i];
@@ -68,7 +68,8 @@ void merge_attention_into(const Eigen::MatrixBase<DO>& out, const Eigen::MatrixB
                           const Eigen::MatrixBase<DP>& part_out,
                           const Eigen::MatrixBase<DQ>& part_lse) {
   using S = typename DO::Scalar;
-  static_assert(std::is_floating_point<S>::value, "emask::merge_attention_into: use float or double");
+  static_assert(std::is_floating_point<S>::value,
+                "emask::merge_attention_into: use float or double");
   static_assert(std::is_same<S, typename DL::Scalar>::value &&
                     std::is_same<S, typename DP::Scalar>::value &&
                     std::is_same<S, typename DQ::Scalar>::value,
@@ -86,8 +87,9 @@ void merge_attention_into(const Eigen::MatrixBase<DO>& out, const Eigen::MatrixB
 /// \brief Merges the partial results of n >= 1 key shards into out and lse (same shapes as one
 /// partial). Shards are folded in order 0, 1, ..., n-1.
 template <class S, class DO, class DL>
-void merge_attention(const std::vector<row_matrix<S>>& parts, const std::vector<lse_vector<S>>& lses,
-                     const Eigen::MatrixBase<DO>& out, const Eigen::MatrixBase<DL>& lse) {
+void merge_attention(const std::vector<row_matrix<S>>& parts,
+                     const std::vector<lse_vector<S>>& lses, const Eigen::MatrixBase<DO>& out,
+                     const Eigen::MatrixBase<DL>& lse) {
   const char* where = "merge_attention";
   if (parts.empty()) detail::fail_argument(where, "parts", "an empty list", "at least one shard");
   if (lses.size() != parts.size())

@@ -80,8 +80,7 @@ void check_softmax_scalar() {
 }
 
 inline void check_softmax_args(const char* where, Index q_len, Index k_len, Index out_rows,
-                               Index out_cols, const Index* lse_size,
-                               const softmax_options& o) {
+                               Index out_cols, const Index* lse_size, const softmax_options& o) {
   if (out_rows != q_len || out_cols != k_len)
     fail_argument(where, "out", concat(out_rows, " x ", out_cols), q_len, " x ", k_len,
                   " (the shape of scores)");
@@ -123,8 +122,8 @@ void softmax_additive(const score_ref<S>& x, const row_matrix<B>& bias,
 }
 
 template <bool Log, class S, class Mask>
-void softmax_fused(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matrix<S>> out,
-                   S* lse, S scale, Index b, Index h, bool stream) {
+void softmax_fused(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matrix<S>> out, S* lse,
+                   S scale, Index b, Index h, bool stream) {
   const Index q_len = x.rows(), k_len = x.cols();
 #if EMASK_HAS_OPENMP
 #pragma omp parallel if (q_len * k_len >= softmax_parallel_threshold)
@@ -159,8 +158,8 @@ void softmax_fused(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matri
 }
 
 template <bool Log, class S, class Mask>
-void softmax_tiled(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matrix<S>> out,
-                   S* lse, S scale, Index b, Index h, Index tile, bool stream) {
+void softmax_tiled(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matrix<S>> out, S* lse,
+                   S scale, Index b, Index h, Index tile, bool stream) {
   const Index q_len = x.rows(), k_len = x.cols();
   const Index q_tiles = (q_len + tile - 1) / tile, k_tiles = (k_len + tile - 1) / tile;
 #if EMASK_HAS_OPENMP
@@ -204,8 +203,8 @@ void softmax_tiled(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matri
                              [&](Index k) { return mask.keep(b, h, q, k); });
           }
         }
-        finish_row<Log>(xr, yr, k_len, plan, v.data(), f.data(), scale,
-                        lse ? lse + q : nullptr, stream);
+        finish_row<Log>(xr, yr, k_len, plan, v.data(), f.data(), scale, lse ? lse + q : nullptr,
+                        stream);
       }
     }
   }
@@ -224,8 +223,8 @@ void masked_softmax_impl(const char* where, const score_ref<S>& x, const Mask& m
 
   if constexpr (is_additive_mask<Mask>::value) {
     if (mask.rows() != q_len || mask.cols() != k_len)
-      fail_argument(where, "mask", concat(mask.rows(), " x ", mask.cols(), " additive mask"),
-                    q_len, " x ", k_len, " (the shape of scores)");
+      fail_argument(where, "mask", concat(mask.rows(), " x ", mask.cols(), " additive mask"), q_len,
+                    " x ", k_len, " (the shape of scores)");
     softmax_additive<Log>(x, mask.matrix(), out, lse, scale);
   } else if constexpr (std::is_same<Mask, bool_matrix>::value) {
     if (mask.rows() != q_len || mask.cols() != k_len)
@@ -239,17 +238,15 @@ void masked_softmax_impl(const char* where, const score_ref<S>& x, const Mask& m
     mask.check(region{o.b, o.b + 1, o.h, o.h + 1, 0, q_len, 0, k_len}, where);
     switch (o.variant) {
       case softmax_variant::naive: {
-        const additive_mask<S> bias = materialize_additive<S>(
-            mask, q_len, k_len, o.b, o.h, std::numeric_limits<S>::lowest());
+        const additive_mask<S> bias =
+            materialize_additive<S>(mask, q_len, k_len, o.b, o.h, std::numeric_limits<S>::lowest());
         softmax_additive<Log>(x, bias.matrix(), out, lse, scale);
         break;
       }
       case softmax_variant::fused:
         softmax_fused<Log>(x, mask, out, lse, scale, o.b, o.h, stream);
         break;
-      default:
-        softmax_tiled<Log>(x, mask, out, lse, scale, o.b, o.h, o.tile, stream);
-        break;
+      default: softmax_tiled<Log>(x, mask, out, lse, scale, o.b, o.h, o.tile, stream); break;
     }
   }
 }
@@ -296,8 +293,7 @@ void masked_softmax(const Eigen::MatrixBase<Derived>& scores, const Mask& mask,
                     detail::lse_ref<typename Derived::Scalar> lse,
                     const softmax_options& options = {}) {
   const Index n = lse.size();
-  detail::masked_softmax_entry<false>("masked_softmax", scores, mask, out, lse.data(), &n,
-                                      options);
+  detail::masked_softmax_entry<false>("masked_softmax", scores, mask, out, lse.data(), &n, options);
 }
 
 /// \brief Masked softmax returned by value.

@@ -37,18 +37,26 @@ class tensor_view {
   /// \pre all sizes >= 0, strides >= 0, stride_l >= dim unless length <= 1.
   tensor_view(Scalar* data, Index batch, Index heads, Index length, Index dim, Index stride_b,
               Index stride_h, Index stride_l)
-      : data_(data), batch_(batch), heads_(heads), length_(length), dim_(dim),
-        stride_b_(stride_b), stride_h_(stride_h), stride_l_(stride_l) {
+      : data_(data),
+        batch_(batch),
+        heads_(heads),
+        length_(length),
+        dim_(dim),
+        stride_b_(stride_b),
+        stride_h_(stride_h),
+        stride_l_(stride_l) {
     const char* where = "tensor_view";
     if (batch < 0) detail::fail_argument(where, "batch", batch, ">= 0");
     if (heads < 0) detail::fail_argument(where, "heads", heads, ">= 0");
     if (length < 0) detail::fail_argument(where, "length", length, ">= 0");
     if (dim < 0) detail::fail_argument(where, "dim", dim, ">= 0");
     if (stride_b < 0 || stride_h < 0 || stride_l < 0)
-      detail::fail_argument(where, "strides", detail::concat(stride_b, ", ", stride_h, ", ", stride_l),
+      detail::fail_argument(where, "strides",
+                            detail::concat(stride_b, ", ", stride_h, ", ", stride_l),
                             "non-negative strides");
     if (length > 1 && stride_l < dim)
-      detail::fail_argument(where, "stride_l", stride_l, ">= dim = ", dim, " (rows must not overlap)");
+      detail::fail_argument(where, "stride_l", stride_l, ">= dim = ", dim,
+                            " (rows must not overlap)");
     if (data == nullptr && batch * heads * length * dim > 0)
       detail::fail_argument(where, "data", "nullptr", "a buffer");
   }
@@ -58,8 +66,13 @@ class tensor_view {
                                               std::is_same<const Other, Scalar>::value,
                                           int> = 0>
   tensor_view(const tensor_view<Other>& o)  // NOLINT(google-explicit-constructor)
-      : data_(o.data()), batch_(o.batch()), heads_(o.heads()), length_(o.length()),
-        dim_(o.dim()), stride_b_(o.stride_b()), stride_h_(o.stride_h()),
+      : data_(o.data()),
+        batch_(o.batch()),
+        heads_(o.heads()),
+        length_(o.length()),
+        dim_(o.dim()),
+        stride_b_(o.stride_b()),
+        stride_h_(o.stride_h()),
         stride_l_(o.stride_l()) {}
 
   /// \brief First element.
@@ -98,8 +111,8 @@ class tensor_view {
 /// \brief View of a contiguous [batch, heads, length, dim] buffer (PyTorch SDPA's layout).
 template <class Scalar>
 tensor_view<Scalar> view_bhld(Scalar* data, Index batch, Index heads, Index length, Index dim) {
-  return tensor_view<Scalar>(data, batch, heads, length, dim, heads * length * dim,
-                             length * dim, dim);
+  return tensor_view<Scalar>(data, batch, heads, length, dim, heads * length * dim, length * dim,
+                             dim);
 }
 
 /// \brief View of a contiguous [batch, length, heads, dim] buffer: the interleaved layout a

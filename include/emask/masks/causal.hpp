@@ -46,8 +46,10 @@ class causal : public detail::interval_mask<causal> {
     }
     std::vector<Index> diag(q_lens.size());
     for (std::size_t i = 0; i < diag.size(); ++i) {
-      if (q_lens[i] < 0) detail::fail_element("causal::bottom_right", "q_lens", i, q_lens[i], ">= 0");
-      if (k_lens[i] < 0) detail::fail_element("causal::bottom_right", "k_lens", i, k_lens[i], ">= 0");
+      if (q_lens[i] < 0)
+        detail::fail_element("causal::bottom_right", "q_lens", i, q_lens[i], ">= 0");
+      if (k_lens[i] < 0)
+        detail::fail_element("causal::bottom_right", "k_lens", i, k_lens[i], ">= 0");
       diag[i] = k_lens[i] - q_lens[i];
     }
     return causal(std::move(diag));

@@ -16,7 +16,8 @@ EMASK_NAMESPACE_BEGIN
 /// the mask is used); from an rvalue bool_matrix it owns the data.
 class dense_mask : public mask_base<dense_mask> {
  public:
-  static constexpr bool exact_tiles = true;  ///< tile() never answers partial for an empty or full tile
+  /// tile() never answers partial for an empty or full tile
+  static constexpr bool exact_tiles = true;
 
   /// \brief A view of \p data laid out [batch, heads, q_len, k_len], row-major and contiguous.
   dense_mask(const bool* data, Index batch, Index heads, Index q_len, Index k_len)
@@ -27,7 +28,8 @@ class dense_mask : public mask_base<dense_mask> {
     if (q_len < 0) detail::fail_argument(where, "q_len", q_len, ">= 0");
     if (k_len < 0) detail::fail_argument(where, "k_len", k_len, ">= 0");
     if (data == nullptr && batch * heads * q_len * k_len > 0)
-      detail::fail_argument(where, "data", "nullptr", "a buffer of ", batch * heads * q_len * k_len, " flags");
+      detail::fail_argument(where, "data", "nullptr", "a buffer of ", batch * heads * q_len * k_len,
+                            " flags");
   }
 
   /// \brief Whether pair (q, k) of batch entry b and head h is kept.

@@ -19,7 +19,8 @@ EMASK_NAMESPACE_BEGIN
 /// single row serve every batch entry.
 class document_mask : public mask_base<document_mask> {
  public:
-  static constexpr bool exact_tiles = true;  ///< tile() never answers partial for an empty or full tile
+  /// tile() never answers partial for an empty or full tile
+  static constexpr bool exact_tiles = true;
 
   /// \brief Self-attention over packed sequences: \p segment_ids is [batch, length] (or one row).
   static document_mask from_segment_ids(const id_table& segment_ids) {
@@ -51,7 +52,8 @@ class document_mask : public mask_base<document_mask> {
     std::vector<std::int64_t> ids;
     ids.reserve(static_cast<std::size_t>(cu_seqlens[cu_seqlens.size() - 1]));
     for (std::size_t d = 0; d + 1 < cu_seqlens.size(); ++d)
-      for (Index p = cu_seqlens[d]; p < cu_seqlens[d + 1]; ++p) ids.push_back(static_cast<std::int64_t>(d));
+      for (Index p = cu_seqlens[d]; p < cu_seqlens[d + 1]; ++p)
+        ids.push_back(static_cast<std::int64_t>(d));
     const id_table table(ids);
     return document_mask(table, table, true);
   }
@@ -99,7 +101,8 @@ class document_mask : public mask_base<document_mask> {
   class runs {
    public:
     runs() = default;
-    explicit runs(const id_table& ids) : ids_(ids), start_(ids.data().size()), end_(ids.data().size()) {
+    explicit runs(const id_table& ids)
+        : ids_(ids), start_(ids.data().size()), end_(ids.data().size()) {
       const Index n = ids.cols();
       for (Index b = 0; b < ids.rows(); ++b) {
         for (Index p = 0; p < n; ++p)

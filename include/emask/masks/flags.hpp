@@ -46,7 +46,8 @@ class position_flags {
     return keep_[idx(b, p)] != 0;
   }
   Index count(Index b, Index p0, Index p1) const {
-    return count_[row(b) + static_cast<std::size_t>(p1)] - count_[row(b) + static_cast<std::size_t>(p0)];
+    return count_[row(b) + static_cast<std::size_t>(p1)] -
+           count_[row(b) + static_cast<std::size_t>(p0)];
   }
   tile_state state(Index b, Index p0, Index p1) const {
     const Index c = count(b, p0, p1);
@@ -102,7 +103,8 @@ inline void check_flags(const position_flags& f, const region& r, const char* wh
 /// the keys flagged for b. Built from token ids and a pad id, a keep array, or a drop-mask.
 class key_flags : public mask_base<key_flags> {
  public:
-  static constexpr bool exact_tiles = true;  ///< tile() never answers partial for an empty or full tile
+  /// tile() never answers partial for an empty or full tile
+  static constexpr bool exact_tiles = true;
 
   /// \brief Keys whose token id differs from \p pad_id are kept (Hugging Face's
   /// `attention_mask = input_ids != pad_token_id`). \p ids is [batch, k_len].
@@ -120,7 +122,9 @@ class key_flags : public mask_base<key_flags> {
   /// \brief Whether pair (q, k) of batch entry b and head h is kept.
   bool keep(Index b, Index, Index, Index k) const { return f_.kept(b, k); }
   /// \brief State of the tile [q0, q1) x [k0, k1): never full or empty when it is not.
-  tile_state tile(Index b, Index, Index, Index, Index k0, Index k1) const { return f_.state(b, k0, k1); }
+  tile_state tile(Index b, Index, Index, Index, Index k0, Index k1) const {
+    return f_.state(b, k0, k1);
+  }
   /// \brief Keys of row q that can be kept, inside [k0, k1).
   key_span keys(Index b, Index, Index, Index k0, Index k1) const { return f_.span(b, k0, k1); }
   /// \brief Raises emask::error when the mask cannot answer for region r.
@@ -138,7 +142,8 @@ class key_flags : public mask_base<key_flags> {
 /// \brief Query padding from one flag per (sequence, query): an unflagged query keeps nothing.
 class query_flags : public mask_base<query_flags> {
  public:
-  static constexpr bool exact_tiles = true;  ///< tile() never answers partial for an empty or full tile
+  /// tile() never answers partial for an empty or full tile
+  static constexpr bool exact_tiles = true;
 
   /// \brief Queries whose token id differs from \p pad_id are valid. \p ids is [batch, q_len].
   static query_flags from_tokens(const id_table& ids, std::int64_t pad_id) {
@@ -155,7 +160,9 @@ class query_flags : public mask_base<query_flags> {
   /// \brief Whether pair (q, k) of batch entry b and head h is kept.
   bool keep(Index b, Index, Index q, Index) const { return f_.kept(b, q); }
   /// \brief State of the tile [q0, q1) x [k0, k1): never full or empty when it is not.
-  tile_state tile(Index b, Index, Index q0, Index q1, Index, Index) const { return f_.state(b, q0, q1); }
+  tile_state tile(Index b, Index, Index q0, Index q1, Index, Index) const {
+    return f_.state(b, q0, q1);
+  }
   /// \brief Keys of row q that can be kept, inside [k0, k1).
   key_span keys(Index b, Index, Index q, Index k0, Index k1) const {
     return f_.kept(b, q) ? key_span{k0, k1, true} : detail::empty_span(k0);

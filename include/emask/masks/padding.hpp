@@ -41,8 +41,8 @@ struct padding_ranges {
     }
     return r;
   }
-  static padding_ranges ranges(const char* where, const index_list& starts,
-                               const index_list& ends, Index length) {
+  static padding_ranges ranges(const char* where, const index_list& starts, const index_list& ends,
+                               Index length) {
     check_length(where, length);
     if (starts.size() != ends.size())
       fail_argument(where, "ends", concat(ends.size(), " entries"), starts.size(),
@@ -99,11 +99,13 @@ class key_padding : public detail::interval_mask<key_padding> {
   }
   /// \brief Left padding: sequence b keeps the last lengths[b] keys, [k_len - lengths[b], k_len).
   static key_padding from_lengths_left(const index_list& lengths, Index k_len) {
-    return key_padding(detail::padding_ranges::left("key_padding::from_lengths_left", lengths, k_len));
+    return key_padding(
+        detail::padding_ranges::left("key_padding::from_lengths_left", lengths, k_len));
   }
   /// \brief Sequence b keeps keys [starts[b], ends[b]) of \p k_len (left, right or both).
   static key_padding from_ranges(const index_list& starts, const index_list& ends, Index k_len) {
-    return key_padding(detail::padding_ranges::ranges("key_padding::from_ranges", starts, ends, k_len));
+    return key_padding(
+        detail::padding_ranges::ranges("key_padding::from_ranges", starts, ends, k_len));
   }
 
   /// \brief Number of sequences.
@@ -129,19 +131,23 @@ class key_padding : public detail::interval_mask<key_padding> {
 /// keeps nothing (a fully masked row: zeros in softmax and attention).
 class query_padding : public mask_base<query_padding> {
  public:
-  static constexpr bool exact_tiles = true;  ///< tile() never answers partial for an empty or full tile
+  /// tile() never answers partial for an empty or full tile
+  static constexpr bool exact_tiles = true;
 
   /// \brief Right padding: sequence b has valid queries [0, lengths[b]) of \p q_len.
   static query_padding from_lengths(const index_list& lengths, Index q_len) {
-    return query_padding(detail::padding_ranges::right("query_padding::from_lengths", lengths, q_len));
+    return query_padding(
+        detail::padding_ranges::right("query_padding::from_lengths", lengths, q_len));
   }
   /// \brief Left padding: sequence b has valid queries [q_len - lengths[b], q_len).
   static query_padding from_lengths_left(const index_list& lengths, Index q_len) {
-    return query_padding(detail::padding_ranges::left("query_padding::from_lengths_left", lengths, q_len));
+    return query_padding(
+        detail::padding_ranges::left("query_padding::from_lengths_left", lengths, q_len));
   }
   /// \brief Sequence b has valid queries [starts[b], ends[b]) of \p q_len.
   static query_padding from_ranges(const index_list& starts, const index_list& ends, Index q_len) {
-    return query_padding(detail::padding_ranges::ranges("query_padding::from_ranges", starts, ends, q_len));
+    return query_padding(
+        detail::padding_ranges::ranges("query_padding::from_ranges", starts, ends, q_len));
   }
 
   /// \brief Number of sequences.

@@ -15,13 +15,17 @@ class prefix_lm : public detail::interval_mask<prefix_lm> {
  public:
   /// \pre prefix_length >= 0.
   explicit prefix_lm(Index prefix_length) : prefix_{prefix_length} {
-    if (prefix_length < 0) detail::fail_argument("prefix_lm", "prefix_length", prefix_length, ">= 0");
+    if (prefix_length < 0)
+      detail::fail_argument("prefix_lm", "prefix_length", prefix_length, ">= 0");
   }
   /// \brief One prefix length per batch entry. \pre every entry >= 0, at least one entry.
   explicit prefix_lm(const index_list& prefix_lengths) : prefix_(prefix_lengths.values()) {
-    if (prefix_.empty()) detail::fail_argument("prefix_lm", "prefix_lengths", "an empty list", "one entry per batch entry");
+    if (prefix_.empty())
+      detail::fail_argument("prefix_lm", "prefix_lengths", "an empty list",
+                            "one entry per batch entry");
     for (std::size_t i = 0; i < prefix_.size(); ++i)
-      if (prefix_[i] < 0) detail::fail_element("prefix_lm", "prefix_lengths", i, prefix_[i], ">= 0");
+      if (prefix_[i] < 0)
+        detail::fail_element("prefix_lm", "prefix_lengths", i, prefix_[i], ">= 0");
   }
   /// \brief Prefix length of batch entry \p b.
   Index prefix_length(Index b = 0) const { return detail::per_batch_value(prefix_, b); }

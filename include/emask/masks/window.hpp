@@ -22,8 +22,10 @@ class sliding_window : public detail::interval_mask<sliding_window> {
   /// \pre left >= 0, right >= 0 (pass emask::unbounded for no limit on a side).
   sliding_window(Index left, Index right, Index diagonal = 0)
       : left_(left), right_(right), diagonal_(diagonal) {
-    if (left < 0) detail::fail_argument("sliding_window", "left", left, ">= 0 (or emask::unbounded)");
-    if (right < 0) detail::fail_argument("sliding_window", "right", right, ">= 0 (or emask::unbounded)");
+    if (left < 0)
+      detail::fail_argument("sliding_window", "left", left, ">= 0 (or emask::unbounded)");
+    if (right < 0)
+      detail::fail_argument("sliding_window", "right", right, ">= 0 (or emask::unbounded)");
     left_ = std::min(left_, unbounded);
     right_ = std::min(right_, unbounded);
   }
@@ -34,8 +36,10 @@ class sliding_window : public detail::interval_mask<sliding_window> {
   static sliding_window from_flash_attn(Index window_left, Index window_right, Index q_len,
                                         Index k_len) {
     const char* where = "sliding_window::from_flash_attn";
-    if (window_left < -1) detail::fail_argument(where, "window_left", window_left, ">= -1 (-1: unbounded)");
-    if (window_right < -1) detail::fail_argument(where, "window_right", window_right, ">= -1 (-1: unbounded)");
+    if (window_left < -1)
+      detail::fail_argument(where, "window_left", window_left, ">= -1 (-1: unbounded)");
+    if (window_right < -1)
+      detail::fail_argument(where, "window_right", window_right, ">= -1 (-1: unbounded)");
     if (q_len < 0) detail::fail_argument(where, "q_len", q_len, ">= 0");
     if (k_len < 0) detail::fail_argument(where, "k_len", k_len, ">= 0");
     return sliding_window(window_left < 0 ? unbounded : window_left,
@@ -46,7 +50,8 @@ class sliding_window : public detail::interval_mask<sliding_window> {
   /// with `kv_idx > q_idx - W`, i.e. query p keeps keys p - W + 1 .. p (W keys with itself).
   static sliding_window from_hf(Index sliding_window_size) {
     if (sliding_window_size < 1) {
-      detail::fail_argument("sliding_window::from_hf", "sliding_window", sliding_window_size, ">= 1");
+      detail::fail_argument("sliding_window::from_hf", "sliding_window", sliding_window_size,
+                            ">= 1");
     }
     return sliding_window(sliding_window_size - 1, 0);
   }
@@ -54,7 +59,8 @@ class sliding_window : public detail::interval_mask<sliding_window> {
   /// \brief llama.cpp `n_swa`. standard: a key is masked when q - k >= n_swa and the layer is
   /// causal, so query p keeps p - n_swa + 1 .. p. symmetric: masked when |q - k| > n_swa / 2
   /// (integer division), so query p keeps p - n_swa/2 .. p + n_swa/2.
-  static sliding_window from_llama_cpp(Index n_swa, llama_swa_type type = llama_swa_type::standard) {
+  static sliding_window from_llama_cpp(Index n_swa,
+                                       llama_swa_type type = llama_swa_type::standard) {
     if (n_swa < 1) detail::fail_argument("sliding_window::from_llama_cpp", "n_swa", n_swa, ">= 1");
     if (type == llama_swa_type::symmetric) return sliding_window(n_swa / 2, n_swa / 2);
     return sliding_window(n_swa - 1, 0);

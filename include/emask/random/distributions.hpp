@@ -34,9 +34,10 @@ class bernoulli {
  public:
   /// \pre 0 <= p <= 1 (checked by the public entry points that build one).
   explicit bernoulli(double p) noexcept
-      : threshold_(p <= 0.0 ? 0u
-                            : (p >= 1.0 ? (std::uint64_t{1} << 32)
-                                        : static_cast<std::uint64_t>(std::ceil(p * 4294967296.0)))) {}
+      : threshold_(p <= 0.0
+                       ? 0u
+                       : (p >= 1.0 ? (std::uint64_t{1} << 32)
+                                   : static_cast<std::uint64_t>(std::ceil(p * 4294967296.0)))) {}
   /// \brief True with probability p.
   constexpr bool operator()(std::uint32_t w) const noexcept { return w < threshold_; }
   /// \brief ceil(p * 2^32), in [0, 2^32].
@@ -69,7 +70,7 @@ std::uint32_t bounded(Stream& stream, std::uint32_t n) noexcept {
 /// \pre 0 < p <= 1.
 template <class Stream>
 std::uint32_t geometric(Stream& stream, const bernoulli& success,
-                               std::uint32_t cap = 1u << 24) noexcept {
+                        std::uint32_t cap = 1u << 24) noexcept {
   std::uint32_t k = 1;
   while (k < cap && !success(stream.next())) ++k;
   return k;
@@ -81,7 +82,7 @@ std::uint32_t geometric(Stream& stream, const bernoulli& success,
 /// \pre 0 < p <= 1, max_k >= 1.
 template <class Stream>
 std::uint32_t truncated_geometric(Stream& stream, const bernoulli& success,
-                                         std::uint32_t max_k) noexcept {
+                                  std::uint32_t max_k) noexcept {
   for (int attempt = 0; attempt < 4096; ++attempt) {
     for (std::uint32_t k = 1; k <= max_k; ++k)
       if (success(stream.next())) return k;

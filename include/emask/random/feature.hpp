@@ -48,8 +48,8 @@ inline bool_matrix mgd_spatial_mask(Index n, Index height, Index width, double l
 
 /// \brief Channel mask [n, channels]: true = kept; each channel dropped with probability
 /// \p lambda.
-inline bool_matrix mgd_channel_mask(Index n, Index channels, double lambda,
-                                    std::uint64_t seed = 0, std::uint64_t first_sample = 0) {
+inline bool_matrix mgd_channel_mask(Index n, Index channels, double lambda, std::uint64_t seed = 0,
+                                    std::uint64_t first_sample = 0) {
   if (channels < 0) detail::fail_argument("mgd_channel_mask", "channels", channels, ">= 0");
   return detail::drop_flags("mgd_channel_mask", n, channels, lambda, seed, first_sample,
                             purpose::mgd_channel);
@@ -63,9 +63,8 @@ void apply_spatial(Eigen::Ref<row_matrix<Scalar>> features, Index channels,
   if (channels < 1) fail_argument(where, "channels", channels, ">= 1");
   if (spatial.rows() != features.rows() || spatial.cols() * channels != features.cols())
     fail_argument(where, "spatial", concat(spatial.rows(), "x", spatial.cols()),
-                          concat(features.rows(), "x", features.cols() / channels,
-                                         " (features ", features.rows(), "x", features.cols(),
-                                         " with ", channels, " channels)"));
+                  concat(features.rows(), "x", features.cols() / channels, " (features ",
+                         features.rows(), "x", features.cols(), " with ", channels, " channels)"));
   const Index hw = spatial.cols();
   for (Index s = 0; s < features.rows(); ++s)
     for (Index c = 0; c < channels; ++c)
@@ -79,8 +78,7 @@ void apply_channel(Eigen::Ref<row_matrix<Scalar>> features, const bool_matrix& c
   const Index channels = channel.cols();
   if (channel.rows() != features.rows() || channels < 1 || features.cols() % channels != 0)
     fail_argument(where, "channel", concat(channel.rows(), "x", channels),
-                          concat(features.rows(), " rows and a channel count dividing ",
-                                         features.cols()));
+                  concat(features.rows(), " rows and a channel count dividing ", features.cols()));
   const Index hw = features.cols() / channels;
   for (Index s = 0; s < features.rows(); ++s)
     for (Index c = 0; c < channels; ++c)
@@ -101,8 +99,7 @@ inline void apply_spatial_mask(Eigen::Ref<row_matrix<double>> features, Index ch
 }
 /// \brief Zeroes the dropped channels of \p features [n, channels * H * W] given a channel
 /// keep-mask [n, channels].
-inline void apply_channel_mask(Eigen::Ref<row_matrix<float>> features,
-                               const bool_matrix& channel) {
+inline void apply_channel_mask(Eigen::Ref<row_matrix<float>> features, const bool_matrix& channel) {
   detail::apply_channel<float>(features, channel);
 }
 /// \brief Double-precision form of apply_channel_mask.

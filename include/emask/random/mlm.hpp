@@ -28,16 +28,16 @@ enum class mlm_selection {
 
 /// \brief Parameters of BERT masking. vocabulary and mask_id have no defaults and must be set.
 struct mlm_options {
-  special_tokens vocabulary;          ///< vocab size and special ids (never selected)
-  std::int32_t mask_id = -1;          ///< the [MASK] id, in [0, vocab_size)
-  double mlm_probability = 0.15;      ///< selection probability
-  double mask_replace_prob = 0.8;     ///< of the selected: replaced by mask_id
-  double random_replace_prob = 0.1;   ///< of the selected: replaced by a random id
+  special_tokens vocabulary;             ///< vocab size and special ids (never selected)
+  std::int32_t mask_id = -1;             ///< the [MASK] id, in [0, vocab_size)
+  double mlm_probability = 0.15;         ///< selection probability
+  double mask_replace_prob = 0.8;        ///< of the selected: replaced by mask_id
+  double random_replace_prob = 0.1;      ///< of the selected: replaced by a random id
   bool random_includes_special = false;  ///< true: random ids over all of [0, vocab) (HF parity)
-  std::int32_t ignore_index = -100;   ///< label of unselected positions
-  std::int32_t pad_id = -1;           ///< tokens equal to pad_id are never selected (< 0: none)
+  std::int32_t ignore_index = -100;      ///< label of unselected positions
+  std::int32_t pad_id = -1;              ///< tokens equal to pad_id are never selected (< 0: none)
   mlm_selection selection = mlm_selection::bernoulli;  ///< Bernoulli per token (HF) or exact count
-  std::uint64_t seed = 0;             ///< the Philox key
+  std::uint64_t seed = 0;                              ///< the Philox key
 };
 
 /// \brief Masked inputs and labels, both [batch, length].
@@ -150,8 +150,8 @@ struct selectable {
   std::int32_t pad;
   bool operator()(std::int32_t id) const noexcept {
     // one unsigned compare covers id < 0 and id >= vocab
-    return static_cast<std::uint32_t>(id) < static_cast<std::uint32_t>(vocab) &&
-           !special[id] && id != pad;
+    return static_cast<std::uint32_t>(id) < static_cast<std::uint32_t>(vocab) && !special[id] &&
+           id != pad;
   }
 };
 
@@ -168,10 +168,9 @@ inline std::uint64_t selection_bits(const std::uint32_t* words, const std::int32
     const auto u = static_cast<std::uint32_t>(id);
     const bool in_vocab = u < vocab;
     const std::uint32_t safe = in_vocab ? u : 0u;  // a select, not a branch
-    const unsigned take = static_cast<unsigned>(words[j] < threshold) &
-                          static_cast<unsigned>(in_vocab) &
-                          static_cast<unsigned>(special[safe] == 0) &
-                          static_cast<unsigned>(id != pad);
+    const unsigned take =
+        static_cast<unsigned>(words[j] < threshold) & static_cast<unsigned>(in_vocab) &
+        static_cast<unsigned>(special[safe] == 0) & static_cast<unsigned>(id != pad);
     bits |= static_cast<std::uint64_t>(take) << j;
   }
   return bits;
@@ -180,9 +179,11 @@ inline std::uint64_t selection_bits(const std::uint32_t* words, const std::int32
 #if EMASK_PHILOX_AVX2
 /// selection_bits() eight positions at a time with AVX2; same bits. The flag table must be
 /// readable 3 bytes past its last id (special_tokens pads it).
-__attribute__((target("avx2"))) inline std::uint64_t selection_bits_avx2(
-    const std::uint32_t* words, const std::int32_t* ids, Index m, std::uint64_t threshold,
-    selectable ok) noexcept {
+__attribute__((target("avx2"))) inline std::uint64_t selection_bits_avx2(const std::uint32_t* words,
+                                                                         const std::int32_t* ids,
+                                                                         Index m,
+                                                                         std::uint64_t threshold,
+                                                                         selectable ok) noexcept {
   const __m256i sign = _mm256_set1_epi32(static_cast<int>(0x80000000u));
   const bool all_words = threshold >= (std::uint64_t{1} << 32);
   const __m256i thr = _mm256_set1_epi32(
@@ -202,12 +203,11 @@ __attribute__((target("avx2"))) inline std::uint64_t selection_bits_avx2(
         all_words ? _mm256_set1_epi32(-1) : _mm256_cmpgt_epi32(thr, _mm256_xor_si256(w, sign));
     const __m256i in_vocab = _mm256_cmpgt_epi32(vocab, _mm256_xor_si256(id, sign));
     const __m256i safe = _mm256_and_si256(id, in_vocab);  // 0 where out of range
-    const __m256i flag =
-        _mm256_and_si256(_mm256_i32gather_epi32(table, safe, 1), low_byte);
+    const __m256i flag = _mm256_and_si256(_mm256_i32gather_epi32(table, safe, 1), low_byte);
     const __m256i regular = _mm256_cmpeq_epi32(flag, zero);
     const __m256i not_pad = _mm256_xor_si256(_mm256_cmpeq_epi32(id, pad), _mm256_set1_epi32(-1));
-    const __m256i take = _mm256_and_si256(_mm256_and_si256(take_w, in_vocab),
-                                          _mm256_and_si256(regular, not_pad));
+    const __m256i take =
+        _mm256_and_si256(_mm256_and_si256(take_w, in_vocab), _mm256_and_si256(regular, not_pad));
     const auto mask = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(take)));
     bits |= static_cast<std::uint64_t>(mask) << j;
   }
@@ -223,8 +223,8 @@ inline selectable make_selectable(const mlm_options& o) {
 /// Masks one row in place. Words of the selection come in chunks of 256 packed words.
 inline void mlm_row(std::int32_t* ids, std::int32_t* labels, Index width, Index length,
                     std::uint64_t sample, const mlm_options& o, const replacer& rep,
-                    const selectable& ok, const bernoulli& select,
-                    std::vector<std::uint64_t>& keys, std::vector<std::uint32_t>& row_words) {
+                    const selectable& ok, const bernoulli& select, std::vector<std::uint64_t>& keys,
+                    std::vector<std::uint32_t>& row_words) {
   std::fill(labels, labels + width, o.ignore_index);
   if (o.selection == mlm_selection::bernoulli) {
     // Selection flags of 64 positions are gathered into a bit mask without branches; only the
@@ -274,10 +274,10 @@ inline void mlm_row(std::int32_t* ids, std::int32_t* labels, Index width, Index 
                     row_words.data());
   for (Index t = 0; t < length; ++t)
     if (ok(ids[t]))
-      keys.push_back(noise_key(row_words[static_cast<std::size_t>(t)],
-                               static_cast<std::uint32_t>(t)));
-  const auto k = round_half_even_to<std::size_t>(o.mlm_probability *
-                                                 static_cast<double>(keys.size()));
+      keys.push_back(
+          noise_key(row_words[static_cast<std::size_t>(t)], static_cast<std::uint32_t>(t)));
+  const auto k =
+      round_half_even_to<std::size_t>(o.mlm_probability * static_cast<double>(keys.size()));
   if (k == 0) return;
   if (k < keys.size())
     std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(k - 1), keys.end());
@@ -289,8 +289,7 @@ inline void mlm_row(std::int32_t* ids, std::int32_t* labels, Index width, Index 
 }
 
 inline void mlm_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
-                      const index_list* lengths, const mlm_options& o,
-                      std::uint64_t first_sample) {
+                      const index_list* lengths, const mlm_options& o, std::uint64_t first_sample) {
   const Index B = ids.rows(), L = ids.cols();
   const replacer rep(o);
   const selectable ok = make_selectable(o);
@@ -308,9 +307,8 @@ inline void mlm_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> lab
 #pragma omp for schedule(static)
 #endif
     for (Index b = 0; b < B; ++b)
-      mlm_row(id_data + b * id_stride, label_data + b * label_stride, L,
-              row_length(lengths, b, L), first_sample + static_cast<std::uint64_t>(b), o, rep,
-              ok, select, keys, row_words);
+      mlm_row(id_data + b * id_stride, label_data + b * label_stride, L, row_length(lengths, b, L),
+              first_sample + static_cast<std::uint64_t>(b), o, rep, ok, select, keys, row_words);
   }
 }
 

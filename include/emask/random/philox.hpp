@@ -186,8 +186,7 @@ inline void fill_packed_words_scalar(std::uint64_t seed, std::uint64_t sample,
 /// Eight Philox4x32-10 blocks at once with AVX2 (32x32->64 multiplies by _mm256_mul_epu32 on the
 /// even and odd lanes).
 /// Lane l uses counter (index[l], base[1], base[2], base[3]); block l lands at out[4l .. 4l+3].
-__attribute__((target("avx2"))) inline void philox8_avx2(__m256i index,
-                                                         const philox_counter& base,
+__attribute__((target("avx2"))) inline void philox8_avx2(__m256i index, const philox_counter& base,
                                                          const philox_key& key,
                                                          std::uint32_t* out) noexcept {
   const __m256i m0 = _mm256_set1_epi32(static_cast<int>(philox_m0));
@@ -228,9 +227,10 @@ __attribute__((target("avx2"))) inline void philox8_avx2(__m256i index,
 }
 
 /// Eight consecutive blocks [first_block, first_block + 8) as packed words.
-__attribute__((target("avx2"))) inline void philox8_consecutive_avx2(
-    std::uint32_t first_block, const philox_counter& base, const philox_key& key,
-    std::uint32_t* out) noexcept {
+__attribute__((target("avx2"))) inline void philox8_consecutive_avx2(std::uint32_t first_block,
+                                                                     const philox_counter& base,
+                                                                     const philox_key& key,
+                                                                     std::uint32_t* out) noexcept {
   philox8_avx2(_mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(first_block)),
                                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
                base, key, out);

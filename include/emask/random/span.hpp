@@ -28,9 +28,9 @@ EMASK_NAMESPACE_BEGIN
 
 /// \brief Options of SpanBERT masking.
 struct span_options : mlm_options {
-  double geometric_p = 0.2;             ///< parameter of the span-length geometric distribution
-  std::int32_t max_span_words = 10;     ///< span lengths are clipped to [1, max_span_words]
-  bool replace_per_span = true;         ///< 80/10/10 decided once per span (SpanBERT) or per token
+  double geometric_p = 0.2;          ///< parameter of the span-length geometric distribution
+  std::int32_t max_span_words = 10;  ///< span lengths are clipped to [1, max_span_words]
+  bool replace_per_span = true;      ///< 80/10/10 decided once per span (SpanBERT) or per token
 };
 
 namespace detail {
@@ -62,8 +62,8 @@ void span_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
       std::int64_t n = 0;
       for (const word_range& w : words) n += w.end - w.begin;
       if (words.empty()) continue;
-      const auto budget = static_cast<std::int64_t>(
-          std::ceil(o.mlm_probability * static_cast<double>(n)));
+      const auto budget =
+          static_cast<std::int64_t>(std::ceil(o.mlm_probability * static_cast<double>(n)));
       const auto nw = static_cast<std::uint32_t>(words.size());
       taken.assign(nw, 0);
       std::int64_t covered = 0;
@@ -89,8 +89,10 @@ void span_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
           word_stream d(o.seed, sample, purpose::span_replace, span_begin);
           const replacer::action act = rep.decide(d);
           for (std::uint32_t t = span_begin; t < span_end; ++t) {
-            if (act == replacer::action::mask) row[t] = rep.mask_id();
-            else if (act == replacer::action::random) row[t] = rep.random_id(sample, t);
+            if (act == replacer::action::mask)
+              row[t] = rep.mask_id();
+            else if (act == replacer::action::random)
+              row[t] = rep.random_id(sample, t);
           }
         } else {
           for (std::uint32_t t = span_begin; t < span_end; ++t) row[t] = rep(sample, t, row[t]);
@@ -142,8 +144,8 @@ inline mlm_result span_mask(const Eigen::Ref<const token_matrix>& ids,
   const char* where = "span_mask";
   detail::check_mlm_call(where, ids.rows(), ids.cols(), &lengths, options);
   detail::check_span(where, options);
-  detail::check_word_input(where, "word_starts", word_starts.rows(), word_starts.cols(),
-                           ids.rows(), ids.cols());
+  detail::check_word_input(where, "word_starts", word_starts.rows(), word_starts.cols(), ids.rows(),
+                           ids.cols());
   mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
   detail::span_batch(r.input_ids, r.labels, &lengths, options, first_sample, [&](Index b) {
     return detail::starts_from_flags{word_starts.data() + b * word_starts.outerStride()};
@@ -158,8 +160,8 @@ inline mlm_result span_mask(const Eigen::Ref<const token_matrix>& ids,
   const char* where = "span_mask";
   detail::check_mlm_call(where, ids.rows(), ids.cols(), nullptr, options);
   detail::check_span(where, options);
-  detail::check_word_input(where, "word_starts", word_starts.rows(), word_starts.cols(),
-                           ids.rows(), ids.cols());
+  detail::check_word_input(where, "word_starts", word_starts.rows(), word_starts.cols(), ids.rows(),
+                           ids.cols());
   mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
   detail::span_batch(r.input_ids, r.labels, nullptr, options, first_sample, [&](Index b) {
     return detail::starts_from_flags{word_starts.data() + b * word_starts.outerStride()};

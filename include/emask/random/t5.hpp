@@ -35,8 +35,8 @@ struct t5_options {
 struct t5_sizes {
   Index num_noise_tokens;  ///< round(length * noise_density), clamped to [1, length - 1]
   Index num_noise_spans;   ///< max(1, round(num_noise_tokens / mean_noise_span_length))
-  Index inputs_length;   ///< length - num_noise_tokens + num_noise_spans + 1
-  Index targets_length;  ///< num_noise_tokens + num_noise_spans + 1
+  Index inputs_length;     ///< length - num_noise_tokens + num_noise_spans + 1
+  Index targets_length;    ///< num_noise_tokens + num_noise_spans + 1
 };
 
 /// \brief The corrupted batch.
@@ -66,15 +66,16 @@ inline t5_sizes t5_sizes_checked(const char* where, Index length, double density
 /// HF's _random_segmentation: splits num_items into num_segments non-empty segments. A segment
 /// starts after gap g (between items g and g+1) for the num_segments - 1 gaps g in
 /// [0, num_items - 1) with the smallest packed words of (seed, sample, purpose, g).
-inline void random_segmentation(std::uint64_t seed, std::uint64_t sample,
-                                std::uint16_t purpose_id, Index num_items, Index num_segments,
+inline void random_segmentation(std::uint64_t seed, std::uint64_t sample, std::uint16_t purpose_id,
+                                Index num_items, Index num_segments,
                                 std::vector<std::uint64_t>& keys, std::vector<unsigned char>& cut,
                                 std::vector<std::uint32_t>& words, std::vector<Index>& out) {
   const auto gaps = static_cast<std::size_t>(num_items - 1);
   words.resize(gaps);
   fill_packed_words(seed, sample, purpose_id, 0, gaps, words.data());
   keys.resize(gaps);
-  for (std::size_t g = 0; g < gaps; ++g) keys[g] = noise_key(words[g], static_cast<std::uint32_t>(g));
+  for (std::size_t g = 0; g < gaps; ++g)
+    keys[g] = noise_key(words[g], static_cast<std::uint32_t>(g));
   cut.assign(gaps, 0);
   mark_smallest(keys, static_cast<std::size_t>(num_segments - 1), cut.data());
   out.clear();
@@ -108,8 +109,7 @@ struct t5_lengths {
 /// (EOS included) fit in \p inputs_length, and the matching targets length. Uses the formula
 /// without the clamps of the mask itself, as HF does (it also applies HF's noise_density = 0.5
 /// adjustment). For 512, 0.15, 3.0 it gives {568, 114}.
-inline t5_lengths compute_input_and_target_lengths(Index inputs_length,
-                                                   double noise_density = 0.15,
+inline t5_lengths compute_input_and_target_lengths(Index inputs_length, double noise_density = 0.15,
                                                    double mean_noise_span_length = 3.0) {
   const char* where = "compute_input_and_target_lengths";
   if (inputs_length < 1) detail::fail_argument(where, "inputs_length", inputs_length, ">= 1");
@@ -119,8 +119,8 @@ inline t5_lengths compute_input_and_target_lengths(Index inputs_length,
   auto lengths = [&](Index tokens) {
     const Index noise =
         detail::round_half_even_to<Index>(static_cast<double>(tokens) * noise_density);
-    const Index spans = detail::round_half_even_to<Index>(static_cast<double>(noise) /
-                                                          mean_noise_span_length);
+    const Index spans =
+        detail::round_half_even_to<Index>(static_cast<double>(noise) / mean_noise_span_length);
     return std::pair<Index, Index>(tokens - noise + spans + 1, noise + spans + 1);
   };
   Index tokens = inputs_length;
@@ -167,7 +167,7 @@ inline t5_result t5_span_corruption(const Eigen::Ref<const token_matrix>& ids,
   if (options.first_sentinel_id - (s.num_noise_spans - 1) < 0)
     detail::fail_argument(where, "first_sentinel_id", options.first_sentinel_id,
                           detail::concat(">= ", s.num_noise_spans - 1, " (", s.num_noise_spans,
-                                 " sentinels counting down must stay >= 0)"));
+                                         " sentinels counting down must stay >= 0)"));
   t5_result r{token_matrix(B, s.inputs_length), token_matrix(B, s.targets_length),
               bool_matrix(B, L)};
 #if EMASK_HAS_OPENMP
@@ -183,16 +183,15 @@ inline t5_result t5_span_corruption(const Eigen::Ref<const token_matrix>& ids,
 #endif
     for (Index b = 0; b < B; ++b) {
       const std::uint64_t sample = first_sample + static_cast<std::uint64_t>(b);
-      detail::random_segmentation(options.seed, sample, purpose::t5_noise_cuts,
-                                  s.num_noise_tokens, s.num_noise_spans, keys, cut, words,
-                                  noise_len);
+      detail::random_segmentation(options.seed, sample, purpose::t5_noise_cuts, s.num_noise_tokens,
+                                  s.num_noise_spans, keys, cut, words, noise_len);
       detail::random_segmentation(options.seed, sample, purpose::t5_nonnoise_cuts,
                                   L - s.num_noise_tokens, s.num_noise_spans, keys, cut, words,
                                   kept_len);
       Index t = 0, in = 0, tg = 0;
       for (std::size_t j = 0; j < noise_len.size(); ++j) {
-        const auto sentinel = static_cast<std::int32_t>(options.first_sentinel_id -
-                                                        static_cast<std::int32_t>(j));
+        const auto sentinel =
+            static_cast<std::int32_t>(options.first_sentinel_id - static_cast<std::int32_t>(j));
         for (Index i = 0; i < kept_len[j]; ++i, ++t) {
           r.kept(b, t) = true;
           r.inputs(b, in++) = ids(b, t);

@@ -99,8 +99,8 @@ void whole_word_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> lab
       for (Index t = 0; t < len; ++t) n += (o.pad_id < 0 || row[t] != o.pad_id) ? 1 : 0;
       const std::int64_t budget = std::min<std::int64_t>(
           o.max_predictions,
-          std::max<std::int64_t>(1, round_half_even_to<std::int64_t>(
-                                        static_cast<double>(n) * o.mlm_probability)));
+          std::max<std::int64_t>(
+              1, round_half_even_to<std::int64_t>(static_cast<double>(n) * o.mlm_probability)));
       // Visit order: argsort of one packed word per word. Only a prefix of the order is needed
       // (the budget is reached after about budget words), so sort a prefix first and the rest
       // only if the prefix runs out; the visit order is that of a full sort either way.
@@ -117,8 +117,7 @@ void whole_word_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> lab
       std::sort(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(prefix));
       std::int64_t covered = 0;
       for (std::size_t j = 0; j < nw && covered < budget; ++j) {
-        if (j == prefix)
-          std::sort(keys.begin() + static_cast<std::ptrdiff_t>(prefix), keys.end());
+        if (j == prefix) std::sort(keys.begin() + static_cast<std::ptrdiff_t>(prefix), keys.end());
         const word_range& w = words[static_cast<std::uint32_t>(keys[j])];
         const std::int64_t size = w.end - w.begin;
         if (covered + size > budget) continue;
@@ -140,8 +139,7 @@ inline void check_word_input(const char* where, const char* arg, Index rows, Ind
 }
 
 inline void check_wwm(const char* where, const whole_word_options& o) {
-  if (o.max_predictions < 0)
-    fail_argument(where, "max_predictions", o.max_predictions, ">= 0");
+  if (o.max_predictions < 0) fail_argument(where, "max_predictions", o.max_predictions, ">= 0");
 }
 }  // namespace detail
 
@@ -155,8 +153,8 @@ inline mlm_result whole_word_mask(const Eigen::Ref<const token_matrix>& ids,
   const char* where = "whole_word_mask";
   detail::check_mlm_call(where, ids.rows(), ids.cols(), nullptr, options);
   detail::check_wwm(where, options);
-  detail::check_word_input(where, "word_starts", word_starts.rows(), word_starts.cols(),
-                           ids.rows(), ids.cols());
+  detail::check_word_input(where, "word_starts", word_starts.rows(), word_starts.cols(), ids.rows(),
+                           ids.cols());
   mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
   detail::whole_word_batch(r.input_ids, r.labels, nullptr, options, first_sample, [&](Index b) {
     return detail::starts_from_flags{word_starts.data() + b * word_starts.outerStride()};
@@ -172,8 +170,8 @@ inline mlm_result whole_word_mask(const Eigen::Ref<const token_matrix>& ids,
   const char* where = "whole_word_mask";
   detail::check_mlm_call(where, ids.rows(), ids.cols(), &lengths, options);
   detail::check_wwm(where, options);
-  detail::check_word_input(where, "word_starts", word_starts.rows(), word_starts.cols(),
-                           ids.rows(), ids.cols());
+  detail::check_word_input(where, "word_starts", word_starts.rows(), word_starts.cols(), ids.rows(),
+                           ids.cols());
   mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
   detail::whole_word_batch(r.input_ids, r.labels, &lengths, options, first_sample, [&](Index b) {
     return detail::starts_from_flags{word_starts.data() + b * word_starts.outerStride()};

@@ -147,7 +147,8 @@ class action_mask {
   }
   /// \brief MultiDiscrete(nvec) from a flat array [batch x sum(nvec)].
   template <class Derived>
-  static action_mask multi_discrete(const index_list& nvec, const Eigen::DenseBase<Derived>& legal) {
+  static action_mask multi_discrete(const index_list& nvec,
+                                    const Eigen::DenseBase<Derived>& legal) {
     return action_mask(action_space::multi_discrete(nvec), to_flags(legal));
   }
   /// \brief MultiBinary(legal.cols() / 2) from a flat array [batch x 2k]: column 2i allows bit

@@ -51,7 +51,7 @@ Eigen::Array<std::int64_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> epis
     const Eigen::DenseBase<Derived>& starts) {
   detail::check_flag_matrix("episode_ids_from_starts", "starts", starts);
   Eigen::Array<std::int64_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> ids(starts.rows(),
-                                                                                 starts.cols());
+                                                                                  starts.cols());
   for (Index b = 0; b < starts.rows(); ++b) {
     std::int64_t id = 0;
     for (Index t = 0; t < starts.cols(); ++t) {
@@ -69,7 +69,7 @@ Eigen::Array<std::int64_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> epis
     const Eigen::DenseBase<Derived>& dones) {
   detail::check_flag_matrix("episode_ids_from_dones", "dones", dones);
   Eigen::Array<std::int64_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> ids(dones.rows(),
-                                                                                 dones.cols());
+                                                                                  dones.cols());
   for (Index b = 0; b < dones.rows(); ++b) {
     std::int64_t id = 0;
     for (Index t = 0; t < dones.cols(); ++t) {

@@ -209,8 +209,8 @@ void check_actions(const char* where, const Eigen::DenseBase<Derived>& actions,
         fail_element(where, "actions", concat(b, ", ", i), a, "an action in [0, ", sp.size(i),
                      ") of sub-space ", i);
       if (!mask.legal(b, i, a))
-        fail_element(where, "actions", concat(b, ", ", i), a,
-                     "a legal action (row ", b, ", sub-space ", i, " masks action ", a, ")");
+        fail_element(where, "actions", concat(b, ", ", i), a, "a legal action (row ", b,
+                     ", sub-space ", i, " masks action ", a, ")");
     }
   }
 }
@@ -313,9 +313,9 @@ Eigen::Matrix<typename Derived::Scalar, Eigen::Dynamic, 1> masked_log_prob(
 /// gradient: Huang and Ontanon 2020, section 3). The policy-gradient update of a linear or
 /// tabular policy on Eigen is `advantage * gradient`. Arguments as masked_log_prob.
 template <class Derived, class DerivedA>
-row_matrix<typename Derived::Scalar> masked_log_prob_grad(const Eigen::MatrixBase<Derived>& logits,
-                                                          const action_mask& mask,
-                                                          const Eigen::DenseBase<DerivedA>& actions) {
+row_matrix<typename Derived::Scalar> masked_log_prob_grad(
+    const Eigen::MatrixBase<Derived>& logits, const action_mask& mask,
+    const Eigen::DenseBase<DerivedA>& actions) {
   using S = typename Derived::Scalar;
   const char* where = "masked_log_prob_grad";
   row_matrix<S> g;

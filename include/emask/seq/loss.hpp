@@ -22,7 +22,7 @@ enum class loss_reduction { none, sum, mean };
 
 /// \brief Options of masked_cross_entropy and masked_nll.
 struct loss_options {
-  std::int64_t ignore_index = -100;         ///< targets equal to this do not count
+  std::int64_t ignore_index = -100;                 ///< targets equal to this do not count
   loss_reduction reduction = loss_reduction::mean;  ///< none, sum, or mean over counted tokens
 };
 
@@ -56,8 +56,8 @@ loss_result<Scalar> masked_token_loss(const char* where, const Eigen::MatrixBase
       const auto y = static_cast<std::int64_t>(targets(b, t));
       if (y == opt.ignore_index || (mask && !(*mask)(b, t))) continue;
       if (y < 0 || y >= V)
-        fail_argument(where, concat("targets(", b, ", ", t, ")").c_str(), y,
-                      "a class in [0, ", V, ") or ignore_index ", opt.ignore_index);
+        fail_argument(where, concat("targets(", b, ", ", t, ")").c_str(), y, "a class in [0, ", V,
+                      ") or ignore_index ", opt.ignore_index);
     }
   loss_result<Scalar> r;
   if (opt.reduction == loss_reduction::none) r.per_token = row_matrix<Scalar>::Zero(B, T);
@@ -86,8 +86,11 @@ loss_result<typename Derived::Scalar> masked_cross_entropy(
     const Eigen::MatrixBase<Derived>& logits, const Eigen::DenseBase<TargetDerived>& targets,
     const loss_options& opt = {}, const bool_matrix* mask = nullptr) {
   using S = typename Derived::Scalar;
-  static_assert(!std::is_integral<S>::value, "emask::masked_cross_entropy: logits must be float or double");
-  if (logits.cols() < 1) detail::fail_argument("masked_cross_entropy", "logits.cols()", logits.cols(), ">= 1 (vocabulary size)");
+  static_assert(!std::is_integral<S>::value,
+                "emask::masked_cross_entropy: logits must be float or double");
+  if (logits.cols() < 1)
+    detail::fail_argument("masked_cross_entropy", "logits.cols()", logits.cols(),
+                          ">= 1 (vocabulary size)");
   return detail::masked_token_loss<S>("masked_cross_entropy", logits, targets, mask, opt,
                                       [](const auto& row, Index y) {
                                         const S m = row.maxCoeff();
@@ -104,7 +107,8 @@ loss_result<typename Derived::Scalar> masked_nll(const Eigen::MatrixBase<Derived
                                                  const loss_options& opt = {},
                                                  const bool_matrix* mask = nullptr) {
   using S = typename Derived::Scalar;
-  static_assert(!std::is_integral<S>::value, "emask::masked_nll: log_probs must be float or double");
+  static_assert(!std::is_integral<S>::value,
+                "emask::masked_nll: log_probs must be float or double");
   return detail::masked_token_loss<S>("masked_nll", log_probs, targets, mask, opt,
                                       [](const auto& row, Index y) { return -row(y); });
 }

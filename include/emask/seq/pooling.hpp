@@ -35,7 +35,9 @@ row_matrix<typename Derived::Scalar> masked_pool(const Eigen::MatrixBase<Derived
                                                  const Eigen::DenseBase<MaskDerived>& mask,
                                                  pooling how) {
   using S = typename Derived::Scalar;
-  const char* where = how == pooling::sum ? "masked_sum" : how == pooling::mean ? "masked_mean" : "masked_max";
+  const char* where = how == pooling::sum    ? "masked_sum"
+                      : how == pooling::mean ? "masked_mean"
+                                             : "masked_max";
   const Index T = detail::check_pool(where, x, mask);
   const Index B = mask.rows(), F = x.cols();
   row_matrix<S> out = row_matrix<S>::Zero(B, F);

@@ -22,7 +22,8 @@ row_matrix<typename Derived::Scalar> reverse_padded(const Eigen::MatrixBase<Deri
   const Index T = detail::time_steps("reverse_padded", x.rows(), B);
   for (Index b = 0; b < B; ++b) {
     const Index n = lengths[static_cast<std::size_t>(b)];
-    if (n < 0 || n > T) detail::fail_element("reverse_padded", "lengths", b, n, "a length in [0, ", T, "]");
+    if (n < 0 || n > T)
+      detail::fail_element("reverse_padded", "lengths", b, n, "a length in [0, ", T, "]");
   }
   row_matrix<typename Derived::Scalar> out = x;
   for (Index b = 0; b < B; ++b) {
