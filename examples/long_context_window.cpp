@@ -3,10 +3,10 @@
 // does not grow with S. Sampled rows are checked against a double-precision reference.
 // ctest-pass: workspace [0-9]+ KiB \(a dense score matrix would need 1024 MiB\)
 // ctest-pass: max \|tiled - double reference\| over 6 sampled rows = [0-9.e-]+ \(ok\)
-#include <emask/emask.hpp>
-#include <emask/kernels/attention.hpp>
 #include <chrono>
 #include <cmath>
+#include <emask/emask.hpp>
+#include <emask/kernels/attention.hpp>
 #include <iostream>
 #include <vector>
 
@@ -30,7 +30,8 @@ int main() {
   mat out(S, D);
   const auto t0 = std::chrono::steady_clock::now();
   emask::masked_attention(q, k, v, mask, out, opt);
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 
   double worst = 0;
   const Index rows[] = {0, 1, 255, 256, 9000, S - 1};
@@ -40,7 +41,8 @@ int main() {
     double m = -1e300;
     for (Index j = lo; j <= i; ++j) {
       double dot = 0;
-      for (Index c = 0; c < D; ++c) dot += static_cast<double>(q(i, c)) * static_cast<double>(k(j, c));
+      for (Index c = 0; c < D; ++c)
+        dot += static_cast<double>(q(i, c)) * static_cast<double>(k(j, c));
       s.push_back(dot / 8.0);  // 1 / sqrt(64)
       m = std::max(m, s.back());
     }
@@ -48,13 +50,17 @@ int main() {
     for (double& x : s) z += (x = std::exp(x - m));
     for (Index c = 0; c < D; ++c) {
       double o = 0;
-      for (Index j = lo; j <= i; ++j) o += s[static_cast<std::size_t>(j - lo)] * static_cast<double>(v(j, c));
+      for (Index j = lo; j <= i; ++j)
+        o += s[static_cast<std::size_t>(j - lo)] * static_cast<double>(v(j, c));
       worst = std::max(worst, std::abs(o / z - static_cast<double>(out(i, c))));
     }
   }
-  std::cout << "S = " << S << ", D = " << D << ", window 256 (keys i-255..i), 1 thread: " << ms << " ms\n";
-  std::cout << "workspace " << ws * static_cast<Index>(sizeof(float)) / 1024 << " KiB (a dense score matrix would need "
-            << S * S * static_cast<Index>(sizeof(float)) / (1024 * 1024) << " MiB)\n";
-  std::cout << "max |tiled - double reference| over 6 sampled rows = " << worst << (worst < 1e-4 ? " (ok)" : " (MISMATCH)") << "\n";
+  std::cout << "S = " << S << ", D = " << D << ", window 256 (keys i-255..i), 1 thread: " << ms
+            << " ms\n";
+  std::cout << "workspace " << ws * static_cast<Index>(sizeof(float)) / 1024
+            << " KiB (a dense score matrix would need "
+            << S * S * static_cast<Index>(sizeof(float)) / 1024 / 1024 << " MiB)\n";
+  std::cout << "max |tiled - double reference| over 6 sampled rows = " << worst
+            << (worst < 1e-4 ? " (ok)" : " (MISMATCH)") << "\n";
   return worst < 1e-4 ? 0 : 1;
 }
