@@ -8,6 +8,7 @@
 #include <limits>
 #include <vector>
 
+#include "emask/detail/ieee.hpp"
 #include "emask/kernels/tensor_view.hpp"
 
 #if EMASK_HAS_OPENMP
@@ -67,7 +68,8 @@ struct attention_options {
 /// m1^(2 (h - n) + 1).
 inline std::vector<double> alibi_slopes(Index n_head, double max_bias = 8.0) {
   if (n_head < 1) detail::fail_argument("alibi_slopes", "n_head", n_head, ">= 1");
-  if (!(max_bias > 0)) detail::fail_argument("alibi_slopes", "max_bias", max_bias, "> 0");
+  if (detail::is_nan(max_bias) || !(max_bias > 0))
+    detail::fail_argument("alibi_slopes", "max_bias", max_bias, "> 0");
   Index n = 1;
   while (n * 2 <= n_head) n *= 2;
   const double m0 = std::pow(2.0, -max_bias / static_cast<double>(n));
@@ -135,9 +137,9 @@ inline int attn_thread_id() {
 template <class S>
 void attn_set_options(attn_problem<S>& p, const attention_options& opt, const char* where,
                       Index n_slope_heads, Index slope_head0) {
-  if (opt.scale < 0 || !std::isfinite(opt.scale))
+  if (!is_finite(opt.scale) || opt.scale < 0)
     fail_argument(where, "options.scale", opt.scale, "a finite value >= 0 (0: 1/sqrt(D))");
-  if (opt.softcap < 0 || !std::isfinite(opt.softcap))
+  if (!is_finite(opt.softcap) || opt.softcap < 0)
     fail_argument(where, "options.softcap", opt.softcap, "a finite value >= 0 (0: off)");
   if (opt.tile_q < 1) fail_argument(where, "options.tile_q", opt.tile_q, ">= 1");
   if (opt.tile_k < 1) fail_argument(where, "options.tile_k", opt.tile_k, ">= 1");

@@ -23,6 +23,7 @@
 #include "emask/core/bits.hpp"
 #include "emask/core/materialize.hpp"
 #include "emask/core/polarity.hpp"
+#include "emask/detail/ieee.hpp"
 #include "emask/kernels/detail_softmax.hpp"
 #include "emask/masks/dense.hpp"
 
@@ -87,7 +88,7 @@ inline void check_softmax_args(const char* where, Index q_len, Index k_len, Inde
   if (lse_size && *lse_size != q_len)
     fail_argument(where, "lse", concat(*lse_size, " entries"), q_len,
                   " entries (one per row of scores)");
-  if (!std::isfinite(o.scale)) fail_argument(where, "scale", o.scale, "a finite value");
+  if (!is_finite(o.scale)) fail_argument(where, "scale", o.scale, "a finite value");
   if (o.variant != softmax_variant::naive && o.variant != softmax_variant::fused &&
       o.variant != softmax_variant::tiled)
     fail_argument(where, "variant", static_cast<int>(o.variant), "naive, fused or tiled");

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "emask/core/polarity.hpp"
+#include "emask/detail/ieee.hpp"
 #include "emask/random/distributions.hpp"
 
 EMASK_NAMESPACE_BEGIN
@@ -22,7 +23,7 @@ inline bool_matrix drop_flags(const char* where, Index n, Index width, double la
                               std::uint16_t purpose_id) {
   if (n < 0) fail_argument(where, "n", n, ">= 0");
   if (width < 0) fail_argument(where, "width", width, ">= 0");
-  if (!(lambda >= 0.0 && lambda <= 1.0))
+  if (detail::is_nan(lambda) || !(lambda >= 0.0 && lambda <= 1.0))
     fail_argument(where, "lambda", lambda, "a drop probability in [0, 1]");
   const bernoulli drop(lambda);
   bool_matrix keep(n, width);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "emask/core/polarity.hpp"
+#include "emask/detail/ieee.hpp"
 #include "emask/random/distributions.hpp"
 #include "emask/random/tokens.hpp"
 
@@ -28,7 +29,7 @@ struct mae_result {
 
 /// \brief Number of kept patches: int(num_patches * (1 - mask_ratio)), truncated as MAE does.
 inline Index mae_keep_count(Index num_patches, double mask_ratio) {
-  if (!(mask_ratio >= 0.0 && mask_ratio < 1.0))
+  if (detail::is_nan(mask_ratio) || !(mask_ratio >= 0.0 && mask_ratio < 1.0))
     detail::fail_argument("mae_keep_count", "mask_ratio", mask_ratio, "a ratio in [0, 1)");
   return static_cast<Index>(static_cast<double>(num_patches) * (1.0 - mask_ratio));
 }
@@ -41,7 +42,7 @@ inline mae_result mae_random_masking(Index batch, Index num_patches, double mask
   if (batch < 0) detail::fail_argument(where, "batch", batch, ">= 0");
   if (num_patches < 1 || num_patches > (Index{1} << 31) - 1)
     detail::fail_argument(where, "num_patches", num_patches, "a count in [1, 2^31)");
-  if (!(mask_ratio >= 0.0 && mask_ratio < 1.0))
+  if (detail::is_nan(mask_ratio) || !(mask_ratio >= 0.0 && mask_ratio < 1.0))
     detail::fail_argument(where, "mask_ratio", mask_ratio, "a ratio in [0, 1)");
   const Index keep = static_cast<Index>(static_cast<double>(num_patches) * (1.0 - mask_ratio));
   if (keep < 1)

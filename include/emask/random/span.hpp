@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "emask/detail/ieee.hpp"
 #include "emask/random/whole_word.hpp"
 
 EMASK_NAMESPACE_BEGIN
@@ -103,7 +104,7 @@ void span_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
 }
 
 inline void check_span(const char* where, const span_options& o) {
-  if (!(o.geometric_p > 0.0 && o.geometric_p <= 1.0))
+  if (is_nan(o.geometric_p) || !(o.geometric_p > 0.0 && o.geometric_p <= 1.0))
     fail_argument(where, "geometric_p", o.geometric_p, "a probability in (0, 1]");
   if (o.max_span_words < 1) fail_argument(where, "max_span_words", o.max_span_words, ">= 1");
 }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "emask/core/polarity.hpp"
+#include "emask/detail/ieee.hpp"
 #include "emask/random/distributions.hpp"
 #include "emask/random/tokens.hpp"
 
@@ -50,7 +51,7 @@ namespace detail {
 inline t5_sizes t5_sizes_checked(const char* where, Index length, double density, double mean) {
   if (length < 2) fail_argument(where, "length", length, ">= 2 tokens (one noise and one kept)");
   check_probability(where, "noise_density", density);
-  if (!(mean >= 1.0)) fail_argument(where, "mean_noise_span_length", mean, ">= 1");
+  if (is_nan(mean) || !(mean >= 1.0)) fail_argument(where, "mean_noise_span_length", mean, ">= 1");
   Index noise = round_half_even_to<Index>(static_cast<double>(length) * density);
   noise = std::min(std::max<Index>(noise, 1), length - 1);
   const Index spans =
@@ -114,7 +115,7 @@ inline t5_lengths compute_input_and_target_lengths(Index inputs_length, double n
   const char* where = "compute_input_and_target_lengths";
   if (inputs_length < 1) detail::fail_argument(where, "inputs_length", inputs_length, ">= 1");
   detail::check_probability(where, "noise_density", noise_density);
-  if (!(mean_noise_span_length > 0.0))
+  if (detail::is_nan(mean_noise_span_length) || !(mean_noise_span_length > 0.0))
     detail::fail_argument(where, "mean_noise_span_length", mean_noise_span_length, "> 0");
   auto lengths = [&](Index tokens) {
     const Index noise =

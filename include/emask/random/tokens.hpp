@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "emask/core/index_list.hpp"
+#include "emask/detail/ieee.hpp"
 #include "emask/error.hpp"
 
 EMASK_NAMESPACE_BEGIN
@@ -81,7 +82,7 @@ inline Index row_length(const index_list* lengths, Index b, Index width) noexcep
   return lengths ? (*lengths)[static_cast<std::size_t>(b)] : width;
 }
 inline void check_probability(const char* where, const char* arg, double p) {
-  if (!(p >= 0.0 && p <= 1.0)) fail_argument(where, arg, p, "a probability in [0, 1]");
+  if (is_nan(p) || !(p >= 0.0 && p <= 1.0)) fail_argument(where, arg, p, "a probability in [0, 1]");
 }
 }  // namespace detail
 

@@ -20,6 +20,7 @@
 
 #include "emask/core/index_list.hpp"
 #include "emask/core/polarity.hpp"
+#include "emask/detail/ieee.hpp"
 #include "emask/masks/dense.hpp"
 
 EMASK_NAMESPACE_BEGIN
@@ -106,7 +107,7 @@ Index legal_argmax(const RowX& x, const RowL& legal, Index* nan_at) {
   for (Index a = n - 1; a >= 0; --a) {
     const bool l = legal(a);
     const S v = x(a);
-    nan_i = (l && v != v) ? a : nan_i;
+    nan_i = (l && is_nan(v)) ? a : nan_i;
     first_legal = l ? a : first_legal;
     // Backwards with >=: among equal maxima the lowest index wins.
     const bool better = l && v >= best;

@@ -19,6 +19,7 @@
 #include <type_traits>
 
 #include "emask/core/polarity.hpp"
+#include "emask/detail/ieee.hpp"
 #include "emask/random/distributions.hpp"
 #include "emask/random/philox.hpp"
 #include "emask/rl/action_mask.hpp"
@@ -85,7 +86,8 @@ void check_td_args(const char* where, const Eigen::DenseBase<DR>& reward,
   check_q_shape(where, "next_q", next_q.rows(), next_q.cols(), next_legal);
   check_vector(where, "reward", reward, next_legal.rows());
   check_vector(where, "done", done, next_legal.rows());
-  if (!(gamma >= 0.0 && gamma <= 1.0)) fail_argument(where, "gamma", gamma, "a value in [0, 1]");
+  if (detail::is_nan(gamma) || !(gamma >= 0.0 && gamma <= 1.0))
+    fail_argument(where, "gamma", gamma, "a value in [0, 1]");
 }
 
 }  // namespace detail
@@ -137,7 +139,7 @@ index_vector masked_epsilon_greedy(const Eigen::MatrixBase<Derived>& q, const bo
   const char* where = "masked_epsilon_greedy";
   detail::check_q_scalar<typename Derived::Scalar>();
   detail::check_q_shape(where, "q", q.rows(), q.cols(), legal);
-  if (!(epsilon >= 0.0 && epsilon <= 1.0))
+  if (detail::is_nan(epsilon) || !(epsilon >= 0.0 && epsilon <= 1.0))
     detail::fail_argument(where, "epsilon", epsilon, "a probability in [0, 1]");
   if (q.rows() > Index(0xFFFFFFFF))
     detail::fail_argument(where, "q", detail::concat(q.rows(), " rows"), "at most 2^32 - 1 rows");
@@ -212,7 +214,7 @@ Eigen::Matrix<typename DT::Scalar, Eigen::Dynamic, 1> masked_double_td_target(
     const Index a = detail::q_row_argmax(where, "next_q_online", next_q_online, next_legal, b);
     if (a < 0) detail::fail_no_legal(where, "next_legal", b, next_q_online.cols());
     const S v = next_q_target(b, a);
-    if (std::isnan(v))
+    if (detail::is_nan(v))
       detail::fail_element(where, "next_q_target", detail::concat(b, ", ", a), v,
                            "a number at the action chosen by next_q_online");
     y[b] = r + static_cast<S>(gamma) * v;

@@ -27,6 +27,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "emask/detail/ieee.hpp"
 #include "emask/kernels/softmax.hpp"
 #include "emask/random/distributions.hpp"
 #include "emask/random/philox.hpp"
@@ -69,7 +70,7 @@ inline void check_fill(const char* where, mask_fill fill) {
 template <class S>
 void check_lse(const char* where, const Eigen::Matrix<S, Eigen::Dynamic, 1>& lse, Index i) {
   for (Index b = 0; b < lse.size(); ++b)
-    if (!std::isfinite(lse[b]))
+    if (!is_finite(lse[b]))
       fail_argument(where, "logits",
                     concat("a non-finite log-sum-exp (", lse[b], ") in row ", b, ", sub-space ", i),
                     "finite logits (not NaN, not +infinity, not -infinity on every legal "

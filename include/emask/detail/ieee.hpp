@@ -1,0 +1,59 @@
+/// \file
+/// \brief Floating-point classification from the bit pattern.
+// IWYU pragma: private
+#pragma once
+// Floating-point classification from the bit pattern. Argument checks use these instead of
+// std::isnan / std::isfinite, which -ffast-math (-ffinite-math-only) lets the compiler fold to
+// constants: a NaN scale or probability must be rejected in such builds too.
+
+#include <cstdint>
+#include <cstring>
+
+#include "emask/config.hpp"
+
+EMASK_NAMESPACE_BEGIN
+namespace detail {
+
+template <class S>
+struct ieee_layout;
+template <>
+struct ieee_layout<float> {
+  using bits = std::uint32_t;
+  static constexpr bits exponent = 0x7f800000u;  // all exponent bits: infinity
+  static constexpr bits magnitude = 0x7fffffffu;
+};
+template <>
+struct ieee_layout<double> {
+  using bits = std::uint64_t;
+  static constexpr bits exponent = 0x7ff0000000000000ull;
+  static constexpr bits magnitude = 0x7fffffffffffffffull;
+};
+
+/// The bits of |x|.
+template <class S>
+typename ieee_layout<S>::bits magnitude_bits(S x) noexcept {
+  typename ieee_layout<S>::bits u;
+  std::memcpy(&u, &x, sizeof u);
+  return u & ieee_layout<S>::magnitude;
+}
+
+/// NaN, whatever the floating-point flags of the translation unit.
+template <class S>
+bool is_nan(S x) noexcept {
+  return magnitude_bits(x) > ieee_layout<S>::exponent;
+}
+
+/// Neither NaN nor infinite, whatever the floating-point flags of the translation unit.
+template <class S>
+bool is_finite(S x) noexcept {
+  return magnitude_bits(x) < ieee_layout<S>::exponent;
+}
+
+/// +-infinity, whatever the floating-point flags of the translation unit.
+template <class S>
+bool is_inf(S x) noexcept {
+  return magnitude_bits(x) == ieee_layout<S>::exponent;
+}
+
+}  // namespace detail
+EMASK_NAMESPACE_END
