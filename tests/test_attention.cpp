@@ -240,6 +240,51 @@ TEMPLATE_TEST_CASE("masked_attention: masked entries cannot leak, kept NaN poiso
   }
 }
 
+TEMPLATE_TEST_CASE("masked_attention: values near the largest finite scalar do not overflow",
+                   "[attention]", float, double) {
+  // The tiled and decode variants accumulate unnormalized weights times V; with |v| within a
+  // factor (kept keys) of max() that sum overflows although the exact output is bounded by
+  // max |v|. Found by the fuzzer (inf, and NaN where columns mix signs); such rows are
+  // recomputed with normalized weights.
+  using S = TestType;
+  rng g(77);
+  const Index lq = 70, lk = 150, d = 8;
+  const S big = std::numeric_limits<S>::max() / 4;
+  const row_matrix<S> q = random_matrix<S>(g, lq, d), k = random_matrix<S>(g, lk, d);
+  row_matrix<S> v(lk, 4);
+  for (Index j = 0; j < lk; ++j) {
+    v(j, 0) = big;                        // exact output: big
+    v(j, 1) = (j % 2 == 0) ? big : -big;  // mixed signs: finite, |out| <= big
+    v(j, 2) = static_cast<S>(j);          // ordinary values beside them
+    v(j, 3) = 1;                          // the sum of the probabilities
+  }
+  const auto mask =
+      emask::causal_bottom_right(lq, lk) & emask::key_padding::from_lengths({140}, lk);
+  row_matrix<S> ref(lq, 4);
+  emask::attention_options o;
+  o.variant = emask::attention_variant::naive;
+  emask::masked_attention(q, k, v, mask, ref, o);
+  for (auto variant : all_variants) {
+    for (Index tile : {Index(1), Index(16), Index(64)}) {
+      o.variant = variant;
+      o.tile_q = tile;
+      o.tile_k = tile;
+      o.decode_chunk = tile;
+      row_matrix<S> out(lq, 4);
+      emask::masked_attention(q, k, v, mask, out, o);
+      INFO(name_of(variant) << " tile " << tile);
+      for (Index i = 0; i < lq; ++i) {
+        for (Index c = 0; c < 4; ++c) REQUIRE(emask::detail::is_finite(out(i, c)));
+        CHECK(std::abs(out(i, 0) / big - 1) <= 1e-5);
+        CHECK(std::abs(out(i, 1)) <= big);
+        CHECK(std::abs(out(i, 1) - ref(i, 1)) <= big * 1e-5);
+        CHECK(std::abs(out(i, 2) - ref(i, 2)) <= 1e-3 * (1 + std::abs(ref(i, 2))));
+        CHECK(std::abs(out(i, 3) - 1) <= 1e-5);
+      }
+    }
+  }
+}
+
 TEMPLATE_TEST_CASE("masked_attention: batched views, interleaved layout, grouped-query heads",
                    "[attention]", float, double) {
   using S = TestType;

@@ -14,9 +14,11 @@
 // - a row whose kept (scaled) scores are all finite has no NaN, and its probabilities sum to one
 //   within 1e-3 (float) / 1e-9 (double); attention rows: the all-ones last column of V comes
 //   out as 1 within the same tolerance when the row's Q, its kept K rows are moderate (|x| <=
-//   1e3) and finite, and no NaN appears.
+//   1e3) and finite, no NaN appears, and every output lies within max |v| of its column (a
+//   convex combination of V rows; V holds values up to 1e38, near float's largest).
 //
 // Build and run: bash tools/ci/fuzz.sh (or see the comment there).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -158,6 +160,11 @@ void fuzz_attention(const emask_rel::dyn_mask& mask, const emask::bool_matrix& k
     return true;
   };
   std::vector<char> tame(static_cast<std::size_t>(lq), 1), empty(static_cast<std::size_t>(lq), 1);
+  std::vector<S> vmax(static_cast<std::size_t>(dv), S(0));  // max |v| per column, over all keys
+  for (Index j = 0; j < lk; ++j)
+    for (Index c = 0; c < dv; ++c)
+      vmax[static_cast<std::size_t>(c)] =
+          std::max(vmax[static_cast<std::size_t>(c)], std::abs(v(j, c)));
   for (Index i = 0; i < lq; ++i) {
     if (!moderate(q.row(i))) tame[static_cast<std::size_t>(i)] = 0;
     for (Index j = 0; j < lk; ++j)
@@ -184,9 +191,14 @@ void fuzz_attention(const emask_rel::dyn_mask& mask, const emask::bool_matrix& k
         continue;
       }
       if (!tame[r]) continue;
-      for (Index c = 0; c < dv; ++c)
+      // The output is a convex combination of kept V rows: finite and within max |v|.
+      for (Index c = 0; c < dv; ++c) {
         if (std::isnan(out(i, c)))
           finding("attention: NaN in a row with finite scores", vi, i, out(i, c), c);
+        const double bound = static_cast<double>(vmax[static_cast<std::size_t>(c)]);
+        if (!(std::abs(static_cast<double>(out(i, c))) <= bound * (1 + 4 * tol)))
+          finding("attention: output outside [-max|v|, max|v|]", vi, i, out(i, c), bound);
+      }
       // The last column of V is all ones: it carries the sum of the probabilities.
       if (!(std::abs(static_cast<double>(out(i, dv - 1)) - 1.0) <= tol))
         finding("attention: probabilities do not sum to one", vi, i, out(i, dv - 1), 0);

@@ -8,7 +8,10 @@
 /// A NaN in a kept score makes that row NaN; a masked pair is never read, so NaN or inf in its
 /// score has no effect. In the tiled and decode variants a key that no query of a tile keeps is
 /// not read from V either; the naive variant multiplies P V densely, so there V rows of masked
-/// keys must be finite. Results are bit-identical whatever the thread count.
+/// keys must be finite. With finite inputs and finite kept scores every output is finite and
+/// bounded by max |v_j| over the kept keys (the tiled and decode variants recompute, with
+/// normalized weights, a row whose unnormalized accumulation overflowed). Results are
+/// bit-identical whatever the thread count.
 #pragma once
 
 #include <algorithm>
@@ -16,6 +19,7 @@
 
 #include "emask/detail/attn_common.hpp"
 #include "emask/detail/attn_naive.hpp"
+#include "emask/detail/attn_rescue.hpp"
 #include "emask/detail/attn_tiled.hpp"
 #include "emask/kernels/decode.hpp"
 #include "emask/kernels/merge.hpp"
@@ -109,12 +113,14 @@ void attn_dispatch(attn_problem<S>& p, const Mask& mask, const attention_options
       const attn_decode_plan plan =
           attn_decode_make(p.batch, p.heads, p.lq, p.lk, p.dv, opt.decode_chunk);
       attn_decode_run(p, mask, plan, ws.data());
+      attn_rescue_overflow(p, mask);
       return;
     }
     case attention_variant::tiled:
     default: {
       const attn_tiles t = attn_tiles::make<S>(opt.tile_q, opt.tile_k, p.d, p.dv);
       attn_tiled_run(p, mask, t, ws.data());
+      attn_rescue_overflow(p, mask);
       return;
     }
   }
