@@ -72,6 +72,19 @@ TEST_CASE("dqn: masked max and argmax errors", "[rl][dqn]") {
   REQUIRE_THROWS_WITH(emask::masked_q_argmax(q, md), Contains("a Discrete action mask"));
 }
 
+TEST_CASE("dqn: epsilon-greedy raises for a legal NaN in a row that explores", "[rl][dqn]") {
+  // Found by the masks fuzzer: the exploring branch never looked at Q, so a NaN passed.
+  row_matrix<double> q(1, 2);
+  q << nan_d, 0.0;
+  const bool_matrix legal = bool_matrix::Constant(1, 2, true);
+  for (double eps : {0.0, 1.0})
+    REQUIRE_THROWS_WITH(emask::masked_epsilon_greedy(q, legal, eps, 1, 2),
+                        Contains("argument 'q[0, 0]' = nan"));
+  bool_matrix legal1 = legal;
+  legal1(0, 0) = false;  // an illegal NaN is never read
+  CHECK(emask::masked_epsilon_greedy(q, legal1, 1.0, 1, 2)(0) == 1);
+}
+
 TEST_CASE("dqn: epsilon-greedy never leaves the legal set", "[rl][dqn]") {
   std::mt19937 gen(3);
   const Index batch = 2000, n = 13;

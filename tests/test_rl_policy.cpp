@@ -141,6 +141,35 @@ TEST_CASE("policy: hand-computed Discrete case", "[rl][policy]") {
   REQUIRE_THROWS_WITH(emask::masked_log_prob(logits, m, a), Contains("an action in [0, 4)"));
 }
 
+TEST_CASE("policy: -infinity logits at legal actions (defects the masks fuzzer found)",
+          "[rl][policy]") {
+  const double inf = std::numeric_limits<double>::infinity();
+  row_matrix<double> logits(1, 3);
+  logits << 0.0, -inf, 1.0;
+  const action_mask all = action_mask::discrete(bool_matrix::Constant(1, 3, true));
+  // A legal -inf beside finite logits: probability exactly 0, entropy of the other two (it was
+  // NaN: 0 * -inf).
+  const row_matrix<double> p = emask::masked_probs(logits, all);
+  CHECK(p(0, 1) == 0.0);
+  const double p0 = 1.0 / (1.0 + std::exp(1.0)), p2 = 1.0 - p0;
+  CHECK_THAT(emask::masked_entropy(logits, all)[0],
+             WithinAbs(-(p0 * std::log(p0) + p2 * std::log(p2)), 1e-14));
+  CHECK_THAT(emask::masked_entropy(logits, all, mask_fill::sb3_compatible)[0],
+             WithinAbs(-(p0 * std::log(p0) + p2 * std::log(p2)), 1e-14));
+  // -inf on every legal action raises in both fill modes (sb3 used to hand the row to the
+  // illegal -1e8 entries).
+  bool_matrix legal(1, 3);
+  legal << true, true, false;
+  row_matrix<double> dead(1, 3);
+  dead << -inf, -inf, 0.0;
+  const action_mask m = action_mask::discrete(legal);
+  for (mask_fill fill : {mask_fill::negative_infinity, mask_fill::sb3_compatible}) {
+    REQUIRE_THROWS_WITH(emask::masked_probs(dead, m, fill),
+                        Contains("argument 'logits'") && Contains("in row 0, sub-space 0"));
+    REQUIRE_THROWS_WITH(emask::masked_entropy(dead, m, fill), Contains("argument 'logits'"));
+  }
+}
+
 TEST_CASE("policy: hand-computed MultiDiscrete and MultiBinary cases", "[rl][policy]") {
   // nvec = {2, 3}; sub-space 0 has both actions legal, sub-space 1 only actions 0 and 2.
   row_matrix<double> logits(1, 5);

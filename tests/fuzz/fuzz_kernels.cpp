@@ -30,53 +30,15 @@
 #include <emask/kernels/attention.hpp>
 #include <emask/kernels/softmax.hpp>
 
+#include "byte_source.hpp"
 #include "random_masks.hpp"
 
 namespace {
 
 using emask::Index;
 using emask::row_matrix;
-
-class byte_source {
- public:
-  byte_source(const std::uint8_t* p, std::size_t n) : p_(p), n_(n) {}
-  std::uint8_t byte() { return i_ < n_ ? p_[i_++] : 0; }
-  Index between(Index lo, Index hi) {
-    const auto span = static_cast<std::uint64_t>(hi - lo) + 1;
-    std::uint64_t v = byte();
-    if (span > 256) v = (v << 8) | byte();
-    if (span > 65536) v = (v << 16) | (std::uint64_t(byte()) << 8) | byte();
-    return lo + static_cast<Index>(v % span);
-  }
-  double uniform() { return (byte() + byte() / 256.0) / 256.0; }
-  bool coin(double p = 0.5) { return uniform() < p; }
-
- private:
-  const std::uint8_t* p_;
-  std::size_t n_;
-  std::size_t i_ = 0;
-};
-
-double special_value(byte_source& s, bool allow_nonfinite) {
-  const std::uint8_t c = s.byte();
-  const double inf = std::numeric_limits<double>::infinity();
-  switch (c % 16) {
-    case 0: return allow_nonfinite ? inf : 1.0;
-    case 1: return allow_nonfinite ? -inf : -1.0;
-    case 2: return allow_nonfinite ? std::nan("") : 0.5;
-    case 3: return 1e38;
-    case 4: return -1e38;
-    case 5: return 1e-40;  // a float denormal
-    case 6: return -1e-45;
-    case 7: return 0.0;
-    case 8: return 88.0;
-    case 9: return -88.0;
-    default: {
-      const int raw = (s.byte() << 8) | s.byte();
-      return (raw - 32768) / 1024.0;  // [-32, 32) in steps of 1/1024
-    }
-  }
-}
+using emask_fuzz::byte_source;
+using emask_fuzz::special_value;
 
 [[noreturn]] void finding(const char* what, int variant, Index row, double a, double b) {
   std::fprintf(stderr, "FINDING: %s (variant %d, row %ld): %.17g %.17g\n", what, variant,

@@ -48,10 +48,6 @@
 //   int(L (1 - ratio)) patches per row, ids_restore inverts ids_shuffle; MGD application zeroes
 //   exactly the dropped features.
 //
-// Known library defects (K1..K4 below) are asserted only when EMASK_FUZZ_STRICT is set in the
-// environment (1 or all: every one; K1,K3: those named), so that the CI row stays green until
-// they are fixed; then drop the strict() condition of the fixed one.
-//
 // Seed corpus: tests/fuzz/corpus_masks (one file per case: tiny shapes, an all-illegal row,
 // NaN / inf logits, a legal -inf, a large batch, MultiDiscrete, MultiBinary, DQN with empty rows,
 // probabilities 0 and 1 and NaN, each random masker).
@@ -77,6 +73,8 @@
 #include <emask/rl/dqn.hpp>
 #include <emask/rl/policy.hpp>
 
+#include "byte_source.hpp"
+
 namespace {
 
 using emask::action_mask;
@@ -86,84 +84,21 @@ using emask::Index;
 using emask::index_vector;
 using emask::row_matrix;
 using emask::token_matrix;
+using emask_fuzz::byte_source;
+using emask_fuzz::special_value;
 template <class S>
 using vec = Eigen::Matrix<S, Eigen::Dynamic, 1>;
 
-// Known defects, reported and not fixed here. Their checks run only with EMASK_FUZZ_STRICT set.
-//  K1: masked_epsilon_greedy does not raise for a NaN Q-value at a legal action when the row
-//      explores (documented: a NaN at a legal action raises).
-//  K2: masked_entropy is NaN when a legal logit is -inf and another legal logit is finite (the
-//      input is accepted: only -inf on every legal action raises), as 0 * -inf.
-//  K3: mask_fill::sb3_compatible does not raise when every legal logit of a sub-space is -inf
-//      (documented for both modes), and puts the probability on the illegal actions.
-//  K4: on SSE2 builds (x86-64 without -mavx2) every masked_softmax variant gives a kept -inf
-//      score (or any score whose probability underflows) probability 2.9e-39 (float) /
-//      5.6e-309 (double) instead of 0 (docs/errors.md, NaN policy rule 4): Eigen's vectorized
-//      exp clamps its argument. masked_probs inherits it for a legal -inf logit.
-// EMASK_FUZZ_STRICT=1 (or all) asserts all of them, EMASK_FUZZ_STRICT=K1,K3 the ones named.
-bool strict(const char* id) {
-  static const char* env = std::getenv("EMASK_FUZZ_STRICT");
-  if (!env || !*env) return false;
-  return std::strcmp(env, "1") == 0 || std::strcmp(env, "all") == 0 || std::strstr(env, id);
-}
+// Defects this harness found, fixed in the library and asserted here:
+//  K1: masked_epsilon_greedy did not raise for a NaN Q-value at a legal action of a row that
+//      explores.
+//  K2: masked_entropy was NaN (0 * -inf) when a legal logit was -inf beside finite ones.
+//  K3: mask_fill::sb3_compatible did not raise when every legal logit of a sub-space was -inf,
+//      and put the probability on the illegal actions.
+//  K4: on x86-64 builds without AVX, a kept -inf score got probability 2.9e-39 (float) /
+//      5.6e-309 (double) instead of 0 (Eigen's vectorized exp clamps its argument).
 
 const char* g_target = "";
-
-class byte_source {
- public:
-  byte_source(const std::uint8_t* p, std::size_t n) : p_(p), n_(n) {}
-  std::uint8_t byte() { return i_ < n_ ? p_[i_++] : 0; }
-  Index between(Index lo, Index hi) {
-    const auto span = static_cast<std::uint64_t>(hi - lo) + 1;
-    std::uint64_t v = byte();
-    if (span > 256) v = (v << 8) | byte();
-    if (span > 65536) v = (v << 16) | (std::uint64_t(byte()) << 8) | byte();
-    return lo + static_cast<Index>(v % span);
-  }
-  double uniform() { return (byte() + byte() / 256.0) / 256.0; }
-  bool coin(double p = 0.5) { return uniform() < p; }
-  // True with probability p; false for an exhausted input.
-  bool rare(double p) { return !coin(1.0 - p); }
-  // A seed or sample id: small, near 2^32 (the high word of the counter), or any 64-bit value.
-  std::uint64_t u64() {
-    switch (byte() % 4) {
-      case 0: return byte();
-      case 1: return 0xFFFFFFFFull - byte() % 8;
-      case 2: return (std::uint64_t(byte()) << 8) | byte();
-      default: {
-        std::uint64_t v = 0;
-        for (int i = 0; i < 8; ++i) v = (v << 8) | byte();
-        return v;
-      }
-    }
-  }
-
- private:
-  const std::uint8_t* p_;
-  std::size_t n_;
-  std::size_t i_ = 0;
-};
-
-double special_value(byte_source& s, bool allow_nonfinite) {
-  const std::uint8_t c = s.byte();
-  const double inf = std::numeric_limits<double>::infinity();
-  switch (c % 16) {
-    case 0: return allow_nonfinite ? inf : 1.0;
-    case 1: return allow_nonfinite ? -inf : -1.0;
-    case 2: return allow_nonfinite ? std::nan("") : 0.5;
-    case 3: return 1e38;
-    case 4: return -1e38;
-    case 5: return 1e-40;  // a float denormal
-    case 6: return -1e-45;
-    case 7: return 0.0;
-    case 8: return 88.0;
-    case 9: return -88.0;
-    default: {
-      const int raw = (s.byte() << 8) | s.byte();
-      return (raw - 32768) / 1024.0;  // [-32, 32) in steps of 1/1024
-    }
-  }
-}
 
 // A probability: usually valid (0, 1, a default, 0.5, uniform), 1/32 of the time outside [0, 1]
 // or NaN (then *bad is set).
@@ -444,7 +379,6 @@ void fuzz_policy(byte_source& s) {
   const row_matrix<S> x = xd.cast<S>();
   // Which (row, sub-space) must raise, and which legal logits are NaN.
   std::vector<std::string> bad_parts, nan_parts;
-  std::vector<char> finite(static_cast<std::size_t>(batch * subs), 1);
   bool sb3_tame = true;  // legal logits finite and >= -1e6: both fill modes agree
   for (Index b = 0; b < batch; ++b)
     for (Index i = 0; i < subs; ++i) {
@@ -460,7 +394,6 @@ void fuzz_policy(byte_source& s) {
         } else if (v > -inf) {
           usable = true;
         }
-        if (!std::isfinite(v)) finite[static_cast<std::size_t>(b * subs + i)] = 0;
         if (!(std::isfinite(v) && v >= S(-1e6))) sb3_tame = false;
       }
       if (bad || !usable) bad_parts.push_back("in row " + str(b) + ", sub-space " + str(i) + ",");
@@ -524,7 +457,7 @@ void fuzz_policy(byte_source& s) {
     expect_error(error_of([&] { emask::masked_log_prob(x, m, first_legal); }), bad_parts, what);
     expect_error(error_of([&] { emask::masked_log_prob_grad(x, m, first_legal); }), bad_parts,
                  what);
-    if (strict("K3")) {  // K3
+    {  // K3
       expect_error(out.e_probs_sb3, bad_parts, "policy (sb3 fill): bad legal logits not reported");
       expect_error(out.e_log_probs_sb3, bad_parts,
                    "policy (sb3 fill): bad legal logits not reported");
@@ -561,7 +494,7 @@ void fuzz_policy(byte_source& s) {
         }
         ++count;
         check(p >= S(0) && p <= S(1), "masked_probs: probability outside [0, 1]", b, double(p));
-        if (x(b, j) == -inf && strict("K4"))
+        if (x(b, j) == -inf)  // K4
           check(p == S(0) && lp == -inf, "masked_probs: a legal -inf logit has a probability", b,
                 double(p), double(lp));
         check(!std::isnan(lp) && lp <= S(tol), "masked_log_probs: NaN or positive", b, double(lp));
@@ -578,8 +511,7 @@ void fuzz_policy(byte_source& s) {
       check(std::abs(sum_exp - 1.0) <= tol, "masked_log_probs: exp does not sum to one", b, sum_exp,
             i);
       const double h = double(out.entropy_space(b, i));
-      const bool fin = finite[static_cast<std::size_t>(b * subs + i)] != 0;
-      if (fin || strict("K2")) {  // K2: a legal -inf next to finite logits gives NaN
+      {  // K2: a legal -inf beside finite logits once gave NaN
         check(!std::isnan(h), "masked_entropy: NaN for valid logits", b, h, i);
         check(h >= -tol && h <= std::log(double(count)) + tol,
               "masked_entropy outside [0, log(legal count)]", b, h, std::log(double(count)));
@@ -821,7 +753,7 @@ void fuzz_dqn(byte_source& s) {
   } else {
     const emask::bernoulli explore(epsilon);
     std::vector<Index> ref(static_cast<std::size_t>(batch));
-    std::vector<std::string> doc_parts, impl_parts;
+    std::vector<std::string> doc_parts;
     for (Index b = 0; b < batch; ++b) {
       emask::word_stream w(seed, step, emask::purpose::rl_explore, static_cast<std::uint32_t>(b));
       bool nan = false;
@@ -831,7 +763,6 @@ void fuzz_dqn(byte_source& s) {
       const Index count = static_cast<Index>(legal.row(b).count());
       if (count == 0) {
         doc_parts.push_back(empty_part);
-        impl_parts.push_back(empty_part);
         continue;
       }
       if (nan) doc_parts.push_back(nan_part);
@@ -842,11 +773,10 @@ void fuzz_dqn(byte_source& s) {
           if (legal(b, a) && rank-- == 0) break;
         ref[static_cast<std::size_t>(b)] = a;
       } else {
-        if (nan) impl_parts.push_back(nan_part);
         ref[static_cast<std::size_t>(b)] = g;
       }
     }
-    const std::vector<std::string>& parts = strict("K1") ? doc_parts : impl_parts;  // K1
+    const std::vector<std::string>& parts = doc_parts;  // K1: explored rows too
     if (!parts.empty()) {
       expect_error(out.e_greedy, parts, "masked_epsilon_greedy: bad row not reported");
     } else {

@@ -174,6 +174,16 @@ inline void fill_gaps(S* y, Index n, const std::vector<softmax_run>& runs, S val
   if (stream) stream_fence();
 }
 
+/// exp() results below the smallest normal number become exactly 0. Eigen's vectorized exp
+/// clamps its argument (about -88.4 for float), so exp(-inf) would give 2.9e-39 instead of 0
+/// on plain x86-64 builds (and 0 with -march=native): a kept -infinity score must get
+/// probability 0 whatever the build. A comparison, not a multiplication: NaN stays NaN.
+template <class E>
+auto flush_below_normal(const E& e) {
+  using S = typename E::Scalar;
+  return (e < std::numeric_limits<S>::min()).select(S(0), e);
+}
+
 /// Softmax (or log-softmax) of one row from its plan. x is the score row, y the output row,
 /// v and f the flagged-run buffers. Writes the row's log-sum-exp to *lse when lse != nullptr.
 /// An empty plan gives zeros (log-softmax: -infinity) and a log-sum-exp of -infinity. With
@@ -208,12 +218,12 @@ void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, 
       if (Log) {
         sum += (xs * scale - m).exp().sum();
       } else {
-        ys = (xs * scale - m).exp();
+        ys = flush_below_normal((xs * scale - m).exp());
         sum += ys.sum();
       }
     } else {
       const const_row_segment<S> vs(v + r.begin, len), fs(f + r.begin, len);
-      ys = ((vs - m) * fs).exp() * fs;
+      ys = flush_below_normal(((vs - m) * fs).exp()) * fs;
       sum += ys.sum();
     }
   }
@@ -273,7 +283,7 @@ void additive_row(const S* x, const B* bias, S* y, Index n, S scale, S* t, S* ls
   for (Index k = 0; k < n; ++k) t[k] = bias[k] > threshold ? t[k] - m : S(0);
   row_segment<S> ys(y, n);
   const const_row_segment<S> ts(t, n);
-  ys = ts.exp();
+  ys = flush_below_normal(ts.exp());
   for (Index k = 0; k < n; ++k) y[k] = bias[k] > threshold ? y[k] : S(0);
   const S sum = ys.sum();
   if (!Log) {

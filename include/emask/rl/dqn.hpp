@@ -147,9 +147,11 @@ index_vector masked_epsilon_greedy(const Eigen::MatrixBase<Derived>& q, const bo
   index_vector out(q.rows());
   for (Index b = 0; b < q.rows(); ++b) {
     word_stream words(seed, step, purpose::rl_explore, static_cast<std::uint32_t>(b));
+    // The greedy action of every row, explored or not: a legal NaN raises either way.
+    const Index greedy = detail::q_row_argmax(where, "q", q, legal, b);
+    if (greedy < 0) detail::fail_no_legal(where, "legal", b, q.cols());
     if (explore(words.next())) {
       const Index count = static_cast<Index>(legal.row(b).count());
-      if (count == 0) detail::fail_no_legal(where, "legal", b, q.cols());
       Index rank = static_cast<Index>(bounded(words, static_cast<std::uint32_t>(count)));
       Index a = 0;
       for (;; ++a) {
@@ -157,8 +159,7 @@ index_vector masked_epsilon_greedy(const Eigen::MatrixBase<Derived>& q, const bo
       }
       out[b] = a;
     } else {
-      out[b] = detail::q_row_argmax(where, "q", q, legal, b);
-      if (out[b] < 0) detail::fail_no_legal(where, "legal", b, q.cols());
+      out[b] = greedy;
     }
   }
   return out;

@@ -65,6 +65,11 @@ inline void check_fill(const char* where, mask_fill fill) {
     fail_argument(where, "fill", static_cast<int>(fill), "negative_infinity or sb3_compatible");
 }
 
+/// What a policy accepts at legal positions (the "expected" part of its logits errors).
+constexpr const char* kFiniteLogits =
+    "finite logits (not NaN, not +infinity, not -infinity on every legal action) at legal "
+    "positions";
+
 /// Checks the log-sum-exp of every (row, sub-space): NaN means a NaN or +infinity logit, or
 /// -infinity on every legal action, at a legal position.
 template <class S>
@@ -73,8 +78,7 @@ void check_lse(const char* where, const Eigen::Matrix<S, Eigen::Dynamic, 1>& lse
     if (!is_finite(lse[b]))
       fail_argument(where, "logits",
                     concat("a non-finite log-sum-exp (", lse[b], ") in row ", b, ", sub-space ", i),
-                    "finite logits (not NaN, not +infinity, not -infinity on every legal "
-                    "action) at legal positions");
+                    kFiniteLogits);
 }
 
 /// Softmax (Log = false) or log-softmax (Log = true) of every sub-space into out.
@@ -112,6 +116,18 @@ void policy_softmax(const char* where, const Eigen::MatrixBase<Derived>& logits,
     }
   } else {
     // sb3-contrib: logits = where(mask, logits, -1e8), then an ordinary softmax of the row.
+    // -infinity on every legal action would hand the whole row to the illegal -1e8 entries:
+    // it raises, as in the exact mode (a NaN counts as not -infinity; check_lse reports it).
+    for (Index b = 0; b < x.rows(); ++b)
+      for (Index i = 0; i < sp.sub_spaces(); ++i) {
+        bool live = false;
+        for (Index a = sp.offset(i); a < sp.offset(i + 1); ++a)
+          live = live || (mask.flat()(b, a) && !(x(b, a) < std::numeric_limits<S>::lowest()));
+        if (!live)
+          fail_argument(where, "logits",
+                        concat("-infinity at every legal action in row ", b, ", sub-space ", i),
+                        kFiniteLogits);
+      }
     const S big = static_cast<S>(sb3_mask_value);
     row_matrix<S> filled = mask.flat().select(x.array(), big).matrix();
     for (Index i = 0; i < sp.sub_spaces(); ++i) {
@@ -349,7 +365,9 @@ row_matrix<typename Derived::Scalar> masked_entropy_per_space(
     for (Index i = 0; i < sp.sub_spaces(); ++i) {
       S h = S(0);
       for (Index a = sp.offset(i); a < sp.offset(i + 1); ++a)
-        if (mask.flat()(b, a)) h -= std::exp(lp(b, a)) * lp(b, a);
+        // A legal -infinity logit has p = 0 and adds nothing (not 0 * -inf = NaN).
+        if (mask.flat()(b, a) && lp(b, a) > -std::numeric_limits<S>::infinity())
+          h -= std::exp(lp(b, a)) * lp(b, a);
       out(b, i) = h;
     }
   }
