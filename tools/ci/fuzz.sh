@@ -9,8 +9,6 @@
 # fails on any finding (crash, sanitizer report, or a violated property: see each harness).
 #   bash tools/ci/fuzz.sh [seconds [runs]]   (per harness; default 60 s, no run limit;
 #                                           EMASK_FUZZ_SECONDS and EMASK_FUZZ_RUNS also work)
-# EMASK_FUZZ_STRICT=1 (or K1,K3,...) is passed through: fuzz_masks then also asserts the
-# documented behaviour of the known library defects listed in its header.
 #
 # Two libFuzzer costs are switched off, both measured on the 1882-input corpus of a 15-minute
 # run (one core) of the kernels harness: the entropic power schedule (-entropic=0), whose
