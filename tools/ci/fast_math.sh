@@ -2,7 +2,7 @@
 # CI row fast_math: the kernels compiled with -ffast-math stay correct. -ffast-math lets the
 # compiler assume there is no NaN and no infinity, so the kernels must decide masked entries
 # from the mask (never from -infinity arithmetic) and write -infinity as a stored constant.
-# Builds and runs the kernel tests (softmax, attention, differential, metamorphic), the
+# Builds and runs the kernel tests (softmax, attention, the 10^4-case differential tests), the
 # bit-pattern NaN tests behind every argument check (test_ieee), and every example with g++ -O2
 # -ffast-math -Werror. A NaN in a kept score is outside the contract of a -ffast-math build, so
 # test_nan_policy is not part of this row and the kept-NaN checks of test_softmax and
@@ -19,7 +19,7 @@ emask_ensure_packages libeigen3-dev catch2
 start=$SECONDS
 build=build/ci-fast_math
 cxx=${CXX:-g++}
-tests=(test_softmax test_attention test_differential test_metamorphic test_ieee)
+tests=(test_softmax test_attention test_differential test_ieee)
 emask_fresh_build_dir "$build" "$cxx|fast_math"
 cmake -S . -B "$build" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=Release \
   "-DCMAKE_CXX_FLAGS_RELEASE=-O2" "-DCMAKE_CXX_FLAGS=-ffast-math" -DEMASK_WERROR=ON \
