@@ -25,6 +25,8 @@
 #include <emask/rl/dqn.hpp>
 #include <emask/rl/policy.hpp>
 
+#include "unmasked_sample.hpp"
+
 #if EMASK_HAS_OPENMP
 #include <omp.h>
 #endif
@@ -90,39 +92,12 @@ void bm_masked_sample(benchmark::State& state, int threads) {
                           static_cast<std::int64_t>(sizeof(float) + sizeof(bool)));
 }
 
-/// Unmasked reference: softmax of each row, then the inverse-CDF draw of one Philox uniform.
-emask::action_matrix unmasked_sample(const row_matrix<float>& x, std::uint64_t seed,
-                                     std::uint64_t step, row_matrix<float>& p) {
-  emask::action_matrix out(x.rows(), 1);
-  for (Index b = 0; b < x.rows(); ++b) {
-    auto row = p.row(b).array();
-    const float m = x.row(b).maxCoeff();
-    row = (x.row(b).array() - m).exp();
-    double total = 0.0;
-    for (Index a = 0; a < x.cols(); ++a) total += double(row[a]);
-    emask::word_stream ws(seed, step, emask::purpose::rl_sample, std::uint32_t(b));
-    const std::uint32_t w0 = ws.next(), w1 = ws.next();
-    const double target = emask::uniform_double(w0, w1) * total;
-    double cum = 0.0;
-    Index chosen = x.cols() - 1;
-    for (Index a = 0; a < x.cols(); ++a) {
-      cum += double(row[a]);
-      if (cum > target) {
-        chosen = a;
-        break;
-      }
-    }
-    out(b, 0) = chosen;
-  }
-  return out;
-}
-
 void bm_unmasked_sample(benchmark::State& state) {
   const data& d = get_data();
   row_matrix<float> p(d.logits.rows(), d.logits.cols());
   std::uint64_t step = 0;
   for (auto _ : state) {
-    emask::action_matrix a = unmasked_sample(d.logits, 7, step++, p);
+    emask::action_matrix a = emask_bench::unmasked_sample(d.logits, 7, step++, p);
     benchmark::DoNotOptimize(a.data());
   }
   state.SetItemsProcessed(state.iterations() * d.logits.rows());
@@ -137,7 +112,7 @@ void bm_sb3_fill_sample(benchmark::State& state) {
   for (auto _ : state) {
     const row_matrix<float> filled =
         emask::masked_logits(d.logits, d.mask, emask::mask_fill::sb3_compatible);
-    emask::action_matrix a = unmasked_sample(filled, 7, step++, p);
+    emask::action_matrix a = emask_bench::unmasked_sample(filled, 7, step++, p);
     benchmark::DoNotOptimize(a.data());
   }
   state.SetItemsProcessed(state.iterations() * d.logits.rows());

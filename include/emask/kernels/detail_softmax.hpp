@@ -10,9 +10,11 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "emask/core/mask.hpp"
+#include "emask/detail/simd.hpp"
 
 #if defined(__SSE2__) || defined(_M_X64)
 #include <immintrin.h>
@@ -80,27 +82,57 @@ struct row_plan {
   }
 
   /// Adds [b, e) of row x where keep(k) decides each key; trims the run to its kept keys.
+  /// Branch-free flag fill (a random mask would mispredict every other key), then a packet
+  /// max over the kept keys.
   template <class Keep>
   void add_flagged(const S* x, Index b, Index e, S scale, S* v, S* f, Keep&& keep) {
-    Index first = e, last = b;
     for (Index k = b; k < e; ++k) {
-      if (keep(k)) {
-        const S t = scale * x[k];
-        v[k] = t;
-        f[k] = S(1);
-        if (first == e) first = k;
-        last = k + 1;
-        // A NaN maximum is not needed for the NaN policy: the exp pass propagates a kept NaN.
-        if (!flagged_any || t > flagged_max) flagged_max = t;
-        flagged_any = true;
-      } else {
-        v[k] = S(0);
-        f[k] = S(0);
-      }
+      const bool kp = keep(k);
+      v[k] = kp ? scale * x[k] : S(0);
+      f[k] = kp ? S(1) : S(0);
     }
-    if (first < last) runs.push_back({first, last, true});
+    add_flagged_filled(b, e, v, f);
+  }
+
+  /// The same with the keep flags of the row as an array (dense masks): a loop the compiler
+  /// vectorizes.
+  void add_flagged(const S* x, Index b, Index e, S scale, S* v, S* f, const bool* keep_row) {
+    for (Index k = b; k < e; ++k) f[k] = static_cast<S>(keep_row[k]);
+    simd::scale_kept_from(x + b, f + b, e - b, scale, v + b);
+    add_flagged_filled(b, e, v, f);
+  }
+
+ private:
+  void add_flagged_filled(Index b, Index e, const S* v, const S* f) {
+    Index first = b, last = e;
+    while (first < e && f[first] == S(0)) ++first;
+    if (first == e) return;
+    while (f[last - 1] == S(0)) --last;
+    // A NaN maximum is not needed for the NaN policy: the exp pass propagates a kept NaN.
+    const S mx = simd::max_kept(v + first, f + first, last - first);
+    if (!flagged_any || mx > flagged_max) flagged_max = mx;
+    flagged_any = true;
+    runs.push_back({first, last, true});
   }
 };
+
+/// Whether Mask exposes its keep flags row by row (`const bool* keep_row(b, h, q)`).
+template <class Mask, class = void>
+struct has_keep_row : std::false_type {};
+template <class Mask>
+struct has_keep_row<Mask, std::void_t<decltype(std::declval<const Mask&>().keep_row(
+                              Index(0), Index(0), Index(0)))>> : std::true_type {};
+
+/// Adds [b, e) of row q as a flagged run, through the mask's keep-flag row where it has one.
+template <class S, class Mask>
+void add_masked_run(row_plan<S>& plan, const Mask& mask, Index mb, Index mh, Index q,
+                    const S* x, Index b, Index e, S scale, S* v, S* f) {
+  if constexpr (has_keep_row<Mask>::value) {
+    plan.add_flagged(x, b, e, scale, v, f, mask.keep_row(mb, mh, q));
+  } else {
+    plan.add_flagged(x, b, e, scale, v, f, [&](Index k) { return mask.keep(mb, mh, q, k); });
+  }
+}
 
 /// Writes \p value to y[0, n) with non-temporal (streaming) stores where the target has them:
 /// the stores bypass the cache and cost no read-for-ownership. Unaligned head and tail
@@ -174,20 +206,12 @@ inline void fill_gaps(S* y, Index n, const std::vector<softmax_run>& runs, S val
   if (stream) stream_fence();
 }
 
-/// exp() results below the smallest normal number become exactly 0. Eigen's vectorized exp
-/// clamps its argument (about -88.4 for float), so exp(-inf) would give 2.9e-39 instead of 0
-/// on plain x86-64 builds (and 0 with -march=native): a kept -infinity score must get
-/// probability 0 whatever the build. A comparison, not a multiplication: NaN stays NaN.
-template <class E>
-auto flush_below_normal(const E& e) {
-  using S = typename E::Scalar;
-  return (e < std::numeric_limits<S>::min()).select(S(0), e);
-}
-
 /// Softmax (or log-softmax) of one row from its plan. x is the score row, y the output row,
 /// v and f the flagged-run buffers. Writes the row's log-sum-exp to *lse when lse != nullptr.
 /// An empty plan gives zeros (log-softmax: -infinity) and a log-sum-exp of -infinity. With
-/// \p stream the masked parts are written with non-temporal stores.
+/// \p stream the masked parts are written with non-temporal stores. Every pass is a packet
+/// loop of detail/simd.hpp: vectorized exp with exp(-inf) = 0 on every build, selects on keep
+/// flags as blends, results independent of the row's alignment.
 template <bool Log, class S>
 void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, const S* f, S scale,
                 S* lse, bool stream) {
@@ -202,56 +226,42 @@ void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, 
   S m = plan.flagged_max;
   for (const softmax_run& r : plan.runs) {
     if (r.flagged) continue;
-    const const_row_segment<S> xs(x + r.begin, r.end - r.begin);
-    const S t = scale * (scale >= S(0) ? xs.maxCoeff() : xs.minCoeff());
+    const Index len = r.end - r.begin;
+    const S t =
+        scale * (scale >= S(0) ? simd::max_of(x + r.begin, len) : simd::min_of(x + r.begin, len));
     if (!any || t > m) m = t;
     any = true;
   }
-  // Pass 2: exponentials and their sum. Masked keys of a flagged run see (v - m) * 0 = 0, a
-  // finite argument, and are then multiplied by their zero flag: exactly 0.
+  // Pass 2: exponentials and their sum (log-softmax: the sum only). Masked keys of a flagged
+  // run are selected to exactly 0, whatever their argument.
   S sum = S(0);
   for (const softmax_run& r : plan.runs) {
     const Index len = r.end - r.begin;
-    row_segment<S> ys(y + r.begin, len);
-    if (!r.flagged) {
-      const const_row_segment<S> xs(x + r.begin, len);
-      if (Log) {
-        sum += (xs * scale - m).exp().sum();
-      } else {
-        ys = flush_below_normal((xs * scale - m).exp());
-        sum += ys.sum();
-      }
-    } else {
-      const const_row_segment<S> vs(v + r.begin, len), fs(f + r.begin, len);
-      ys = flush_below_normal(((vs - m) * fs).exp()) * fs;
-      sum += ys.sum();
-    }
+    S* ys = Log ? nullptr : y + r.begin;
+    sum += r.flagged ? simd::exp_sum_kept(v + r.begin, f + r.begin, len, m, ys)
+                     : simd::exp_sum(x + r.begin, len, scale, m, ys);
   }
   // Pass 3: normalize.
   if (!Log) {
     const S inv = S(1) / sum;
     for (const softmax_run& r : plan.runs) {
       const Index len = r.end - r.begin;
-      row_segment<S> ys(y + r.begin, len);
-      if (!r.flagged) {
-        ys *= inv;
+      // Select, not multiply, on flagged runs: when a kept score is NaN or +inf, inv is NaN
+      // and a masked zero times it would be NaN (NaN policy, rule 1).
+      if (r.flagged) {
+        simd::scale_kept(y + r.begin, f + r.begin, len, inv);
       } else {
-        // Select, not multiply: when a kept score is NaN or +inf, m is too and the masked
-        // entries above are NaN; a zero flag times NaN would stay NaN (NaN policy, rule 1).
-        ys = (const_row_segment<S>(f + r.begin, len) != S(0)).select(ys * inv, S(0));
+        simd::scale(y + r.begin, len, inv);
       }
     }
   } else {
     const S log_sum = std::log(sum);
     for (const softmax_run& r : plan.runs) {
       const Index len = r.end - r.begin;
-      row_segment<S> ys(y + r.begin, len);
-      if (!r.flagged) {
-        ys = (const_row_segment<S>(x + r.begin, len) * scale - m) - log_sum;
+      if (r.flagged) {
+        simd::shift_kept(v + r.begin, f + r.begin, len, m, log_sum, fill_value, y + r.begin);
       } else {
-        ys = (const_row_segment<S>(v + r.begin, len) - m) - log_sum;
-        for (Index k = r.begin; k < r.end; ++k)
-          if (f[k] == S(0)) y[k] = fill_value;
+        simd::shift(x + r.begin, len, scale, m, log_sum, y + r.begin);
       }
     }
   }
@@ -261,42 +271,28 @@ void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, 
 
 /// Softmax of one row of scale * x + bias, where a key is masked when its bias is <= the
 /// lowest finite value of the bias scalar (so both -infinity and a finite lowest() fill count).
-/// t is a row buffer of n scalars. Masked keys are decided from the bias alone: their scores
-/// (NaN, infinity) never enter the arithmetic.
+/// t and f are row buffers of n scalars, plan a reusable plan. Masked keys are decided from the bias alone: their
+/// scores (NaN, infinity) never enter the arithmetic. The row is one flagged run of the row
+/// core above.
 template <bool Log, class S, class B>
-void additive_row(const S* x, const B* bias, S* y, Index n, S scale, S* t, S* lse) {
+void additive_row(const S* x, const B* bias, S* y, Index n, S scale, S* t, S* f,
+                  row_plan<S>& plan, S* lse) {
   const B threshold = std::numeric_limits<B>::lowest();
-  const S low = std::numeric_limits<S>::lowest();
-  Index kept = 0;
+  bool any = false;
   for (Index k = 0; k < n; ++k) {
     const bool keep = bias[k] > threshold;
-    kept += keep ? 1 : 0;
-    t[k] = keep ? scale * x[k] + static_cast<S>(bias[k]) : low;
+    any = any || keep;
+    // Masked keys hold 0 in t (a finite value); their results are selected away.
+    t[k] = keep ? scale * x[k] + static_cast<S>(bias[k]) : S(0);
+    f[k] = keep ? S(1) : S(0);
   }
-  if (kept == 0) {
-    std::fill(y, y + n, Log ? negative_infinity<S>() : S(0));
-    if (lse) *lse = negative_infinity<S>();
-    return;
+  plan.reset();
+  if (any) {
+    plan.runs.push_back({0, n, true});
+    plan.flagged_any = true;
+    plan.flagged_max = simd::max_kept(t, f, n);
   }
-  const S m = row_segment<S>(t, n).maxCoeff();
-  // Masked keys get the finite argument 0; their result is replaced by the select below.
-  for (Index k = 0; k < n; ++k) t[k] = bias[k] > threshold ? t[k] - m : S(0);
-  row_segment<S> ys(y, n);
-  const const_row_segment<S> ts(t, n);
-  ys = flush_below_normal(ts.exp());
-  for (Index k = 0; k < n; ++k) y[k] = bias[k] > threshold ? y[k] : S(0);
-  const S sum = ys.sum();
-  if (!Log) {
-    // Scale the kept keys only: a NaN sum (NaN at a kept key) must not reach masked zeros.
-    const S inv = S(1) / sum;
-    for (Index k = 0; k < n; ++k) y[k] = bias[k] > threshold ? y[k] * inv : S(0);
-  } else {
-    const S log_sum = std::log(sum);
-    const S ninf = negative_infinity<S>();
-    for (Index k = 0; k < n; ++k) y[k] = bias[k] > threshold ? t[k] - log_sum : ninf;
-  }
-  if (lse) *lse = m + std::log(sum);
+  finish_row<Log>(x, y, n, plan, t, f, scale, lse, false);
 }
-
 }  // namespace detail
 EMASK_NAMESPACE_END

@@ -110,14 +110,15 @@ void softmax_additive(const score_ref<S>& x, const row_matrix<B>& bias,
 #pragma omp parallel if (q_len * k_len >= softmax_parallel_threshold)
 #endif
   {
-    std::vector<S> t(static_cast<std::size_t>(k_len));
+    std::vector<S> t(static_cast<std::size_t>(k_len)), f(static_cast<std::size_t>(k_len));
+    row_plan<S> plan;
 #if EMASK_HAS_OPENMP
 #pragma omp for schedule(static, 16) nowait
 #endif
     for (Index q = 0; q < q_len; ++q) {
       additive_row<Log>(x.data() + q * x.outerStride(), bias.data() + q * bias.cols(),
-                        out.data() + q * out.outerStride(), k_len, scale, t.data(),
-                        lse ? lse + q : nullptr);
+                        out.data() + q * out.outerStride(), k_len, scale, t.data(), f.data(),
+                        plan, lse ? lse + q : nullptr);
     }
   }
 }
@@ -148,8 +149,7 @@ void softmax_fused(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matri
             v.resize(static_cast<std::size_t>(k_len));
             f.resize(static_cast<std::size_t>(k_len));
           }
-          plan.add_flagged(xr, s.begin, s.end, scale, v.data(), f.data(),
-                           [&](Index k) { return mask.keep(b, h, q, k); });
+          add_masked_run(plan, mask, b, h, q, xr, s.begin, s.end, scale, v.data(), f.data());
         }
       }
       finish_row<Log>(xr, yr, k_len, plan, v.data(), f.data(), scale, lse ? lse + q : nullptr,
@@ -200,8 +200,7 @@ void softmax_tiled(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matri
               v.resize(static_cast<std::size_t>(k_len));
               f.resize(static_cast<std::size_t>(k_len));
             }
-            plan.add_flagged(xr, s.begin, s.end, scale, v.data(), f.data(),
-                             [&](Index k) { return mask.keep(b, h, q, k); });
+            add_masked_run(plan, mask, b, h, q, xr, s.begin, s.end, scale, v.data(), f.data());
           }
         }
         finish_row<Log>(xr, yr, k_len, plan, v.data(), f.data(), scale, lse ? lse + q : nullptr,

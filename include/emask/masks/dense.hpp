@@ -35,6 +35,10 @@ class dense_mask : public mask_base<dense_mask> {
   /// \brief Whether pair (q, k) of batch entry b and head h is kept.
   bool keep(Index b, Index h, Index q, Index k) const { return row(b, h, q)[k]; }
 
+  /// \brief The keep flags of row q (k_len entries): kernels read them as a vector instead of
+  /// asking keep() key by key.
+  const bool* keep_row(Index b, Index h, Index q) const { return row(b, h, q); }
+
   /// \brief State of the tile [q0, q1) x [k0, k1): never full or empty when it is not.
   tile_state tile(Index b, Index h, Index q0, Index q1, Index k0, Index k1) const {
     bool any = false, all = true;

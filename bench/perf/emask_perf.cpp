@@ -1,0 +1,671 @@
+// emask_perf: every kernel against this machine's own limits, measured beside it in one process.
+//
+//   emask_perf                 the CI check (`bash .ci/run perf`): targets of issue 11, each
+//                              failing only when 2.5x worse than its target, retried 3 times
+//   emask_perf --full          also the variants and shapes the docs chart (naive, fused, log)
+//   emask_perf --json FILE     writes every measurement (tools/bench_report.py turns it into the
+//                              README table, docs/benchmarks.md and the charts)
+//
+// Limits, measured in the same run: a register-resident FMA loop (GFLOP/s, 1 and 2 threads),
+// a memcpy of the scores (the softmax comparison), one read of K and V (decode), a pass that
+// reads and writes the tokens (MLM). Times are the minimum of several repetitions (a loaded
+// machine only adds time); each check re-measures its limit right beside its kernel.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+// GCC 12 with -march=native: false -Wmaybe-uninitialized inside avx512fintrin.h (PR 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <emask/kernels/attention.hpp>
+#include <emask/kernels/softmax.hpp>
+#include <emask/masks/causal.hpp>
+#include <emask/masks/padding.hpp>
+#include <emask/masks/window.hpp>
+#include <emask/random/mlm.hpp>
+#include <emask/rl/policy.hpp>
+
+#include "../unmasked_sample.hpp"
+
+#if EMASK_HAS_OPENMP
+#include <omp.h>
+#endif
+
+namespace {
+
+using emask::Index;
+using clock_type = std::chrono::steady_clock;
+
+void set_threads(int t) {
+#if EMASK_HAS_OPENMP
+  omp_set_num_threads(t);
+#else
+  (void)t;
+#endif
+}
+int max_threads() {
+#if EMASK_HAS_OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+double cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+struct timing {
+  double wall_ms = 0;  // minimum over the repetitions
+  double cpu_ms = 0;   // process CPU time of that repetition
+};
+
+/// One warm-up call, then the fastest of \p reps calls (at least \p min_ms of calls in all).
+timing time_of(const std::function<void()>& fn, int reps, double min_ms = 200) {
+  fn();
+  timing best{1e300, 0};
+  double spent = 0;
+  for (int r = 0; r < reps || (spent < min_ms && r < 50); ++r) {
+    const double c0 = cpu_seconds();
+    const auto t0 = clock_type::now();
+    fn();
+    const double ms = std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
+    const double cms = (cpu_seconds() - c0) * 1e3;
+    spent += ms;
+    if (ms < best.wall_ms) best = {ms, cms};
+  }
+  return best;
+}
+
+volatile float g_sink = 0;
+
+// ---------------------------------------------------------------- limits
+/// A register-resident FMA loop: 12 independent packet accumulators (enough to cover the FMA
+/// latency on two pipes), Eigen's widest packet. Returns GFLOP/s (2 flops per lane per FMA).
+double fma_gflops(int threads) {
+  namespace ei = Eigen::internal;
+  using P = typename ei::packet_traits<float>::type;
+  constexpr int L = ei::packet_traits<float>::size;
+  constexpr int A = 12;
+  const long iters = 4000000;
+  auto body = [&]() {
+    P acc[A];
+    for (int i = 0; i < A; ++i) acc[i] = ei::pset1<P>(0.001f * static_cast<float>(i));
+    const P a = ei::pset1<P>(0.9999999f), b = ei::pset1<P>(1e-7f);
+    for (long n = 0; n < iters; ++n) {
+      // A recurrence the compiler cannot fold; the accumulators stay in registers.
+      for (int i = 0; i < A; ++i) acc[i] = ei::pmadd(acc[i], a, b);
+    }
+    P s = acc[0];
+    for (int i = 1; i < A; ++i) s = ei::padd(s, acc[i]);
+    g_sink = g_sink + ei::predux(s);
+  };
+  const double flops = 2.0 * A * L * static_cast<double>(iters) * threads;
+  const timing t = time_of(
+      [&] {
+#if EMASK_HAS_OPENMP
+#pragma omp parallel num_threads(threads)
+        body();
+#else
+        body();
+#endif
+      },
+      5, 100);
+  return flops / (t.wall_ms * 1e-3) * 1e-9;
+}
+
+/// Sum of n floats with several packet accumulators: one streaming read.
+float read_all(const float* x, Index n) {
+  Eigen::Map<const Eigen::ArrayXf> a(x, n);
+  return a.sum();
+}
+
+// ---------------------------------------------------------------- results
+struct result {
+  std::string name;       // e.g. softmax-causal-4096/tiled/t1
+  std::string group;      // chart group: softmax, attention, decode, rl, mlm
+  std::string kind;       // "time_ratio" (kernel / limit time, lower is better) or
+                          // "fraction" (share of the FMA loop, higher is better) or
+                          // "speedup" (1 thread / 2 threads, higher is better)
+  std::string limit;      // what the ratio is against
+  double ms = 0;          // kernel time
+  double limit_value = 0; // limit time (ms) or GFLOP/s
+  double ratio = 0;
+  double target = 0;      // the issue's target (0: none; reported only)
+  double fail_at = 0;     // 2.5x worse than target (0: not checked)
+  bool checked = false;
+  bool pass = true;
+  int attempts = 1;
+  std::string note;
+};
+
+bool better_or_equal(const result& r, double bound) {
+  return r.kind == "time_ratio" ? r.ratio <= bound : r.ratio >= bound;
+}
+
+std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    o += c;
+  }
+  return o;
+}
+
+std::string cpu_model() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const auto p = line.find(':');
+      if (p != std::string::npos) return line.substr(p + 2);
+    }
+  }
+  return "unknown";
+}
+
+std::string simd_name() {
+#if defined(__AVX512F__)
+  return "AVX-512";
+#elif defined(__AVX2__)
+  return "AVX2";
+#elif defined(__AVX__)
+  return "AVX";
+#elif defined(__SSE2__)
+  return "SSE2";
+#else
+  return "scalar";
+#endif
+}
+
+std::vector<float> random_floats(std::size_t n, std::uint64_t seed, float lo, float hi) {
+  std::vector<float> x(n);
+  std::uint64_t s = seed;
+  for (auto& e : x) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    e = lo + (hi - lo) * static_cast<float>(static_cast<std::uint32_t>(s >> 40) & 0xFFFFFF) /
+                 16777216.0f;
+  }
+  return x;
+}
+
+struct perf_run {
+  bool full = false;
+  std::vector<result> results;
+  double fma1 = 0, fma2 = 0;  // GFLOP/s
+  double copy_gbs = 0;        // bytes read + written per second, one thread (memcpy)
+  double read_gbs = 0;        // bytes read per second, one thread
+
+  // Runs \p measure (which fills ms, limit_value, ratio) up to 3 times while the check fails.
+  void check(result r, const std::function<void(result&)>& measure) {
+    for (int a = 1; a <= 3; ++a) {
+      measure(r);
+      r.attempts = a;
+      r.pass = !r.checked || better_or_equal(r, r.fail_at);
+      if (r.pass) break;
+      std::printf("  .. %s: ratio %.3f beyond %.3f, retrying\n", r.name.c_str(), r.ratio,
+                  r.fail_at);
+    }
+    print(r);
+    results.push_back(r);
+  }
+
+  static void print(const result& r) {
+    const char* status = !r.checked ? "info" : (r.pass ? "ok" : "FAIL");
+    std::printf("%-34s %9.3f ms  %-30s ratio %7.3f", r.name.c_str(), r.ms, r.limit.c_str(),
+                r.ratio);
+    if (r.target > 0)
+      std::printf("  target %s %.2f (fails %s %.2f)", r.kind == "time_ratio" ? "<=" : ">=",
+                  r.target, r.kind == "time_ratio" ? ">" : "<", r.fail_at);
+    std::printf("  [%s]%s\n", status, r.attempts > 1 ? " (retried)" : "");
+    std::fflush(stdout);
+  }
+
+  // ------------------------------------------------------------ softmax vs copy
+  void softmax() {
+    const Index bh = 8, s = 4096;
+    const std::size_t n = static_cast<std::size_t>(bh * s * s);
+    std::vector<float> x = random_floats(n, 1, -4.f, 4.f);
+    std::vector<float> y(n, 0.f), c(n, 0.f);
+    set_threads(1);
+    const auto copy_ms = [&] {
+      return time_of([&] { std::memcpy(c.data(), x.data(), n * sizeof(float)); }, 5).wall_ms;
+    };
+    {
+      const double ms = copy_ms();
+      copy_gbs = 2.0 * static_cast<double>(n * sizeof(float)) / (ms * 1e-3) * 1e-9;
+    }
+    const auto causal = emask::causal();
+    const auto pad = emask::key_padding::from_lengths({(3 * s) / 4}, s);
+    struct variant {
+      const char* name;
+      emask::softmax_variant v;
+      bool log;
+      bool in_check;
+    };
+    const variant variants[] = {{"tiled", emask::softmax_variant::tiled, false, true},
+                                {"fused", emask::softmax_variant::fused, false, true},
+                                {"log-tiled", emask::softmax_variant::tiled, true, true},
+                                {"naive", emask::softmax_variant::naive, false, false}};
+    for (int shape = 0; shape < 2; ++shape) {
+      for (const variant& var : variants) {
+        if (!var.in_check && !full) continue;
+        result r;
+        r.name = std::string("softmax-") + (shape == 0 ? "causal" : "pad") + "-4096/" + var.name;
+        r.group = "softmax";
+        r.kind = "time_ratio";
+        r.limit = "memcpy of the scores";
+        r.checked = var.in_check;
+        r.target = var.in_check ? 1.3 : 0;
+        r.fail_at = 2.5 * r.target;
+        check(r, [&](result& o) {
+          emask::softmax_options so;
+          so.variant = var.v;
+          so.scale = 0.125;
+          const auto run = [&] {
+            for (Index i = 0; i < bh; ++i) {
+              const Eigen::Map<const emask::row_matrix<float>> xs(x.data() + i * s * s, s, s);
+              Eigen::Map<emask::row_matrix<float>> ys(y.data() + i * s * s, s, s);
+              if (shape == 0) {
+                if (var.log)
+                  emask::masked_log_softmax(xs, causal, ys, so);
+                else
+                  emask::masked_softmax(xs, causal, ys, so);
+              } else {
+                if (var.log)
+                  emask::masked_log_softmax(xs, pad, ys, so);
+                else
+                  emask::masked_softmax(xs, pad, ys, so);
+              }
+            }
+          };
+          o.ms = time_of(run, var.in_check ? 5 : 2).wall_ms;
+          o.limit_value = copy_ms();
+          o.ratio = o.ms / o.limit_value;
+        });
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ attention vs the FMA loop
+  struct attn_data {
+    Index h, lq, lk, d;
+    std::vector<float> q, k, v, o;
+    attn_data(Index h_, Index lq_, Index lk_, Index d_)
+        : h(h_),
+          lq(lq_),
+          lk(lk_),
+          d(d_),
+          q(random_floats(static_cast<std::size_t>(h * lq * d), 11, -1.f, 1.f)),
+          k(random_floats(static_cast<std::size_t>(h * lk * d), 12, -1.f, 1.f)),
+          v(random_floats(static_cast<std::size_t>(h * lk * d), 13, -1.f, 1.f)),
+          o(static_cast<std::size_t>(h * lq * d), 0.f) {}
+    template <class Mask>
+    void run(const Mask& mask, emask::attention_options opt,
+             emask::attention_workspace<float>& ws) {
+      using emask::view_bhld;
+      emask::masked_attention(view_bhld<const float>(q.data(), 1, h, lq, d),
+                              view_bhld<const float>(k.data(), 1, h, lk, d),
+                              view_bhld<const float>(v.data(), 1, h, lk, d), mask,
+                              view_bhld(o.data(), 1, h, lq, d), opt, &ws);
+    }
+  };
+
+  /// Useful multiply-add flops: 4 D per kept (query, key) pair and head (Q K^T and P V).
+  template <class Mask>
+  static double work_flops(const Mask& m, Index h, Index lq, Index lk, Index d) {
+    double pairs = 0;
+    for (Index q = 0; q < lq; ++q) pairs += static_cast<double>(m.keys(0, 0, q, 0, lk).size());
+    return pairs * 4.0 * static_cast<double>(d) * static_cast<double>(h);
+  }
+
+  void attention() {
+    const Index h = 8, s = 4096;
+    double causal_ms64 = 0;
+    for (Index d : {Index(64), Index(128)}) {
+      attn_data a(h, s, s, d);
+      emask::attention_workspace<float> ws;
+      const auto causal = emask::causal();
+      const double work = work_flops(causal, h, s, s, d);
+      for (int threads : {1, 2}) {
+        if (threads > 1 && d != 64) continue;
+        result r;
+        r.name = "attn-causal-4096/d" + std::to_string(d) + "/tiled/t" + std::to_string(threads);
+        r.group = "attention";
+        r.kind = "fraction";
+        r.limit = threads == 1 ? "FMA loop, 1 thread" : "FMA loop, 2 threads";
+        r.checked = true;
+        r.target = 0.75;
+        r.fail_at = r.target / 2.5;
+        check(r, [&](result& o) {
+          emask::attention_options opt;
+          opt.threads = threads;
+          set_threads(threads);
+          o.ms = time_of([&] { a.run(causal, opt, ws); }, 3).wall_ms;
+          o.limit_value = fma_gflops(threads);
+          o.ratio = work / (o.ms * 1e-3) * 1e-9 / o.limit_value;
+          o.note = std::to_string(static_cast<int>(work / (o.ms * 1e-3) * 1e-9)) + " GFLOP/s";
+        });
+        if (d == 64 && threads == 1) causal_ms64 = results.back().ms;
+        if (d == 64 && threads == 2) {
+          result sp;
+          sp.name = "attn-causal-4096/d64/tiled/speedup";
+          sp.group = "threads";
+          sp.kind = "speedup";
+          sp.limit = "1 thread / 2 threads";
+          sp.ms = results.back().ms;
+          sp.limit_value = causal_ms64;
+          sp.ratio = causal_ms64 / sp.ms;
+          sp.checked = true;
+          sp.target = 1.85;
+          sp.fail_at = sp.target / 2.5;
+          sp.pass = sp.ratio >= sp.fail_at;
+          print(sp);
+          results.push_back(sp);
+        }
+      }
+      if (d == 64) {
+        // Window: time at most 1.5x (its work / causal work) x causal time.
+        const auto window = emask::sliding_window(255, 0);
+        const double wwork = work_flops(window, h, s, s, d);
+        result r;
+        r.name = "attn-window-4096/d64/tiled/t1";
+        r.group = "attention";
+        r.kind = "time_ratio";
+        r.limit = "causal time x work ratio";
+        r.checked = true;
+        r.target = 1.5;
+        r.fail_at = 2.5 * r.target;
+        check(r, [&](result& o) {
+          emask::attention_options opt;
+          opt.threads = 1;
+          set_threads(1);
+          o.ms = time_of([&] { a.run(window, opt, ws); }, 5).wall_ms;
+          const double causal_ms = time_of([&] { a.run(causal, opt, ws); }, 2).wall_ms;
+          o.limit_value = causal_ms * wwork / work;
+          o.ratio = o.ms / o.limit_value;
+        });
+        if (full) {
+          const auto pad = emask::key_padding::from_lengths({(3 * s) / 4}, s);
+          const double pwork = work_flops(pad, h, s, s, d);
+          result p;
+          p.name = "attn-pad-4096/d64/tiled/t1";
+          p.group = "attention";
+          p.kind = "fraction";
+          p.limit = "FMA loop, 1 thread";
+          check(p, [&](result& o) {
+            emask::attention_options opt;
+            opt.threads = 1;
+            set_threads(1);
+            o.ms = time_of([&] { a.run(pad, opt, ws); }, 2).wall_ms;
+            o.limit_value = fma_gflops(1);
+            o.ratio = pwork / (o.ms * 1e-3) * 1e-9 / o.limit_value;
+          });
+        }
+      }
+    }
+    if (full) {
+      // The naive variant at S = 2048 (64 MiB of scores per head at 4096).
+      const Index s2 = 2048;
+      attn_data a(h, s2, s2, 64);
+      emask::attention_workspace<float> ws;
+      const auto causal = emask::causal();
+      const double work = work_flops(causal, h, s2, s2, 64);
+      for (auto var : {emask::attention_variant::naive, emask::attention_variant::tiled}) {
+        result r;
+        r.name = std::string("attn-causal-2048/d64/") +
+                 (var == emask::attention_variant::naive ? "naive" : "tiled") + "/t1";
+        r.group = "attention";
+        r.kind = "fraction";
+        r.limit = "FMA loop, 1 thread";
+        check(r, [&](result& o) {
+          emask::attention_options opt;
+          opt.threads = 1;
+          opt.variant = var;
+          set_threads(1);
+          o.ms = time_of([&] { a.run(causal, opt, ws); }, 2).wall_ms;
+          o.limit_value = fma_gflops(1);
+          o.ratio = work / (o.ms * 1e-3) * 1e-9 / o.limit_value;
+        });
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ decode vs one read of K and V
+  void decode() {
+    const Index h = 8, lk = 4096, d = 64;
+    attn_data a(h, 1, lk, d);
+    emask::attention_workspace<float> ws;
+    const auto mask = emask::causal_bottom_right(1, lk);
+    const auto read_ms = [&] {
+      return time_of(
+                 [&] {
+                   g_sink = g_sink + read_all(a.k.data(), static_cast<Index>(a.k.size())) +
+                            read_all(a.v.data(), static_cast<Index>(a.v.size()));
+                 },
+                 20, 50)
+          .wall_ms;
+    };
+    {
+      const double ms = read_ms();
+      read_gbs = static_cast<double>((a.k.size() + a.v.size()) * sizeof(float)) / (ms * 1e-3) *
+                 1e-9;
+    }
+    double t1 = 0;
+    for (int threads : {1, 2}) {
+      result r;
+      r.name = "attn-decode-4096/d64/decode/t" + std::to_string(threads);
+      r.group = "decode";
+      r.kind = "time_ratio";
+      r.limit = "one read of K and V";
+      r.checked = threads == 1;
+      r.target = threads == 1 ? 1.3 : 0;
+      r.fail_at = 2.5 * r.target;
+      check(r, [&](result& o) {
+        emask::attention_options opt;
+        opt.threads = threads;
+        opt.variant = emask::attention_variant::decode;
+        set_threads(threads);
+        o.ms = time_of([&] { a.run(mask, opt, ws); }, 20, 50).wall_ms;
+        set_threads(1);
+        o.limit_value = read_ms();
+        o.ratio = o.ms / o.limit_value;
+      });
+      if (threads == 1) t1 = results.back().ms;
+    }
+    result sp;
+    sp.name = "attn-decode-4096/d64/decode/speedup";
+    sp.group = "threads";
+    sp.kind = "speedup";
+    sp.limit = "1 thread / 2 threads";
+    sp.ms = results.back().ms;
+    sp.limit_value = t1;
+    sp.ratio = t1 / sp.ms;
+    sp.checked = true;
+    sp.target = 1.8;
+    sp.fail_at = sp.target / 2.5;
+    sp.pass = sp.ratio >= sp.fail_at;
+    print(sp);
+    results.push_back(sp);
+  }
+
+  // ------------------------------------------------------------ RL masked sampling
+  void rl() {
+    const Index rows = 4096, actions = 512;
+    emask::row_matrix<float> logits(rows, actions);
+    const std::vector<float> xs =
+        random_floats(static_cast<std::size_t>(rows * actions), 21, -3.f, 3.f);
+    std::memcpy(logits.data(), xs.data(), xs.size() * sizeof(float));
+    emask::bool_matrix legal(rows, actions);
+    std::uint64_t st = 99;
+    for (Index b = 0; b < rows; ++b)
+      for (Index a = 0; a < actions; ++a) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        legal(b, a) = ((st >> 33) & 1) != 0;
+      }
+    for (Index b = 0; b < rows; ++b) legal(b, b % actions) = true;
+    const emask::action_mask mask = emask::action_mask::discrete(legal);
+    emask::row_matrix<float> p(rows, actions);
+    set_threads(1);
+    result r;
+    r.name = "rl-masked-sample-4096x512/t1";
+    r.group = "rl";
+    r.kind = "time_ratio";
+    r.limit = "unmasked softmax + sample";
+    r.checked = true;
+    r.target = 1.5;
+    r.fail_at = 2.5 * r.target;
+    std::uint64_t step = 0;
+    check(r, [&](result& o) {
+      o.ms = time_of([&] { g_sink = g_sink + float(emask::masked_sample(logits, mask, 7, step++)(0, 0)); }, 5)
+                 .wall_ms;
+      o.limit_value =
+          time_of([&] { g_sink = g_sink + float(emask_bench::unmasked_sample(logits, 7, step++, p)(0, 0)); }, 5)
+              .wall_ms;
+      o.ratio = o.ms / o.limit_value;
+    });
+  }
+
+  // ------------------------------------------------------------ BERT MLM masking
+  void mlm() {
+    const Index b = 256, l = 512;
+    emask::token_matrix ids(b, l), work(b, l), labels(b, l);
+    std::uint32_t x = 1;
+    for (Index i = 0; i < b; ++i) {
+      ids(i, 0) = 101;
+      for (Index t = 1; t < l - 1; ++t) {
+        x = x * 1664525u + 1013904223u;
+        ids(i, t) = 1000 + static_cast<std::int32_t>((x >> 8) % 29000u);
+      }
+      ids(i, l - 1) = 102;
+    }
+    emask::mlm_options o;
+    o.vocabulary = emask::special_tokens(30522, {0, 100, 101, 102, 103});
+    o.mask_id = 103;
+    o.seed = 42;
+    set_threads(1);
+    result r;
+    r.name = "mlm-bert-256x512/t1";
+    r.group = "mlm";
+    r.kind = "time_ratio";
+    r.limit = "read + write of the tokens";
+    r.checked = true;
+    // No target in the issue: a guard at the ratio measured when the perf row landed (about
+    // 2.2 on an AMD EPYC Zen 5), failing at 2.5x of it like the others.
+    r.target = 3.0;
+    r.fail_at = 2.5 * r.target;
+    std::uint64_t sample = 0;
+    check(r, [&](result& res) {
+      res.ms = time_of(
+                   [&] {
+                     work = ids;
+                     emask::mlm_mask_inplace(work, labels, o, sample);
+                     sample += static_cast<std::uint64_t>(b);
+                   },
+                   10, 100)
+                   .wall_ms;
+      res.limit_value = time_of(
+                            [&] {
+                              work = ids;
+                              labels = work;
+                              g_sink = g_sink + float(labels(b - 1, l - 1));
+                            },
+                            10, 100)
+                            .wall_ms;
+      res.ratio = res.ms / res.limit_value;
+      const double tokens = static_cast<double>(b * l);
+      res.note = std::to_string(static_cast<int>(tokens / (res.ms * 1e-3) * 1e-6)) + " M tokens/s";
+    });
+  }
+
+  void write_json(const std::string& path) const {
+    std::ofstream f(path);
+    f << "{\n";
+    f << "  \"cpu\": \"" << json_escape(cpu_model()) << "\",\n";
+    f << "  \"simd\": \"" << simd_name() << "\",\n";
+#if defined(__clang__)
+    f << "  \"compiler\": \"clang++ " << __clang_major__ << "." << __clang_minor__ << "\",\n";
+#elif defined(__GNUC__)
+    f << "  \"compiler\": \"g++ " << __GNUC__ << "." << __GNUC_MINOR__ << "\",\n";
+#else
+    f << "  \"compiler\": \"unknown\",\n";
+#endif
+    f << "  \"threads_available\": " << max_threads() << ",\n";
+    const std::time_t now = std::time(nullptr);
+    char date[32];
+    std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
+    f << "  \"date\": \"" << date << "\",\n";
+    f << "  \"full\": " << (full ? "true" : "false") << ",\n";
+    f << "  \"limits\": {\"fma_gflops_1t\": " << fma1 << ", \"fma_gflops_2t\": " << fma2
+      << ", \"copy_gbs_1t\": " << copy_gbs << ", \"read_gbs_1t\": " << read_gbs << "},\n";
+    f << "  \"results\": [\n";
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      const result& r = results[i];
+      f << "    {\"name\": \"" << json_escape(r.name) << "\", \"group\": \"" << r.group
+        << "\", \"kind\": \"" << r.kind << "\", \"limit\": \"" << json_escape(r.limit)
+        << "\", \"ms\": " << r.ms << ", \"limit_value\": " << r.limit_value
+        << ", \"ratio\": " << r.ratio << ", \"target\": " << r.target
+        << ", \"fail_at\": " << r.fail_at << ", \"checked\": " << (r.checked ? "true" : "false")
+        << ", \"pass\": " << (r.pass ? "true" : "false") << ", \"attempts\": " << r.attempts
+        << ", \"note\": \"" << json_escape(r.note) << "\"}"
+        << (i + 1 < results.size() ? "," : "") << "\n";
+    }
+    f << "  ]\n}\n";
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  perf_run run;
+  std::string json;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--full") {
+      run.full = true;
+    } else if (a == "--json" && i + 1 < argc) {
+      json = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: emask_perf [--full] [--json FILE]\n");
+      return 2;
+    }
+  }
+  const auto t0 = clock_type::now();
+  std::printf("emask_perf: %s, %s, %d threads available\n", cpu_model().c_str(),
+              simd_name().c_str(), max_threads());
+  run.fma1 = fma_gflops(1);
+  run.fma2 = max_threads() >= 2 ? fma_gflops(2) : run.fma1;
+  std::printf("limits: FMA loop %.1f GFLOP/s (1 thread), %.1f (2 threads)\n", run.fma1, run.fma2);
+  run.softmax();
+  std::printf("limits: memcpy %.1f GB/s (read + write, 1 thread)\n", run.copy_gbs);
+  run.attention();
+  run.decode();
+  std::printf("limits: read of K and V %.1f GB/s (1 thread)\n", run.read_gbs);
+  run.rl();
+  run.mlm();
+  if (!json.empty()) run.write_json(json);
+  int failed = 0, checked = 0;
+  for (const result& r : run.results) {
+    if (!r.checked) continue;
+    ++checked;
+    if (!r.pass) ++failed;
+  }
+  const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+  std::printf("emask_perf: %d checks, %d passed, %d failed (%.0f s)\n", checked, checked - failed,
+              failed, secs);
+  return failed == 0 ? 0 : 1;
+}
