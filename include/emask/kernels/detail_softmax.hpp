@@ -16,13 +16,6 @@
 #include "emask/core/mask.hpp"
 #include "emask/detail/simd.hpp"
 
-#if defined(__SSE2__) || defined(_M_X64)
-#include <immintrin.h>
-#define EMASK_DETAIL_HAS_STREAM 1
-#else
-#define EMASK_DETAIL_HAS_STREAM 0
-#endif
-
 EMASK_NAMESPACE_BEGIN
 namespace detail {
 
@@ -120,70 +113,19 @@ struct row_plan {
 template <class Mask, class = void>
 struct has_keep_row : std::false_type {};
 template <class Mask>
-struct has_keep_row<Mask, std::void_t<decltype(std::declval<const Mask&>().keep_row(
-                              Index(0), Index(0), Index(0)))>> : std::true_type {};
+struct has_keep_row<
+    Mask, std::void_t<decltype(std::declval<const Mask&>().keep_row(Index(0), Index(0), Index(0)))>>
+    : std::true_type {};
 
 /// Adds [b, e) of row q as a flagged run, through the mask's keep-flag row where it has one.
 template <class S, class Mask>
-void add_masked_run(row_plan<S>& plan, const Mask& mask, Index mb, Index mh, Index q,
-                    const S* x, Index b, Index e, S scale, S* v, S* f) {
+void add_masked_run(row_plan<S>& plan, const Mask& mask, Index mb, Index mh, Index q, const S* x,
+                    Index b, Index e, S scale, S* v, S* f) {
   if constexpr (has_keep_row<Mask>::value) {
     plan.add_flagged(x, b, e, scale, v, f, mask.keep_row(mb, mh, q));
   } else {
     plan.add_flagged(x, b, e, scale, v, f, [&](Index k) { return mask.keep(mb, mh, q, k); });
   }
-}
-
-/// Writes \p value to y[0, n) with non-temporal (streaming) stores where the target has them:
-/// the stores bypass the cache and cost no read-for-ownership. Unaligned head and tail
-/// elements use plain stores. The caller issues stream_fence() before others read y.
-template <class S>
-inline void stream_fill(S* y, Index n, S value) {
-#if EMASK_DETAIL_HAS_STREAM
-#if defined(__AVX512F__)
-  constexpr std::uintptr_t align = 64;
-#elif defined(__AVX__)
-  constexpr std::uintptr_t align = 32;
-#else
-  constexpr std::uintptr_t align = 16;
-#endif
-  constexpr Index lanes = static_cast<Index>(align / sizeof(S));
-  Index i = 0;
-  while (i < n && (reinterpret_cast<std::uintptr_t>(y + i) & (align - 1)) != 0) y[i++] = value;
-  if constexpr (std::is_same<S, float>::value) {
-#if defined(__AVX512F__)
-    const __m512 p = _mm512_set1_ps(value);
-    for (; i + lanes <= n; i += lanes) _mm512_stream_ps(y + i, p);
-#elif defined(__AVX__)
-    const __m256 p = _mm256_set1_ps(value);
-    for (; i + lanes <= n; i += lanes) _mm256_stream_ps(y + i, p);
-#else
-    const __m128 p = _mm_set1_ps(value);
-    for (; i + lanes <= n; i += lanes) _mm_stream_ps(y + i, p);
-#endif
-  } else {
-#if defined(__AVX512F__)
-    const __m512d p = _mm512_set1_pd(value);
-    for (; i + lanes <= n; i += lanes) _mm512_stream_pd(y + i, p);
-#elif defined(__AVX__)
-    const __m256d p = _mm256_set1_pd(value);
-    for (; i + lanes <= n; i += lanes) _mm256_stream_pd(y + i, p);
-#else
-    const __m128d p = _mm_set1_pd(value);
-    for (; i + lanes <= n; i += lanes) _mm_stream_pd(y + i, p);
-#endif
-  }
-  for (; i < n; ++i) y[i] = value;
-#else
-  std::fill(y, y + n, value);
-#endif
-}
-
-/// Orders earlier streaming stores before later stores (a no-op without them).
-inline void stream_fence() {
-#if EMASK_DETAIL_HAS_STREAM
-  _mm_sfence();
-#endif
 }
 
 /// Writes \p value into the parts of y[0, n) that no run covers (streamed when \p stream).
@@ -193,7 +135,7 @@ inline void fill_gaps(S* y, Index n, const std::vector<softmax_run>& runs, S val
   const auto fill = [&](Index b, Index e) {
     if (e <= b) return;
     if (stream) {
-      stream_fill(y + b, e - b, value);
+      simd::stream_fill(y + b, e - b, value);
     } else {
       std::fill(y + b, y + e, value);
     }
@@ -203,15 +145,16 @@ inline void fill_gaps(S* y, Index n, const std::vector<softmax_run>& runs, S val
     pos = r.end;
   }
   fill(pos, n);
-  if (stream) stream_fence();
+  if (stream) simd::stream_fence();
 }
 
 /// Softmax (or log-softmax) of one row from its plan. x is the score row, y the output row,
 /// v and f the flagged-run buffers. Writes the row's log-sum-exp to *lse when lse != nullptr.
-/// An empty plan gives zeros (log-softmax: -infinity) and a log-sum-exp of -infinity. With
-/// \p stream the masked parts are written with non-temporal stores. Every pass is a packet
-/// loop of detail/simd.hpp: vectorized exp with exp(-inf) = 0 on every build, selects on keep
-/// flags as blends, results independent of the row's alignment.
+/// An empty plan gives zeros (log-softmax: -infinity) and a log-sum-exp of -infinity. Every
+/// pass is a packet loop of detail/simd.hpp: vectorized exp with exp(-inf) = 0 on every build,
+/// selects on keep flags as blends, results independent of the row's alignment.
+/// With \p stream the masked parts are written with non-temporal stores. (Streaming the kept
+/// part too, through a row buffer, measured no faster on AMD Zen 5: the row is compute-bound.)
 template <bool Log, class S>
 void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, const S* f, S scale,
                 S* lse, bool stream) {
@@ -221,15 +164,16 @@ void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, 
     if (lse) *lse = negative_infinity<S>();
     return;
   }
+
   // Pass 1: the maximum of scale * score over the kept keys.
   bool any = plan.flagged_any;
   S m = plan.flagged_max;
   for (const softmax_run& r : plan.runs) {
     if (r.flagged) continue;
     const Index len = r.end - r.begin;
-    const S t =
+    const S mx =
         scale * (scale >= S(0) ? simd::max_of(x + r.begin, len) : simd::min_of(x + r.begin, len));
-    if (!any || t > m) m = t;
+    if (!any || mx > m) m = mx;
     any = true;
   }
   // Pass 2: exponentials and their sum (log-softmax: the sum only). Masked keys of a flagged
@@ -237,9 +181,9 @@ void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, 
   S sum = S(0);
   for (const softmax_run& r : plan.runs) {
     const Index len = r.end - r.begin;
-    S* ys = Log ? nullptr : y + r.begin;
-    sum += r.flagged ? simd::exp_sum_kept(v + r.begin, f + r.begin, len, m, ys)
-                     : simd::exp_sum(x + r.begin, len, scale, m, ys);
+    S* ws = Log ? nullptr : y + r.begin;
+    sum += r.flagged ? simd::exp_sum_kept(v + r.begin, f + r.begin, len, m, ws)
+                     : simd::exp_sum(x + r.begin, len, scale, m, ws);
   }
   // Pass 3: normalize.
   if (!Log) {
@@ -271,12 +215,12 @@ void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, 
 
 /// Softmax of one row of scale * x + bias, where a key is masked when its bias is <= the
 /// lowest finite value of the bias scalar (so both -infinity and a finite lowest() fill count).
-/// t and f are row buffers of n scalars, plan a reusable plan. Masked keys are decided from the bias alone: their
-/// scores (NaN, infinity) never enter the arithmetic. The row is one flagged run of the row
-/// core above.
+/// t and f are row buffers of n scalars, plan a reusable plan. Masked keys are decided from the
+/// bias alone: their scores (NaN, infinity) never enter the arithmetic. The row is one flagged run
+/// of the row core above.
 template <bool Log, class S, class B>
-void additive_row(const S* x, const B* bias, S* y, Index n, S scale, S* t, S* f,
-                  row_plan<S>& plan, S* lse) {
+void additive_row(const S* x, const B* bias, S* y, Index n, S scale, S* t, S* f, row_plan<S>& plan,
+                  S* lse) {
   const B threshold = std::numeric_limits<B>::lowest();
   bool any = false;
   for (Index k = 0; k < n; ++k) {

@@ -117,8 +117,8 @@ void softmax_additive(const score_ref<S>& x, const row_matrix<B>& bias,
 #endif
     for (Index q = 0; q < q_len; ++q) {
       additive_row<Log>(x.data() + q * x.outerStride(), bias.data() + q * bias.cols(),
-                        out.data() + q * out.outerStride(), k_len, scale, t.data(), f.data(),
-                        plan, lse ? lse + q : nullptr);
+                        out.data() + q * out.outerStride(), k_len, scale, t.data(), f.data(), plan,
+                        lse ? lse + q : nullptr);
     }
   }
 }
