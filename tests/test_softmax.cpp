@@ -610,8 +610,9 @@ TEST_CASE("masked_softmax: results do not depend on the thread count", "[softmax
 
 TEMPLATE_TEST_CASE("masked_softmax: results do not depend on the buffers' alignment",
                    "[softmax][alignment]", float, double) {
-  // The row kernels (detail/simd.hpp) walk packets from element 0 of each run and send the tail
-  // through the same packet code, so every element, every sum and every lse is the same bit
+  // The row kernels (detail/simd.hpp) compute every element with the same packet code whatever
+  // its lane (partial head and tail packets go through a padded buffer) and sum with
+  // accumulators assigned by index, so every element, every sum and every lse is the same bit
   // pattern whatever the address of the scores and of the output (Eigen's own loops peel
   // unaligned heads with scalar code, whose exp differs from the packet exp in the last bits).
   using S = TestType;

@@ -6,10 +6,11 @@
 /// an `exp()` turns the whole expression into a scalar libm call per element (the 8x masked
 /// softmax regression of 9c449c8). Eigen's assignment and reduction loops also peel unaligned
 /// heads with scalar code, so a row's result would depend on its buffer's alignment. These
-/// loops call Eigen's packet primitives (`pexp`, `pcmp_lt`, `pselect`, ...) directly over whole
-/// packets from element 0, and send the tail through the same packet code via a padded local
-/// buffer: every element is computed by the same instructions whatever its address, and a
-/// select costs one compare and one blend. With EMASK_NO_SIMD (or an Eigen build without
+/// loops call Eigen's packet primitives (`pexp`, `pcmp_lt`, `pselect`, ...) directly: partial
+/// head and tail packets go through the same packet code via a padded local buffer, so every
+/// element is computed by the same instructions whatever its lane or address; sums assign
+/// packets to accumulators by index, so their rounding never depends on an address either.
+/// A select costs one compare and one blend. With EMASK_NO_SIMD (or an Eigen build without
 /// vectorization) the packet is the scalar itself.
 // IWYU pragma: private
 #pragma once
@@ -144,7 +145,7 @@ inline packet<S> select(const packet<S>& mask, const packet<S>& a, const packet<
 }
 
 /// exp(x), with results below the smallest normal number flushed to exactly 0. Eigen's packet
-/// exp clamps its argument (about -88.4 for float on SSE/AVX builds), so exp(-inf) would be
+/// exp clamps its argument (-88.72 for float on SSE and AVX builds), so exp(-inf) would be
 /// 2.9e-39 instead of 0 there; a masked or -infinity score must weigh exactly 0 on every build.
 /// A comparison, not a multiplication: NaN stays NaN.
 template <class S>
@@ -266,14 +267,21 @@ inline void scale_kept(S* y, const S* f, Index n, S a) {
 }
 
 /// y[k] = f[k] != 0 ? scale * x[k] : 0 over [0, n): masked scores (NaN, infinity) never
-/// reach y.
+/// reach y. Returns the maximum over the kept entries (lowest() when none is kept), so the
+/// caller needs no second pass for it.
 template <class S>
-inline void scale_kept_from(const S* x, const S* f, Index n, S a, S* y) {
+inline S scale_kept_from(const S* x, const S* f, Index n, S a, S* y) {
   const packet<S> pa = ei::pset1<packet<S>>(a);
+  const packet<S> low = ei::pset1<packet<S>>(std::numeric_limits<S>::lowest());
+  packet<S> mx = low;
   for_each_packet_at<S>(y, n, [&](Index k, auto c) {
+    const packet<S> keep = flag_set<S>(load<S>(f + k, c));
     const packet<S> r = ei::pmul(load<S>(x + k, c), pa);
-    store<S>(y + k, select<S>(flag_set<S>(load<S>(f + k, c)), r, ei::pzero(r)), c);
+    store<S>(y + k, select<S>(keep, r, ei::pzero(r)), c);
+    // Lanes past a partial packet hold flag 0 (load pads with 0): never counted.
+    mx = ei::pmax(mx, select<S>(keep, r, low));
   });
+  return ei::predux_max(mx);
 }
 
 /// y[k] = (scale * x[k] - m) - b over [0, n) (log-softmax of a run without mask test).
