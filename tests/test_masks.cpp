@@ -329,6 +329,14 @@ TEST_CASE("dense_mask: a user array as a mask, viewed or owned, with broadcastin
   const dense_mask d(buf, 2, 1, 3, 4);
   check_mask(
       d, [&](Index b, Index, Index q, Index k) { return buf[(b * 3 + q) * 4 + k]; }, 2, 3, 3, 4);
+  // keep_row(b, h, q): the row of flags keep() reads, heads broadcast (H = 1).
+  for (Index b = 0; b < 2; ++b)
+    for (Index h = 0; h < 3; ++h)
+      for (Index q = 0; q < 3; ++q) {
+        CHECK(d.keep_row(b, h, q) == buf + (b * 3 + q) * 4);
+        for (Index k = 0; k < 4; ++k) CHECK(d.keep_row(b, h, q)[k] == d.keep(b, h, q, k));
+      }
+  CHECK(as_mask(a).keep_row(1, 1, 5) == a.data() + 5 * 9);
   REQUIRE_THROWS_WITH(dense_mask(buf, 0, 1, 3, 4), Catch::Matchers::Contains("batch"));
   REQUIRE_THROWS_WITH(materialize(d, 3, 4, 2), Catch::Matchers::Contains("dense mask batch"));
   REQUIRE_THROWS_WITH(materialize(as_mask(a), 7, 9), Catch::Matchers::Contains("query positions"));
