@@ -371,6 +371,54 @@ TEST_CASE("policy: sampling is reproducible and addressed by (seed, step, row)",
   CHECK(emask::masked_sample(row_matrix<double>(x.topRows(50)), m50, 7, 3) == a.topRows(50));
 }
 
+TEST_CASE("policy: masked_sample is the inverse-CDF draw from masked_probs, block by block",
+          "[rl][policy]") {
+  // masked_sample computes the probabilities of blocks of rows into a small buffer and draws
+  // from them: the actions must be exactly those drawn from masked_probs with row b's Philox
+  // stream (seed, step, rl_sample, b), whatever the blocks and the thread count.
+  std::mt19937 gen(11);
+  const action_space sp = action_space::multi_discrete({7, 64, 3});
+  const Index batch = 1000;  // not a multiple of the block
+  const action_mask m = random_mask(sp, batch, 0.5, gen);
+  const row_matrix<float> x = random_logits(batch, sp.width(), gen, 3.0).cast<float>();
+  const std::uint64_t seed = 2024, step = 9;
+  const row_matrix<float> p = emask::masked_probs(x, m);
+  action_matrix expected(batch, sp.sub_spaces());
+  for (Index b = 0; b < batch; ++b) {
+    emask::word_stream words(seed, step, emask::purpose::rl_sample, std::uint32_t(b));
+    for (Index i = 0; i < sp.sub_spaces(); ++i) {
+      const std::uint32_t w0 = words.next(), w1 = words.next();
+      const double u = emask::uniform_double(w0, w1);
+      double total = 0;
+      for (Index a = 0; a < sp.size(i); ++a) total += double(p(b, sp.offset(i) + a));
+      double cum = 0;
+      Index chosen = -1;
+      for (Index a = 0; a < sp.size(i) && chosen < 0; ++a) {
+        cum += double(p(b, sp.offset(i) + a));
+        if (cum > u * total) chosen = a;
+      }
+      REQUIRE(chosen >= 0);  // rounding at the very end of a row never happens here
+      expected(b, i) = chosen;
+    }
+  }
+  CHECK(emask::masked_sample(x, m, seed, step) == expected);
+#if EMASK_HAS_OPENMP
+  const int saved = omp_get_max_threads();
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    CHECK(emask::masked_sample(x, m, seed, step) == expected);
+  }
+  omp_set_num_threads(saved);
+#endif
+  // An error in a late block names its row, also when raised from a parallel run.
+  row_matrix<float> bad = x;
+  const Index row = 777;
+  Index legal_col = 0;
+  while (!m.flat()(row, sp.offset(1) + legal_col)) ++legal_col;
+  bad(row, sp.offset(1) + legal_col) = std::numeric_limits<float>::quiet_NaN();
+  REQUIRE_THROWS_WITH(emask::masked_sample(bad, m, seed, step), Contains("row 777, sub-space 1"));
+}
+
 TEST_CASE("policy: no illegal action over 10^6 draws with random masks", "[rl][policy]") {
   // 1000 rows x 3 sub-spaces per call (small enough to stay on one thread), 334 calls; masks
   // from raw generator bits with legal-probability 1/2 or 1/8, logits from a fixed pool.

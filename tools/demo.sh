@@ -16,23 +16,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 root=$(emask_root)
 cd "$root"
 
-emask_ensure_build_tools
-# shellcheck disable=SC2046
-emask_ensure_packages libeigen3-dev libbenchmark-dev $(emask_compiler_packages)
-
 build_dir=${EMASK_BUILD_DIR:-build/demo}
-cmake_args=(
-  -S "$root" -B "$build_dir"
-  -DCMAKE_BUILD_TYPE=Release
-  -DEMASK_NATIVE=ON
-  -DEMASK_BUILD_TESTS=OFF
-  -DEMASK_BUILD_EXAMPLES=ON
-  -DEMASK_BUILD_BENCHMARKS=ON
-)
-if [ -n "${CXX:-}" ]; then cmake_args+=(-DCMAKE_CXX_COMPILER="$CXX"); fi
-emask_fresh_build_dir "$build_dir" "${CXX:-default}|${cmake_args[*]}"
-cmake "${cmake_args[@]}" >"$build_dir/configure.log" 2>&1 || {
-  cat "$build_dir/configure.log"; exit 1; }
+emask_configure_release "$build_dir" ON
 # The build log is kept out of the demo's output (-march=native builds of Eigen print GCC 12's
 # -Wmaybe-uninitialized notes from its AVX-512 intrinsics); it is shown when the build fails.
 echo "building examples and benchmarks in $build_dir (Release, -march=native; log: $build_dir/build.log)"

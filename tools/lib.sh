@@ -84,3 +84,28 @@ emask_jobs() {
   if [ -n "${EMASK_JOBS:-}" ]; then echo "$EMASK_JOBS"; return; fi
   nproc 2>/dev/null || echo 2
 }
+
+# Configures a Release build with -march=native and the benchmarks in $1 (examples too when $2
+# is ON; tests off), after installing what it needs: the shared set-up of tools/bench.sh,
+# tools/demo.sh and tools/perf.sh. CMake's output goes to $1/configure.log (shown on failure).
+emask_configure_release() {
+  local build_dir=$1 examples=$2 root
+  root=$(emask_root)
+  emask_ensure_build_tools
+  # shellcheck disable=SC2046
+  emask_ensure_packages libeigen3-dev libbenchmark-dev $(emask_compiler_packages)
+  local cmake_args=(
+    -S "$root" -B "$build_dir"
+    -DCMAKE_BUILD_TYPE=Release
+    -DEMASK_NATIVE=ON
+    -DEMASK_BUILD_TESTS=OFF
+    -DEMASK_BUILD_EXAMPLES="$examples"
+    -DEMASK_BUILD_BENCHMARKS=ON
+  )
+  if [ -n "${CXX:-}" ]; then cmake_args+=(-DCMAKE_CXX_COMPILER="$CXX"); fi
+  emask_fresh_build_dir "$build_dir" "${CXX:-default}|${cmake_args[*]}"
+  cmake "${cmake_args[@]}" >"$build_dir/configure.log" 2>&1 || {
+    cat "$build_dir/configure.log"
+    return 1
+  }
+}

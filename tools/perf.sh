@@ -21,22 +21,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 root=$(emask_root)
 cd "$root"
 
-emask_ensure_build_tools
-# shellcheck disable=SC2046
-emask_ensure_packages libeigen3-dev libbenchmark-dev $(emask_compiler_packages)
-
 build_dir=${EMASK_BUILD_DIR:-build/perf}
-cmake_args=(
-  -S "$root" -B "$build_dir"
-  -DCMAKE_BUILD_TYPE=Release
-  -DEMASK_NATIVE=ON
-  -DEMASK_BUILD_TESTS=OFF
-  -DEMASK_BUILD_EXAMPLES=OFF
-  -DEMASK_BUILD_BENCHMARKS=ON
-)
-if [ -n "${CXX:-}" ]; then cmake_args+=(-DCMAKE_CXX_COMPILER="$CXX"); fi
-emask_fresh_build_dir "$build_dir" "${CXX:-default}|${cmake_args[*]}"
-cmake "${cmake_args[@]}" >/dev/null
+emask_configure_release "$build_dir" OFF
 cmake --build "$build_dir" --target emask_perf -j"$(emask_jobs)"
 
 json=${EMASK_PERF_JSON:-$build_dir/perf.json}
