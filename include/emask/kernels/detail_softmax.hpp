@@ -98,8 +98,7 @@ struct row_plan {
  private:
   /// Trims [b, e) to its kept keys and adds it; \p max_kept: the maximum over its kept keys
   /// when the caller has it.
-  void add_flagged_filled(Index b, Index e, const S* v, const S* f,
-                          const S* max_kept = nullptr) {
+  void add_flagged_filled(Index b, Index e, const S* v, const S* f, const S* max_kept = nullptr) {
     Index first = b, last = e;
     while (first < e && f[first] == S(0)) ++first;
     if (first == e) return;
