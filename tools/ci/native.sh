@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI row native: the kernels' tests built with -march=native, so the widest SIMD paths of this
 # machine run under test (the other test rows build for plain x86-64: SSE2). With AVX-512 that
-# is Eigen's 16-lane packets, the masked partial packets and mask-register selects of
+# is Eigen's 16-lane packets, the mask-register selects of
 # detail/simd.hpp and the 8 x 2 register blocks of the attention micro-kernel. Builds and runs
 # test_softmax, test_attention, test_differential, test_nan_policy and test_rl_policy with
 # g++ -O2 -march=native -Werror (GCC 12's false -W(maybe-)uninitialized inside its own
