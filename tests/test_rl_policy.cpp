@@ -371,14 +371,12 @@ TEST_CASE("policy: sampling is reproducible and addressed by (seed, step, row)",
   CHECK(emask::masked_sample(row_matrix<double>(x.topRows(50)), m50, 7, 3) == a.topRows(50));
 }
 
-TEST_CASE("policy: masked_sample is the inverse-CDF draw from masked_probs, block by block",
-          "[rl][policy]") {
-  // masked_sample computes the probabilities of blocks of rows into a small buffer and draws
-  // from them: the actions must be exactly those drawn from masked_probs with row b's Philox
-  // stream (seed, step, rl_sample, b), whatever the blocks and the thread count.
+TEST_CASE("policy: masked_sample is the inverse-CDF draw from masked_probs", "[rl][policy]") {
+  // The actions must be exactly those drawn from masked_probs with row b's Philox stream
+  // (seed, step, rl_sample, b), whatever the thread count.
   std::mt19937 gen(11);
   const action_space sp = action_space::multi_discrete({7, 64, 3});
-  const Index batch = 1000;  // not a multiple of the block
+  const Index batch = 1000;
   const action_mask m = random_mask(sp, batch, 0.5, gen);
   const row_matrix<float> x = random_logits(batch, sp.width(), gen, 3.0).cast<float>();
   const std::uint64_t seed = 2024, step = 9;
@@ -410,7 +408,7 @@ TEST_CASE("policy: masked_sample is the inverse-CDF draw from masked_probs, bloc
   }
   omp_set_num_threads(saved);
 #endif
-  // An error in a late block names its row, also when raised from a parallel run.
+  // An error in a late row names that row.
   row_matrix<float> bad = x;
   const Index row = 777;
   Index legal_col = 0;

@@ -22,7 +22,6 @@
 /// never read.
 #pragma once
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -73,53 +72,13 @@ constexpr const char* kFiniteLogits =
 
 /// Checks the log-sum-exp of every (row, sub-space): NaN means a NaN or +infinity logit, or
 /// -infinity on every legal action, at a legal position.
-/// \p lse holds rows [r0, r0 + lse.size()) of the batch.
 template <class S>
-void check_lse(const char* where, const Eigen::Matrix<S, Eigen::Dynamic, 1>& lse, Index i,
-               Index r0 = 0) {
+void check_lse(const char* where, const Eigen::Matrix<S, Eigen::Dynamic, 1>& lse, Index i) {
   for (Index b = 0; b < lse.size(); ++b)
     if (!is_finite(lse[b]))
-      fail_argument(
-          where, "logits",
-          concat("a non-finite log-sum-exp (", lse[b], ") in row ", r0 + b, ", sub-space ", i),
-          kFiniteLogits);
-}
-
-/// Softmax (Log = false) or log-softmax over the legal actions of every sub-space, for rows
-/// [r0, r0 + y.rows()) of x, into y (mask_fill::negative_infinity). lse: y.rows() entries.
-/// A non-finite log-sum-exp raises emask::error naming the row; with \p raise false (inside a
-/// parallel region, where nothing may be thrown) the function returns false instead.
-template <bool Log, class S>
-bool policy_softmax_rows(const char* where, const score_ref<S>& x, const action_mask& mask,
-                         Index r0, Eigen::Ref<row_matrix<S>> y,
-                         Eigen::Matrix<S, Eigen::Dynamic, 1>& lse, bool raise = true) {
-  const Index nb = y.rows();
-  softmax_options o;
-  o.variant = softmax_variant::fused;
-  const action_space& sp = mask.space();
-  const auto xb = x.middleRows(r0, nb);
-  for (Index i = 0; i < sp.sub_spaces(); ++i) {
-    const Index off = sp.offset(i), n = sp.size(i);
-    Eigen::Ref<row_matrix<S>> yi(y.middleCols(off, n));
-    if (sp.sub_spaces() == 1) {
-      // Discrete: the flat mask itself (its keep-flag rows are read as vectors).
-      if (Log)
-        masked_log_softmax(xb, as_mask(mask.flat()).offset(r0, 0), yi, lse, o);
-      else
-        masked_softmax(xb, as_mask(mask.flat()).offset(r0, 0), yi, lse, o);
-    } else if (Log) {
-      masked_log_softmax(xb.middleCols(off, n), mask.sub_space_view(i).offset(r0, 0), yi, lse, o);
-    } else {
-      masked_softmax(xb.middleCols(off, n), mask.sub_space_view(i).offset(r0, 0), yi, lse, o);
-    }
-    if (raise) {
-      check_lse(where, lse, i, r0);
-    } else {
-      for (Index b = 0; b < nb; ++b)
-        if (!is_finite(lse[b])) return false;
-    }
-  }
-  return true;
+      fail_argument(where, "logits",
+                    concat("a non-finite log-sum-exp (", lse[b], ") in row ", b, ", sub-space ", i),
+                    kFiniteLogits);
 }
 
 /// Softmax (Log = false) or log-softmax (Log = true) of every sub-space into out.
@@ -139,7 +98,22 @@ void policy_softmax(const char* where, const Eigen::MatrixBase<Derived>& logits,
   o.variant = softmax_variant::fused;
   const action_space& sp = mask.space();
   if (fill == mask_fill::negative_infinity) {
-    policy_softmax_rows<Log, S>(where, x, mask, 0, out, lse);
+    for (Index i = 0; i < sp.sub_spaces(); ++i) {
+      const Index off = sp.offset(i), n = sp.size(i);
+      Eigen::Ref<row_matrix<S>> y(out.middleCols(off, n));
+      if (sp.sub_spaces() == 1) {
+        // Discrete: the flat mask itself, without the offset view.
+        if (Log)
+          masked_log_softmax(x, as_mask(mask.flat()), y, lse, o);
+        else
+          masked_softmax(x, as_mask(mask.flat()), y, lse, o);
+      } else if (Log) {
+        masked_log_softmax(x.middleCols(off, n), mask.sub_space_view(i), y, lse, o);
+      } else {
+        masked_softmax(x.middleCols(off, n), mask.sub_space_view(i), y, lse, o);
+      }
+      check_lse(where, lse, i);
+    }
   } else {
     // sb3-contrib: logits = where(mask, logits, -1e8), then an ordinary softmax of the row.
     // -infinity on every legal action would hand the whole row to the illegal -1e8 entries:
@@ -199,26 +173,29 @@ Index sample_row(const S* p, const bool* legal, Index n, double u) {
   return chosen;
 }
 
-/// Draws the action of every sub-space of batch row b from its probability row p (laid out as
-/// the logits). Row b's draws come from its own Philox stream: they do not depend on which rows
-/// are drawn with it, or on which thread.
+/// Draws one action per (row, sub-space) from probabilities laid out as the logits.
 template <class S>
-void sample_actions_row(const S* p, const action_mask& mask, Index b, std::uint64_t seed,
-                        std::uint64_t step, action_matrix& actions) {
+action_matrix sample_from_probs(const row_matrix<S>& probs, const action_mask& mask,
+                                std::uint64_t seed, std::uint64_t step) {
   const action_space& sp = mask.space();
-  word_stream words(seed, step, purpose::rl_sample, static_cast<std::uint32_t>(b));
-  const bool* legal = mask.flat().data() + b * mask.width();
-  for (Index i = 0; i < sp.sub_spaces(); ++i) {
-    const std::uint32_t w0 = words.next();
-    const std::uint32_t w1 = words.next();
-    const Index off = sp.offset(i);
-    actions(b, i) = sample_row(p + off, legal + off, sp.size(i), uniform_double(w0, w1));
+  action_matrix actions(mask.batch(), sp.sub_spaces());
+  const Index rows = mask.batch();
+#if EMASK_HAS_OPENMP
+#pragma omp parallel for schedule(static) if (rows * mask.width() >= softmax_parallel_threshold)
+#endif
+  for (Index b = 0; b < rows; ++b) {
+    word_stream words(seed, step, purpose::rl_sample, static_cast<std::uint32_t>(b));
+    const S* p = probs.data() + b * probs.cols();
+    const bool* legal = mask.flat().data() + b * mask.width();
+    for (Index i = 0; i < sp.sub_spaces(); ++i) {
+      const std::uint32_t w0 = words.next();
+      const std::uint32_t w1 = words.next();
+      const Index off = sp.offset(i);
+      actions(b, i) = sample_row(p + off, legal + off, sp.size(i), uniform_double(w0, w1));
+    }
   }
+  return actions;
 }
-
-/// Rows per block of masked_sample: the probabilities of a block stay in cache between the
-/// softmax and the draw, and no batch-sized probability matrix is allocated.
-inline constexpr Index sample_block_rows = 32;
 
 /// True when \p actions is a vector of batch actions of a Discrete space (instead of a
 /// [batch x 1] matrix); both forms are accepted.
@@ -308,51 +285,10 @@ template <class Derived>
 action_matrix masked_sample(const Eigen::MatrixBase<Derived>& logits, const action_mask& mask,
                             std::uint64_t seed, std::uint64_t step) {
   using S = typename Derived::Scalar;
-  const char* where = "masked_sample";
-  detail::check_policy_scalar<S>();
-  detail::check_policy_shape(where, logits.rows(), logits.cols(), mask);
-  const detail::score_ref<S> x(logits.derived());
-  const Index rows = x.rows();
-  action_matrix actions(rows, mask.space().sub_spaces());
-  const Index blocks = (rows + detail::sample_block_rows - 1) / detail::sample_block_rows;
-  // Blocks of rows, in parallel over blocks: the softmax of a block into a per-thread buffer,
-  // then the draws of its rows. Nothing is thrown inside the parallel region: the first block
-  // with a non-finite log-sum-exp is noted and computed again after it, which raises.
-  Index first_bad = blocks;
-#if EMASK_HAS_OPENMP
-#pragma omp parallel if (rows * mask.width() >= detail::softmax_parallel_threshold)
-#endif
-  {
-    row_matrix<S> probs(std::min(detail::sample_block_rows, rows), x.cols());
-    Eigen::Matrix<S, Eigen::Dynamic, 1> lse(probs.rows());
-#if EMASK_HAS_OPENMP
-#pragma omp for schedule(static)
-#endif
-    for (Index blk = 0; blk < blocks; ++blk) {
-      const Index r0 = blk * detail::sample_block_rows;
-      const Index nb = std::min(detail::sample_block_rows, rows - r0);
-      lse.resize(nb);
-      if (!detail::policy_softmax_rows<false, S>(where, x, mask, r0, probs.topRows(nb), lse,
-                                                 false)) {
-#if EMASK_HAS_OPENMP
-#pragma omp critical(emask_masked_sample)
-#endif
-        first_bad = std::min(first_bad, blk);
-        continue;
-      }
-      for (Index b = 0; b < nb; ++b)
-        detail::sample_actions_row(probs.data() + b * probs.cols(), mask, r0 + b, seed, step,
-                                   actions);
-    }
-  }
-  if (first_bad < blocks) {
-    const Index r0 = first_bad * detail::sample_block_rows;
-    const Index nb = std::min(detail::sample_block_rows, rows - r0);
-    row_matrix<S> probs(nb, x.cols());
-    Eigen::Matrix<S, Eigen::Dynamic, 1> lse(nb);
-    detail::policy_softmax_rows<false, S>(where, x, mask, r0, probs, lse);  // raises
-  }
-  return actions;
+  row_matrix<S> probs;
+  detail::policy_softmax<false, S>("masked_sample", logits, mask, mask_fill::negative_infinity,
+                                   probs);
+  return detail::sample_from_probs(probs, mask, seed, step);
 }
 
 /// \brief Log-probability of the given actions, per (row, sub-space): [batch x sub-spaces].
