@@ -295,24 +295,26 @@ inline S scale_kept_from(const S* x, const S* f, Index n, S a, S* y) {
   return ei::predux_max(mx);
 }
 
-/// y[k] = scale * x[k] - c over [0, n) (log-softmax of a run without mask test, c = lse).
-/// One subtraction: with a second one, -ffast-math may reassociate them in one packet path and
-/// not in the other, and a row's bits would depend on its address.
+/// y[k] = (scale * x[k] - m) - b over [0, n) (log-softmax of a run without mask test,
+/// b = log of the sum). Two subtractions, in this order: m + b would absorb b when |m| is huge
+/// (found by the kernels fuzzer: a row of equal scores near 1e30 summed to 10).
 template <class S>
-inline void shift(const S* x, Index n, S scale, S c, S* y) {
-  const packet<S> ps = ei::pset1<packet<S>>(scale), pc = ei::pset1<packet<S>>(c);
-  for_each_packet_at<S>(y, n, [&](Index k, auto cnt) {
-    store<S>(y + k, ei::psub(ei::pmul(load<S>(x + k, cnt), ps), pc), cnt);
+inline void shift(const S* x, Index n, S scale, S m, S b, S* y) {
+  const packet<S> ps = ei::pset1<packet<S>>(scale), pm = ei::pset1<packet<S>>(m),
+                  pb = ei::pset1<packet<S>>(b);
+  for_each_packet_at<S>(y, n, [&](Index k, auto c) {
+    store<S>(y + k, ei::psub(ei::psub(ei::pmul(load<S>(x + k, c), ps), pm), pb), c);
   });
 }
 
-/// y[k] = f[k] != 0 ? v[k] - c : fill over [0, n).
+/// y[k] = f[k] != 0 ? (v[k] - m) - b : fill over [0, n).
 template <class S>
-inline void shift_kept(const S* v, const S* f, Index n, S c, S fill, S* y) {
-  const packet<S> pc = ei::pset1<packet<S>>(c), pf = ei::pset1<packet<S>>(fill);
-  for_each_packet_at<S>(y, n, [&](Index k, auto cnt) {
-    const packet<S> r = ei::psub(load<S>(v + k, cnt), pc);
-    store<S>(y + k, select<S>(flag_set<S>(load<S>(f + k, cnt)), r, pf), cnt);
+inline void shift_kept(const S* v, const S* f, Index n, S m, S b, S fill, S* y) {
+  const packet<S> pm = ei::pset1<packet<S>>(m), pb = ei::pset1<packet<S>>(b),
+                  pf = ei::pset1<packet<S>>(fill);
+  for_each_packet_at<S>(y, n, [&](Index k, auto c) {
+    const packet<S> r = ei::psub(ei::psub(load<S>(v + k, c), pm), pb);
+    store<S>(y + k, select<S>(flag_set<S>(load<S>(f + k, c)), r, pf), c);
   });
 }
 

@@ -201,14 +201,13 @@ void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, 
       }
     }
   } else {
-    // log p = s - lse, with the lse this row reports.
-    const S row_lse = m + std::log(sum);
+    const S log_sum = std::log(sum);
     for (const softmax_run& r : plan.runs) {
       const Index len = r.end - r.begin;
       if (r.flagged) {
-        simd::shift_kept(v + r.begin, f + r.begin, len, row_lse, fill_value, y + r.begin);
+        simd::shift_kept(v + r.begin, f + r.begin, len, m, log_sum, fill_value, y + r.begin);
       } else {
-        simd::shift(x + r.begin, len, scale, row_lse, y + r.begin);
+        simd::shift(x + r.begin, len, scale, m, log_sum, y + r.begin);
       }
     }
   }
