@@ -215,10 +215,7 @@ inline S sum_of(const S* y, Index n) {
 
 /// Returns the sum of flushed exp(scale * x[k] - m) over [0, n) and, unless y == nullptr,
 /// stores the values in y[0, n): on y's grid, then summed by a second pass over y (in L1) in
-/// an order fixed by n, so neither result depends on an address. Without y (log-softmax needs
-/// the sum only) the exp is not flushed: a value below the smallest normal cannot change a sum
-/// of which one term is exp(0) = 1, and the log-probability of a -infinity score is -infinity
-/// whatever the sum.
+/// an order fixed by n, so neither result depends on an address.
 template <class S>
 inline S exp_sum(const S* x, Index n, S scale, S m, S* y) {
   const packet<S> ps = ei::pset1<packet<S>>(scale), pm = ei::pset1<packet<S>>(m);
@@ -230,10 +227,8 @@ inline S exp_sum(const S* x, Index n, S scale, S m, S* y) {
     return sum_of(y, n);
   }
   packet<S> acc[2] = {ei::pzero(ps), ei::pzero(ps)};
-  for_each_packet2<S>(n, [&](Index k, auto c, int a) {
-    const packet<S> e = ei::pexp(ei::psub(ei::pmul(load<S>(x + k, c), ps), pm));
-    acc[a] = ei::padd(acc[a], keep_lanes<S>(e, c));
-  });
+  for_each_packet2<S>(
+      n, [&](Index k, auto c, int a) { acc[a] = ei::padd(acc[a], keep_lanes<S>(value(k, c), c)); });
   return ei::predux(ei::padd(acc[0], acc[1]));
 }
 
@@ -251,11 +246,8 @@ inline S exp_sum_kept(const S* v, const S* f, Index n, S m, S* y) {
     return sum_of(y, n);
   }
   packet<S> acc[2] = {ei::pzero(pm), ei::pzero(pm)};
-  for_each_packet2<S>(n, [&](Index k, auto c, int a) {
-    const packet<S> e = ei::pexp(ei::psub(load<S>(v + k, c), pm));
-    const packet<S> r = select<S>(flag_set<S>(load<S>(f + k, c)), e, ei::pzero(e));
-    acc[a] = ei::padd(acc[a], keep_lanes<S>(r, c));
-  });
+  for_each_packet2<S>(
+      n, [&](Index k, auto c, int a) { acc[a] = ei::padd(acc[a], keep_lanes<S>(value(k, c), c)); });
   return ei::predux(ei::padd(acc[0], acc[1]));
 }
 
