@@ -13,7 +13,6 @@
 #endif
 #include <limits>
 #include <type_traits>
-#include <utility>
 
 #include "emask/config.hpp"
 #include "emask/error.hpp"
@@ -177,13 +176,6 @@ class offset_mask : public mask_base<offset_mask<Mask>> {
 
   /// \brief Whether pair (q, k) of batch entry b and head h is kept.
   bool keep(Index b, Index h, Index q, Index k) const { return m_.keep(b, h, q + dq_, k + dk_); }
-  /// \brief The keep flags of row q (key 0 first), where the inner mask has a flag row (dense
-  /// masks): kernels read them as a vector.
-  template <class M = Mask,
-            class = decltype(std::declval<const M&>().keep_row(Index(0), Index(0), Index(0)))>
-  const bool* keep_row(Index b, Index h, Index q) const {
-    return m_.keep_row(b, h, q + dq_) + dk_;
-  }
   /// \brief State of the tile [q0, q1) x [k0, k1): never full or empty when it is not.
   tile_state tile(Index b, Index h, Index q0, Index q1, Index k0, Index k1) const {
     return m_.tile(b, h, q0 + dq_, q1 + dq_, k0 + dk_, k1 + dk_);
