@@ -287,6 +287,20 @@ inline S scale_kept_from(const S* x, const S* f, Index n, S a, S* y) {
   return ei::predux_max(mx);
 }
 
+/// p unchanged, but opaque to -ffast-math's reassociation: (a - m) - b must not become
+/// a - (m + b), which absorbs b when |m| is huge. Costs nothing (no instruction).
+template <class P>
+inline P ordered(P p) {
+#if defined(__FAST_MATH__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__("" : "+v"(p));
+#elif defined(__aarch64__)
+  __asm__("" : "+w"(p));
+#endif
+#endif
+  return p;
+}
+
 /// y[k] = (scale * x[k] - m) - b over [0, n) (log-softmax of a run without mask test,
 /// b = log of the sum). Two subtractions, in this order: m + b would absorb b when |m| is huge
 /// (found by the kernels fuzzer: a row of equal scores near 1e30 summed to 10).
@@ -295,7 +309,7 @@ inline void shift(const S* x, Index n, S scale, S m, S b, S* y) {
   const packet<S> ps = ei::pset1<packet<S>>(scale), pm = ei::pset1<packet<S>>(m),
                   pb = ei::pset1<packet<S>>(b);
   for_each_packet_at<S>(y, n, [&](Index k, auto c) {
-    store<S>(y + k, ei::psub(ei::psub(ei::pmul(load<S>(x + k, c), ps), pm), pb), c);
+    store<S>(y + k, ei::psub(ordered(ei::psub(ei::pmul(load<S>(x + k, c), ps), pm)), pb), c);
   });
 }
 
@@ -305,7 +319,7 @@ inline void shift_kept(const S* v, const S* f, Index n, S m, S b, S fill, S* y) 
   const packet<S> pm = ei::pset1<packet<S>>(m), pb = ei::pset1<packet<S>>(b),
                   pf = ei::pset1<packet<S>>(fill);
   for_each_packet_at<S>(y, n, [&](Index k, auto c) {
-    const packet<S> r = ei::psub(ei::psub(load<S>(v + k, c), pm), pb);
+    const packet<S> r = ei::psub(ordered(ei::psub(load<S>(v + k, c), pm)), pb);
     store<S>(y + k, select<S>(flag_set<S>(load<S>(f + k, c)), r, pf), c);
   });
 }
