@@ -19,6 +19,8 @@
 #include <emask/masks/padding.hpp>
 #include <emask/masks/window.hpp>
 
+#include "../tests/kernel_variants.hpp"
+
 namespace {
 
 using emask::Index;
@@ -39,13 +41,13 @@ std::vector<float> random_buffer(Index n, unsigned seed) {
 
 // Multiply-adds actually issued by a variant, counted outside the timed loop (x4 D = flops).
 template <class Mask>
-double done_flops(const shape& s, const Mask& m, const emask::attention_options& o) {
+double done_flops(const shape& s, const Mask& m, const emask_test::attention_options& o) {
   using namespace emask;
   const double per = 4.0 * static_cast<double>(s.d);
   double pairs = 0;
-  if (o.variant == attention_variant::naive) {
+  if (o.variant == emask_test::attention_variant::naive) {
     pairs = static_cast<double>(s.lq) * static_cast<double>(s.lk);
-  } else if (o.variant == attention_variant::tiled) {
+  } else if (o.variant == emask_test::attention_variant::tiled) {
     const Index bc = detail::round_up(o.tile_k, detail::gemm_cols<float>);
     const Index br = detail::round_up(o.tile_q, detail::gemm_rows);
     for (Index q0 = 0; q0 < s.lq; q0 += o.tile_q)
@@ -66,7 +68,7 @@ double done_flops(const shape& s, const Mask& m, const emask::attention_options&
 }
 
 template <class Mask>
-void run(benchmark::State& st, const shape& s, Mask mask, emask::attention_options o) {
+void run(benchmark::State& st, const shape& s, Mask mask, emask_test::attention_options o) {
   using namespace emask;
   const Index B = 1, H = s.heads;
   auto q = random_buffer(B * H * s.lq * s.d, 1), k = random_buffer(B * H * s.lk * s.d, 2),
@@ -79,7 +81,7 @@ void run(benchmark::State& st, const shape& s, Mask mask, emask::attention_optio
   attention_workspace<float> ws;
   ws.reserve(attention_workspace_size<float>(B * H, s.lq, s.lk, s.d, s.d, o));
   for (auto _ : st) {
-    masked_attention(qv, kv, vv, mask, ov, o, &ws);
+    emask_test::masked_attention(qv, kv, vv, mask, ov, o, &ws);
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
@@ -101,7 +103,7 @@ int main(int argc, char** argv) {
   if (std::getenv("EMASK_BENCH_LONG") && std::string(std::getenv("EMASK_BENCH_LONG")) == "1") {
     // The memory target: tiled causal attention at S = 32768, H = 8, D = 64, one run, 1 thread.
     const shape s{"attn-causal-32768", 8, 32768, 32768, 64, 0};
-    attention_options o;
+    emask_test::attention_options o;
     o.threads = 1;
     benchmark::RegisterBenchmark("BM_attention/attn-causal-32768/tiled/threads:1",
                                  [s, o](benchmark::State& st) { run(st, s, causal(), o); })
@@ -125,16 +127,17 @@ int main(int argc, char** argv) {
     shapes.push_back({"attn-decode-512", 8, 1, 512, 64, 3});
   }
   for (const shape& s : shapes) {
-    std::vector<attention_variant> variants{attention_variant::naive, attention_variant::tiled};
-    if (s.kind == 3 || s.lq <= 512) variants.push_back(attention_variant::decode);
-    for (attention_variant var : variants) {
+    std::vector<emask_test::attention_variant> variants{emask_test::attention_variant::naive,
+                                                        emask_test::attention_variant::tiled};
+    if (s.kind == 3 || s.lq <= 512) variants.push_back(emask_test::attention_variant::decode);
+    for (emask_test::attention_variant var : variants) {
       for (int threads : {1, 2}) {
-        attention_options o;
+        emask_test::attention_options o;
         o.variant = var;
         o.threads = threads;
-        const char* vname = var == attention_variant::naive   ? "naive"
-                            : var == attention_variant::tiled ? "tiled"
-                                                              : "decode";
+        const char* vname = var == emask_test::attention_variant::naive   ? "naive"
+                            : var == emask_test::attention_variant::tiled ? "tiled"
+                                                                          : "decode";
         const std::string name =
             "BM_attention/" + s.name + "/" + vname + "/threads:" + std::to_string(threads);
         benchmark::internal::Benchmark* b = nullptr;
@@ -163,7 +166,7 @@ int main(int argc, char** argv) {
         const double work = static_cast<double>(s.lq) * static_cast<double>(s.lk);
         if (short_run) {
           b->Iterations(s.kind == 3 ? 20 : 2);
-        } else if (var == attention_variant::naive && work >= 2048.0 * 2048.0) {
+        } else if (var == emask_test::attention_variant::naive && work >= 2048.0 * 2048.0) {
           b->Iterations(1);
         } else if (s.kind == 3) {
           b->MinTime(0.2);

@@ -33,6 +33,8 @@
 #include <emask/masks/causal.hpp>
 #include <emask/masks/padding.hpp>
 
+#include "../tests/kernel_variants.hpp"
+
 #if EMASK_HAS_OPENMP
 #include <omp.h>
 #endif
@@ -40,7 +42,7 @@
 namespace {
 
 using emask::Index;
-using emask::softmax_variant;
+using emask_test::softmax_variant;
 using map_t = Eigen::Map<emask::row_matrix<float>>;
 using cmap_t = Eigen::Map<const emask::row_matrix<float>>;
 
@@ -95,12 +97,12 @@ double slice_bytes(softmax_variant v, shape_kind k, Index s) {
 }
 
 template <class Mask>
-void run_slices(const Mask& mask, Index s, const emask::softmax_options& o) {
+void run_slices(const Mask& mask, Index s, const emask_test::softmax_options& o) {
   buffers& d = data();
   for (Index i = 0; i < bh; ++i) {
     const cmap_t x(d.scores.get() + i * s * s, s, s);
     map_t y(d.out.get() + i * s * s, s, s);
-    emask::masked_softmax(x, mask, y, o);
+    emask_test::masked_softmax(x, mask, y, o);
   }
   benchmark::DoNotOptimize(d.out.get());
   benchmark::ClobberMemory();
@@ -113,7 +115,7 @@ void bm_softmax(benchmark::State& state, softmax_variant v, shape_kind kind, Ind
   (void)threads;
 #endif
   data().ensure(s);
-  emask::softmax_options o;
+  emask_test::softmax_options o;
   o.variant = v;
   o.scale = 0.125;
   const auto causal = emask::causal();

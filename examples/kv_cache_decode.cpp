@@ -26,7 +26,6 @@ int main() {
   mat k_cache = mat::Zero(H * T, D), v_cache = mat::Zero(H * T, D);
   mat decoded(T, H * D);
   emask::attention_options decode;
-  decode.variant = emask::attention_variant::decode;
   decode.decode_chunk = 16;
   for (Index t = 0; t < T; ++t) {
     for (Index h = 0; h < H; ++h) {
@@ -36,8 +35,8 @@ int main() {
     const Index n = t + 1;
     const emask::tensor_view<const float> kv_k(k_cache.data(), 1, H, n, D, H * T * D, T * D, D);
     const emask::tensor_view<const float> kv_v(v_cache.data(), 1, H, n, D, H * T * D, T * D, D);
-    emask::masked_attention(emask::view_blhd(q.row(t).data(), 1, 1, H, D), kv_k, kv_v,
-                            emask::causal_bottom_right(1, n),
+    emask::masked_attention(emask::decode, emask::view_blhd(q.row(t).data(), 1, 1, H, D), kv_k,
+                            kv_v, emask::causal_bottom_right(1, n),
                             emask::view_blhd(decoded.row(t).data(), 1, 1, H, D), decode);
   }
 

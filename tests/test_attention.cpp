@@ -6,6 +6,7 @@
 
 #include <emask/detail/ieee.hpp>
 #include <emask/kernels/attention.hpp>
+#include "kernel_variants.hpp"
 
 #include "mask_testing.hpp"
 
@@ -66,20 +67,20 @@ double tol() {
   return std::is_same<S, float>::value ? 2e-5 : 1e-11;
 }
 
-const emask::attention_variant all_variants[] = {emask::attention_variant::naive,
-                                                 emask::attention_variant::tiled,
-                                                 emask::attention_variant::decode};
+const emask_test::attention_variant all_variants[] = {emask_test::attention_variant::naive,
+                                                      emask_test::attention_variant::tiled,
+                                                      emask_test::attention_variant::decode};
 
-const char* name_of(emask::attention_variant v) {
-  return v == emask::attention_variant::naive   ? "naive"
-         : v == emask::attention_variant::tiled ? "tiled"
-                                                : "decode";
+const char* name_of(emask_test::attention_variant v) {
+  return v == emask_test::attention_variant::naive   ? "naive"
+         : v == emask_test::attention_variant::tiled ? "tiled"
+                                                     : "decode";
 }
 
 /// Runs every variant (with small and default tiles) on mask m and compares with the reference.
 template <class S, class Mask>
 void check_all_variants(const Mask& m, Index lq, Index lk, Index d, Index dv, std::uint64_t seed,
-                        emask::attention_options base = {}) {
+                        emask_test::attention_options base = {}) {
   rng g(seed);
   const row_matrix<S> q = random_matrix<S>(g, lq, d, 2.0), k = random_matrix<S>(g, lk, d, 2.0),
                       v = random_matrix<S>(g, lk, dv);
@@ -91,7 +92,7 @@ void check_all_variants(const Mask& m, Index lq, Index lk, Index d, Index dv, st
       slope, base.q_offset, base.k_offset);
   for (auto variant : all_variants) {
     for (Index tile : {Index(7), Index(16), Index(128)}) {
-      emask::attention_options o = base;
+      emask_test::attention_options o = base;
       o.variant = variant;
       o.tile_q = tile;
       o.tile_k = tile;
@@ -99,7 +100,7 @@ void check_all_variants(const Mask& m, Index lq, Index lk, Index d, Index dv, st
       row_matrix<S> out(lq, dv);
       emask::lse_vector<S> lse(lq);
       out.setConstant(S(7));
-      emask::masked_attention(q, k, v, m, out, lse, o);
+      emask_test::masked_attention(q, k, v, m, out, lse, o);
       INFO("variant " << name_of(variant) << " tile " << tile << " Lq " << lq << " Lk " << lk
                       << " D " << d << " Dv " << dv);
       const double err =
@@ -114,7 +115,7 @@ void check_all_variants(const Mask& m, Index lq, Index lk, Index d, Index dv, st
                 4 * tol<S>() * (1 + std::abs(ref.lse(i))));
         }
       }
-      if (variant == emask::attention_variant::decode) break;  // tiles do not matter there
+      if (variant == emask_test::attention_variant::decode) break;  // tiles do not matter there
     }
   }
 }
@@ -160,7 +161,7 @@ TEST_CASE("masked_attention: document masks, offsets and the single-head batch/h
           "[attention]") {
   const auto doc = emask::document_mask::from_cu_seqlens({0, 30, 31, 90}) & emask::causal();
   check_all_variants<double>(doc, 90, 90, 24, 24, 101);
-  emask::attention_options o;
+  emask_test::attention_options o;
   o.q_offset = 40;
   o.k_offset = 10;
   check_all_variants<double>(emask::causal(), 50, 80, 16, 16, 102, o);
@@ -173,7 +174,7 @@ TEST_CASE("masked_attention: document masks, offsets and the single-head batch/h
 TEMPLATE_TEST_CASE("masked_attention: softcap and ALiBi against the reference", "[attention]",
                    float, double) {
   using S = TestType;
-  emask::attention_options o;
+  emask_test::attention_options o;
   o.softcap = 5.0;
   check_all_variants<S>(emask::causal(), 70, 90, 32, 16, 201, o);
   o = {};
@@ -210,22 +211,22 @@ TEMPLATE_TEST_CASE("masked_attention: masked entries cannot leak, kept NaN poiso
                 v = random_matrix<S>(g, L, D);
   const auto m = emask::key_padding::from_lengths({100}, L);
   for (auto variant : all_variants) {
-    emask::attention_options o;
+    emask_test::attention_options o;
     o.variant = variant;
     o.softcap = 3.0;  // softcap before the mask: huge masked scores stay out
     o.tile_q = 32;
     o.tile_k = 32;
     row_matrix<S> clean(L, D), dirty(L, D);
-    emask::masked_attention(q, k, v, m, clean, o);
+    emask_test::masked_attention(q, k, v, m, clean, o);
     row_matrix<S> k2 = k, v2 = v;
     k2.bottomRows(50).setConstant(std::numeric_limits<S>::quiet_NaN());
     k2(120, 0) = std::numeric_limits<S>::infinity();
     k2(101, 3) = S(1e30);
-    if (variant != emask::attention_variant::naive) {
+    if (variant != emask_test::attention_variant::naive) {
       // Tiled and decode never read V rows that no query of a tile keeps (documented).
       v2.bottomRows(40).setConstant(std::numeric_limits<S>::infinity());
     }
-    emask::masked_attention(q, k2, v2, m, dirty, o);
+    emask_test::masked_attention(q, k2, v2, m, dirty, o);
     INFO(name_of(variant));
     CHECK((clean.array() == dirty.array()).all());
 #ifndef __FAST_MATH__  // a kept NaN is outside the contract of a -ffast-math build
@@ -233,7 +234,7 @@ TEMPLATE_TEST_CASE("masked_attention: masked entries cannot leak, kept NaN poiso
     row_matrix<S> q3 = q;
     q3(5, 2) = std::numeric_limits<S>::quiet_NaN();
     row_matrix<S> out3(L, D);
-    emask::masked_attention(q3, k, v, m, out3, o);
+    emask_test::masked_attention(q3, k, v, m, out3, o);
     CHECK(out3.row(5).array().isNaN().all());
     CHECK((out3.topRows(5).array() == clean.topRows(5).array()).all());
 #endif
@@ -261,9 +262,9 @@ TEMPLATE_TEST_CASE("masked_attention: values near the largest finite scalar do n
   const auto mask =
       emask::causal_bottom_right(lq, lk) & emask::key_padding::from_lengths({140}, lk);
   row_matrix<S> ref(lq, 4);
-  emask::attention_options o;
-  o.variant = emask::attention_variant::naive;
-  emask::masked_attention(q, k, v, mask, ref, o);
+  emask_test::attention_options o;
+  o.variant = emask_test::attention_variant::naive;
+  emask_test::masked_attention(q, k, v, mask, ref, o);
   for (auto variant : all_variants) {
     for (Index tile : {Index(1), Index(16), Index(64)}) {
       o.variant = variant;
@@ -271,7 +272,7 @@ TEMPLATE_TEST_CASE("masked_attention: values near the largest finite scalar do n
       o.tile_k = tile;
       o.decode_chunk = tile;
       row_matrix<S> out(lq, 4);
-      emask::masked_attention(q, k, v, mask, out, o);
+      emask_test::masked_attention(q, k, v, mask, out, o);
       INFO(name_of(variant) << " tile " << tile);
       for (Index i = 0; i < lq; ++i) {
         for (Index c = 0; c < 4; ++c) REQUIRE(emask::detail::is_finite(out(i, c)));
@@ -306,14 +307,14 @@ TEMPLATE_TEST_CASE("masked_attention: batched views, interleaved layout, grouped
     const auto vv = emask::view_bhld<const S>(vb.data(), B, hkv, Lk, Dv);
     const auto ov = emask::view_blhd(ob.data(), B, Lq, H, Dv);
     for (auto variant : all_variants) {
-      emask::attention_options o;
+      emask_test::attention_options o;
       o.variant = variant;
       o.tile_q = 16;
       o.tile_k = 16;
       o.decode_chunk = 20;
       o.alibi = emask::alibi_slopes(H, 4.0);
       row_matrix<S> lse(B * H, Lq);
-      emask::masked_attention(qv, kv, vv, mask, ov, lse, o);
+      emask_test::masked_attention(qv, kv, vv, mask, ov, lse, o);
       for (Index b = 0; b < B; ++b)
         for (Index h = 0; h < H; ++h) {
           const dmat qs = qv.slice(b, h).template cast<double>();
@@ -334,14 +335,14 @@ TEMPLATE_TEST_CASE("masked_attention: batched views, interleaved layout, grouped
 
 TEST_CASE("masked_attention: tiny and empty shapes", "[attention]") {
   row_matrix<float> q(0, 4), k(5, 4), v(5, 3), out(0, 3);
-  emask::masked_attention(q, k, v, emask::causal(), out);  // nothing to do, no error
+  emask_test::masked_attention(q, k, v, emask::causal(), out);  // nothing to do, no error
   row_matrix<float> q1 = row_matrix<float>::Ones(2, 4), k0(0, 4), v0(0, 3), out1(2, 3);
   emask::lse_vector<float> lse(2);
   for (auto variant : all_variants) {
-    emask::attention_options o;
+    emask_test::attention_options o;
     o.variant = variant;
     out1.setConstant(5);
-    emask::masked_attention(q1, k0, v0, emask::causal(), out1, lse, o);
+    emask_test::masked_attention(q1, k0, v0, emask::causal(), out1, lse, o);
     CHECK((out1.array() == 0.f).all());
     CHECK(lse(0) < -1e30f);
   }
@@ -355,35 +356,39 @@ TEST_CASE("masked_attention: bad shapes and options name the argument", "[attent
   v.setZero();
   row_matrix<float> kbad(6, 7), vbad(5, 5), obad(4, 6);
   emask::lse_vector<float> lbad(3);
-  REQUIRE_THROWS_WITH(emask::masked_attention(q, kbad, v, emask::causal(), out), Contains("'k'"));
-  REQUIRE_THROWS_WITH(emask::masked_attention(q, k, vbad, emask::causal(), out), Contains("'v'"));
-  REQUIRE_THROWS_WITH(emask::masked_attention(q, k, v, emask::causal(), obad), Contains("'out'"));
-  REQUIRE_THROWS_WITH(emask::masked_attention(q, k, v, emask::causal(), out, lbad),
+  REQUIRE_THROWS_WITH(emask_test::masked_attention(q, kbad, v, emask::causal(), out),
+                      Contains("'k'"));
+  REQUIRE_THROWS_WITH(emask_test::masked_attention(q, k, vbad, emask::causal(), out),
+                      Contains("'v'"));
+  REQUIRE_THROWS_WITH(emask_test::masked_attention(q, k, v, emask::causal(), obad),
+                      Contains("'out'"));
+  REQUIRE_THROWS_WITH(emask_test::masked_attention(q, k, v, emask::causal(), out, lbad),
                       Contains("'lse'"));
-  emask::attention_options o;
+  emask_test::attention_options o;
   o.tile_q = 0;
-  REQUIRE_THROWS_WITH(emask::masked_attention(q, k, v, emask::causal(), out, o),
+  REQUIRE_THROWS_WITH(emask_test::masked_attention(q, k, v, emask::causal(), out, o),
                       Contains("options.tile_q"));
   o = {};
   o.alibi = {0.5};
   o.head = 2;
-  REQUIRE_THROWS_WITH(emask::masked_attention(q, k, v, emask::causal(), out, o),
+  REQUIRE_THROWS_WITH(emask_test::masked_attention(q, k, v, emask::causal(), out, o),
                       Contains("options.alibi"));
   // The mask is checked once for the region it is asked about.
   const auto pad = emask::key_padding::from_lengths({3}, 5);  // built for 5 keys, used with 6
-  REQUIRE_THROWS_AS(emask::masked_attention(q, k, v, pad, out), emask::error);
+  REQUIRE_THROWS_AS(emask_test::masked_attention(q, k, v, pad, out), emask::error);
 
   std::vector<float> buf(2 * 3 * 4 * 8, 0.f), obuf(2 * 3 * 4 * 8, 0.f);
   const auto qv = emask::view_bhld<const float>(buf.data(), 2, 3, 4, 8);
   const auto kv2 = emask::view_bhld<const float>(buf.data(), 2, 2, 4, 8);  // 2 does not divide 3
   const auto ov = emask::view_bhld(obuf.data(), 2, 3, 4, 8);
-  REQUIRE_THROWS_WITH(emask::masked_attention(qv, kv2, kv2, emask::causal(), ov),
+  REQUIRE_THROWS_WITH(emask_test::masked_attention(qv, kv2, kv2, emask::causal(), ov),
                       Contains("'k'") && Contains("divides"));
   const auto kv1 = emask::view_bhld<const float>(buf.data(), 2, 1, 4, 8);
   const auto vv3 = emask::view_bhld<const float>(buf.data(), 2, 1, 3, 8);
-  REQUIRE_THROWS_WITH(emask::masked_attention(qv, kv1, vv3, emask::causal(), ov), Contains("'v'"));
+  REQUIRE_THROWS_WITH(emask_test::masked_attention(qv, kv1, vv3, emask::causal(), ov),
+                      Contains("'v'"));
   const auto ovbad = emask::view_bhld(obuf.data(), 2, 3, 3, 8);
-  REQUIRE_THROWS_WITH(emask::masked_attention(qv, kv1, kv1, emask::causal(), ovbad),
+  REQUIRE_THROWS_WITH(emask_test::masked_attention(qv, kv1, kv1, emask::causal(), ovbad),
                       Contains("'out'"));
   REQUIRE_THROWS_WITH(emask::view_bhld<float>(nullptr, 1, 1, 2, 2), Contains("'data'"));
   REQUIRE_THROWS_WITH(emask::view_bhld<float>(obuf.data(), 1, -1, 2, 2), Contains("'heads'"));

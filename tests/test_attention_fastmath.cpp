@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <emask/kernels/attention.hpp>
+#include "kernel_variants.hpp"
 
 #include "mask_testing.hpp"
 
@@ -24,9 +25,9 @@ TEST_CASE("masked_attention and merge: empty rows without infinity arithmetic", 
         (*m)(i, j) = static_cast<float>(static_cast<double>(g.next() >> 11) * 0x1.0p-53 * 2 - 1);
   // Rows 0 (strict causal) and 100.. (query padding) keep nothing.
   const auto mask = emask::query_padding::from_lengths({100}, L) & emask::causal().strict();
-  for (auto variant : {emask::attention_variant::naive, emask::attention_variant::tiled,
-                       emask::attention_variant::decode}) {
-    emask::attention_options o;
+  for (auto variant : {emask_test::attention_variant::naive, emask_test::attention_variant::tiled,
+                       emask_test::attention_variant::decode}) {
+    emask_test::attention_options o;
     o.variant = variant;
     o.tile_q = 32;
     o.tile_k = 32;
@@ -34,7 +35,7 @@ TEST_CASE("masked_attention and merge: empty rows without infinity arithmetic", 
     o.softcap = 4;
     row_matrix<float> out(L, D);
     emask::lse_vector<float> lse(L);
-    emask::masked_attention(q, k, v, mask, out, lse, o);
+    emask_test::masked_attention(q, k, v, mask, out, lse, o);
     for (Index i : {Index(0), Index(100), Index(149)}) {
       CHECK(out.row(i).cwiseAbs().maxCoeff() == 0.f);
       CHECK(lse(i) < -1e30f);

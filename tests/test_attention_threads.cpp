@@ -3,6 +3,7 @@
 #include <vector>
 
 #include <emask/kernels/attention.hpp>
+#include "kernel_variants.hpp"
 
 #include "mask_testing.hpp"
 
@@ -33,17 +34,18 @@ TEST_CASE("masked_attention: no allocation inside the tiled and decode kernels",
   const auto out = emask::view_bhld(ob.data(), B, H, L, D);
   row_matrix<float> lse(B * H, L);
   const auto mask = emask::causal() & emask::key_padding::from_lengths({80, 100}, L);
-  for (auto variant : {emask::attention_variant::tiled, emask::attention_variant::decode}) {
-    emask::attention_options o;
+  for (auto variant :
+       {emask_test::attention_variant::tiled, emask_test::attention_variant::decode}) {
+    emask_test::attention_options o;
     o.variant = variant;
     o.tile_q = 32;
     o.tile_k = 32;
     o.decode_chunk = 40;
     o.threads = 1;
     emask::attention_workspace<float> ws;
-    ws.reserve(emask::attention_workspace_size<float>(B * H, L, L, D, D, o));
+    ws.reserve(emask_test::attention_workspace_size<float>(B * H, L, L, D, D, o));
     Eigen::internal::set_is_malloc_allowed(false);
-    emask::masked_attention(q, k, v, mask, out, lse, o, &ws);
+    emask_test::masked_attention(q, k, v, mask, out, lse, o, &ws);
     Eigen::internal::set_is_malloc_allowed(true);
     CHECK(std::isfinite(ob[0]));
     CHECK(ws.bytes() > 0);
@@ -51,13 +53,13 @@ TEST_CASE("masked_attention: no allocation inside the tiled and decode kernels",
 }
 
 TEST_CASE("masked_attention: tiled workspace does not grow with the sequence", "[attention]") {
-  emask::attention_options o;
-  const Index small = emask::attention_workspace_size<float>(8, 512, 512, 64, 64, o);
-  const Index big = emask::attention_workspace_size<float>(8, 32768, 32768, 64, 64, o);
+  emask_test::attention_options o;
+  const Index small = emask_test::attention_workspace_size<float>(8, 512, 512, 64, 64, o);
+  const Index big = emask_test::attention_workspace_size<float>(8, 32768, 32768, 64, 64, o);
   CHECK(small == big);
   CHECK(big * static_cast<Index>(sizeof(float)) < 64 * 1024 * 1024);
-  o.variant = emask::attention_variant::naive;
-  CHECK(emask::attention_workspace_size<float>(8, 4096, 4096, 64, 64, o) >= 4096 * 4096);
+  o.variant = emask_test::attention_variant::naive;
+  CHECK(emask_test::attention_workspace_size<float>(8, 4096, 4096, 64, 64, o) >= 4096 * 4096);
 }
 
 #if EMASK_HAS_OPENMP
@@ -71,13 +73,13 @@ TEST_CASE("masked_attention: 1 and 2 threads give bit-identical results", "[atte
   const auto v = emask::view_bhld<const float>(vb.data(), B, H, Lk, D);
   const auto mask =
       emask::causal::bottom_right(Lq, Lk) & emask::key_padding::from_lengths({170, 90}, Lk);
-  for (auto variant : {emask::attention_variant::naive, emask::attention_variant::tiled,
-                       emask::attention_variant::decode}) {
+  for (auto variant : {emask_test::attention_variant::naive, emask_test::attention_variant::tiled,
+                       emask_test::attention_variant::decode}) {
     std::vector<std::vector<float>> results;
     std::vector<row_matrix<float>> lses;
     for (int threads : {1, 2}) {
       for (int via_omp : {0, 1}) {
-        emask::attention_options o;
+        emask_test::attention_options o;
         o.variant = variant;
         o.tile_q = 32;
         o.tile_k = 32;
@@ -90,7 +92,8 @@ TEST_CASE("masked_attention: 1 and 2 threads give bit-identical results", "[atte
         }
         std::vector<float> ob(static_cast<std::size_t>(B * H * Lq * D));
         row_matrix<float> lse(B * H, Lq);
-        emask::masked_attention(q, k, v, mask, emask::view_bhld(ob.data(), B, H, Lq, D), lse, o);
+        emask_test::masked_attention(q, k, v, mask, emask::view_bhld(ob.data(), B, H, Lq, D), lse,
+                                     o);
         results.push_back(ob);
         lses.push_back(lse);
       }

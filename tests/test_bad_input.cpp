@@ -24,6 +24,7 @@
 #include <emask/seq/pooling.hpp>
 #include <emask/seq/reverse.hpp>
 #include <emask/seq/sequence_mask.hpp>
+#include "kernel_variants.hpp"
 
 #include "catch.hpp"
 
@@ -138,48 +139,48 @@ TEMPLATE_TEST_CASE("bad input: masked_softmax and masked_log_softmax", "[bad_inp
   const row_matrix<S> x = row_matrix<S>::Ones(4, 6);
   row_matrix<S> out(4, 6), wrong(4, 5);
   Eigen::Matrix<S, Eigen::Dynamic, 1> lse(4), lse_bad(3);
-  emask::softmax_options o;
-  EMASK_BAD(emask::masked_softmax(x, emask::causal(), wrong), "masked_softmax", "out", "4 x 6");
-  EMASK_BAD(emask::masked_log_softmax(x, emask::causal(), wrong), "masked_log_softmax", "out",
+  emask_test::softmax_options o;
+  EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), wrong), "masked_softmax", "out",
             "4 x 6");
-  EMASK_BAD(emask::masked_softmax(x, emask::causal(), out, lse_bad), "masked_softmax", "lse",
+  EMASK_BAD(emask_test::masked_log_softmax(x, emask::causal(), wrong), "masked_log_softmax", "out",
+            "4 x 6");
+  EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), out, lse_bad), "masked_softmax", "lse",
             "4 entries");
   o.scale = nan_d;
-  EMASK_BAD(emask::masked_softmax(x, emask::causal(), out, o), "masked_softmax", "scale",
+  EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), out, o), "masked_softmax", "scale",
             "a finite value");
   o.scale = inf_d;
-  EMASK_BAD(emask::masked_log_softmax(x, emask::causal(), out, o), "masked_log_softmax", "scale",
-            "a finite value");
+  EMASK_BAD(emask_test::masked_log_softmax(x, emask::causal(), out, o), "masked_log_softmax",
+            "scale", "a finite value");
   o = {};
   o.tile = 0;
-  EMASK_BAD(emask::masked_softmax(x, emask::causal(), out, o), "masked_softmax", "tile", ">= 1");
+  EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), out, o), "masked_softmax", "tile",
+            ">= 1");
   o = {};
   o.b = -1;
-  EMASK_BAD(emask::masked_softmax(x, emask::causal(), out, o), "masked_softmax", "b", ">= 0");
+  EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), out, o), "masked_softmax", "b", ">= 0");
   o = {};
   o.h = -1;
-  EMASK_BAD(emask::masked_softmax(x, emask::causal(), out, o), "masked_softmax", "h", ">= 0");
+  EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), out, o), "masked_softmax", "h", ">= 0");
   o = {};
   o.stream_bytes = -1;
-  EMASK_BAD(emask::masked_softmax(x, emask::causal(), out, o), "masked_softmax", "stream_bytes",
-            ">= 0");
-  o = {};
-  o.variant = static_cast<emask::softmax_variant>(7);
-  EMASK_BAD(emask::masked_softmax(x, emask::causal(), out, o), "masked_softmax", "variant",
-            "naive, fused or tiled");
+  EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), out, o), "masked_softmax",
+            "stream_bytes", ">= 0");
+  // An unknown variant is a compile error now (tests/compile_fail/variant_*.cpp).
   // masks of the wrong shape or asked outside their range
   const emask::bool_matrix keep45 = emask::bool_matrix::Constant(4, 5, true);
-  EMASK_BAD(emask::masked_softmax(x, keep45, out), "masked_softmax", "mask", "4 x 6");
-  EMASK_BAD(emask::masked_softmax(x, emask::materialize_additive<S>(emask::causal(), 3, 6), out),
-            "masked_softmax", "mask", "4 x 6");
-  EMASK_BAD(emask::masked_softmax(x, emask::key_padding::from_lengths({2}, 5), out),
+  EMASK_BAD(emask_test::masked_softmax(x, keep45, out), "masked_softmax", "mask", "4 x 6");
+  EMASK_BAD(
+      emask_test::masked_softmax(x, emask::materialize_additive<S>(emask::causal(), 3, 6), out),
+      "masked_softmax", "mask", "4 x 6");
+  EMASK_BAD(emask_test::masked_softmax(x, emask::key_padding::from_lengths({2}, 5), out),
             "masked_softmax", "key positions", "[0, 5)");
   o = {};
   o.b = 1;
-  EMASK_BAD(emask::masked_softmax(x, emask::key_padding::from_lengths({2}, 6), out, o),
+  EMASK_BAD(emask_test::masked_softmax(x, emask::key_padding::from_lengths({2}, 6), out, o),
             "masked_softmax", "key padding", "at least 2");
   // a dense mask of 4 x 5 asked about 4 x 6
-  REQUIRE_THROWS_AS(emask::masked_softmax(x, emask::as_mask(keep45), out), emask::error);
+  REQUIRE_THROWS_AS(emask_test::masked_softmax(x, emask::as_mask(keep45), out), emask::error);
 }
 
 TEMPLATE_TEST_CASE("bad input: masked_attention (one head)", "[bad_input][attention]", float,
@@ -191,75 +192,76 @@ TEMPLATE_TEST_CASE("bad input: masked_attention (one head)", "[bad_input][attent
   Eigen::Matrix<S, Eigen::Dynamic, 1> lse(4), lse_bad(5);
   const auto m = emask::causal();
   // wrong shapes
-  EMASK_BAD(emask::masked_attention(q, M(M::Ones(6, 7)), v, m, out), "masked_attention", "k",
+  EMASK_BAD(emask_test::masked_attention(q, M(M::Ones(6, 7)), v, m, out), "masked_attention", "k",
             "D = 8");
-  EMASK_BAD(emask::masked_attention(q, k, M(M::Ones(5, 3)), m, out), "masked_attention", "v",
+  EMASK_BAD(emask_test::masked_attention(q, k, M(M::Ones(5, 3)), m, out), "masked_attention", "v",
             "6 rows");
   M out_bad(4, 4);
-  EMASK_BAD(emask::masked_attention(q, k, v, m, out_bad), "masked_attention", "out", "4x3");
-  EMASK_BAD(emask::masked_attention(q, k, v, m, out, lse_bad), "masked_attention", "lse", "4");
+  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out_bad), "masked_attention", "out", "4x3");
+  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, lse_bad), "masked_attention", "lse", "4");
   // options
-  emask::attention_options o;
+  emask_test::attention_options o;
   o.scale = -1;
-  EMASK_BAD(emask::masked_attention(q, k, v, m, out, o), "masked_attention", "options.scale",
+  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention", "options.scale",
             ">= 0");
   o.scale = nan_d;
-  EMASK_BAD(emask::masked_attention(q, k, v, m, out, o), "masked_attention", "options.scale",
+  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention", "options.scale",
             "finite");
   o = {};
   o.softcap = -2;
-  EMASK_BAD(emask::masked_attention(q, k, v, m, out, o), "masked_attention", "options.softcap",
+  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention", "options.softcap",
             ">= 0");
   o = {};
   o.softcap = inf_d;
-  EMASK_BAD(emask::masked_attention(q, k, v, m, out, o), "masked_attention", "options.softcap",
+  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention", "options.softcap",
             "finite");
   o = {};
   o.tile_q = 0;
-  EMASK_BAD(emask::masked_attention(q, k, v, m, out, o), "masked_attention", "options.tile_q",
+  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention", "options.tile_q",
             ">= 1");
   o = {};
   o.tile_k = -1;
-  EMASK_BAD(emask::masked_attention(q, k, v, m, out, o), "masked_attention", "options.tile_k",
+  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention", "options.tile_k",
             ">= 1");
   o = {};
   o.decode_chunk = 0;
-  EMASK_BAD(emask::masked_attention(q, k, v, m, out, o), "masked_attention", "options.decode_chunk",
-            ">= 1");
+  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention",
+            "options.decode_chunk", ">= 1");
   o = {};
   o.q_offset = -1;
-  EMASK_BAD(emask::masked_attention(q, k, v, m, out, o), "masked_attention", "options.q_offset",
-            ">= 0");
+  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention",
+            "options.q_offset", ">= 0");
   o = {};
   o.k_offset = -4;
-  EMASK_BAD(emask::masked_attention(q, k, v, m, out, o), "masked_attention", "options.k_offset",
-            ">= 0");
+  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention",
+            "options.k_offset", ">= 0");
   o = {};
   o.threads = -1;
-  EMASK_BAD(emask::masked_attention(q, k, v, m, out, o), "masked_attention", "options.threads",
+  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention", "options.threads",
             ">= 0");
   o = {};
   o.batch = -1;
-  EMASK_BAD(emask::masked_attention(q, k, v, m, out, o), "masked_attention", "options.batch",
+  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention", "options.batch",
             ">= 0");
   o = {};
   o.head = -1;
-  EMASK_BAD(emask::masked_attention(q, k, v, m, out, o), "masked_attention", "options.head",
+  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention", "options.head",
             ">= 0");
   o = {};
   o.head = 2;
   o.alibi = {0.5, 0.25};
-  EMASK_BAD(emask::masked_attention(q, k, v, m, out, o), "masked_attention", "options.alibi",
+  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention", "options.alibi",
             "one slope per head");
   // offsets past what the mask was built for
   o = {};
   o.k_offset = 3;
-  EMASK_BAD(emask::masked_attention(q, k, v, emask::key_padding::from_lengths({4}, 8), out, o),
+  EMASK_BAD(emask_test::masked_attention(q, k, v, emask::key_padding::from_lengths({4}, 8), out, o),
             "masked_attention", "key positions", "[0, 8)");
   o = {};
   o.q_offset = 1;
-  EMASK_BAD(emask::masked_attention(q, k, v, emask::query_padding::from_lengths({4}, 4), out, o),
-            "masked_attention", "query positions", "[0, 4)");
+  EMASK_BAD(
+      emask_test::masked_attention(q, k, v, emask::query_padding::from_lengths({4}, 4), out, o),
+      "masked_attention", "query positions", "[0, 4)");
   // alibi_slopes
   EMASK_BAD(emask::alibi_slopes(0), "alibi_slopes", "n_head", ">= 1");
   EMASK_BAD(emask::alibi_slopes(4, -1.0), "alibi_slopes", "max_bias", "> 0");
@@ -276,21 +278,25 @@ TEMPLATE_TEST_CASE("bad input: masked_attention (batched views), tensor_view, me
   const auto v = emask::view_bhld<const S>(vb.data(), B, 2, L, D);
   const auto out = emask::view_bhld<S>(ob.data(), B, H, L, D);
   const auto m = emask::causal();
-  EMASK_BAD(emask::masked_attention(q, emask::view_bhld<const S>(kb.data(), 1, 2, L, D), v, m, out),
-            "masked_attention", "k", "batch 2");
-  EMASK_BAD(emask::masked_attention(q, emask::view_bhld<const S>(kb.data(), B, 3, L, D), v, m, out),
-            "masked_attention", "k", "divides the 4 query heads");
-  EMASK_BAD(emask::masked_attention(q, emask::view_bhld<const S>(kb.data(), B, 2, L, 4), v, m, out),
-            "masked_attention", "k", "D = 8");
-  EMASK_BAD(emask::masked_attention(q, k, emask::view_bhld<const S>(vb.data(), B, 2, 4, D), m, out),
-            "masked_attention", "v", "L = 5");
-  EMASK_BAD(emask::masked_attention(q, k, v, m, emask::view_bhld<S>(ob.data(), B, H, 4, D)),
+  EMASK_BAD(
+      emask_test::masked_attention(q, emask::view_bhld<const S>(kb.data(), 1, 2, L, D), v, m, out),
+      "masked_attention", "k", "batch 2");
+  EMASK_BAD(
+      emask_test::masked_attention(q, emask::view_bhld<const S>(kb.data(), B, 3, L, D), v, m, out),
+      "masked_attention", "k", "divides the 4 query heads");
+  EMASK_BAD(
+      emask_test::masked_attention(q, emask::view_bhld<const S>(kb.data(), B, 2, L, 4), v, m, out),
+      "masked_attention", "k", "D = 8");
+  EMASK_BAD(
+      emask_test::masked_attention(q, k, emask::view_bhld<const S>(vb.data(), B, 2, 4, D), m, out),
+      "masked_attention", "v", "L = 5");
+  EMASK_BAD(emask_test::masked_attention(q, k, v, m, emask::view_bhld<S>(ob.data(), B, H, 4, D)),
             "masked_attention", "out", "[B=2, H=4, L=5, D=8]");
   row_matrix<S> lse_bad(B * H, L + 1);
-  EMASK_BAD(emask::masked_attention(q, k, v, m, out, lse_bad), "masked_attention", "lse",
+  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, lse_bad), "masked_attention", "lse",
             "B*H rows");
   // batch beyond the mask's sequences
-  EMASK_BAD(emask::masked_attention(q, k, v, emask::key_padding::from_lengths({3}, L), out),
+  EMASK_BAD(emask_test::masked_attention(q, k, v, emask::key_padding::from_lengths({3}, L), out),
             "masked_attention", "key padding", "at least 2");
   // tensor_view
   EMASK_BAD(emask::tensor_view<S>(ob.data(), -1, 1, 1, 1, 1, 1, 1), "tensor_view", "batch", ">= 0");

@@ -30,6 +30,7 @@
 
 #include <emask/kernels/attention.hpp>
 #include <emask/kernels/softmax.hpp>
+#include "kernel_variants.hpp"
 
 #include "catch.hpp"
 #include "fuzz/random_masks.hpp"
@@ -174,10 +175,11 @@ void run_softmax_variants(const Mask& mask, const dmat& xd, const softmax_ref& r
   const row_matrix<S> x = xd.cast<S>();
   row_matrix<S> out(x.rows(), x.cols());
   Eigen::Matrix<S, Eigen::Dynamic, 1> lse(x.rows());
-  const emask::softmax_variant variants[] = {
-      emask::softmax_variant::naive, emask::softmax_variant::fused, emask::softmax_variant::tiled};
+  const emask_test::softmax_variant variants[] = {emask_test::softmax_variant::naive,
+                                                  emask_test::softmax_variant::fused,
+                                                  emask_test::softmax_variant::tiled};
   for (int v = 0; v < 3; ++v) {
-    emask::softmax_options o;
+    emask_test::softmax_options o;
     o.scale = scale;
     o.variant = variants[v];
     o.tile = r.coin(0.5) ? 1 + skewed_len(r, 80) : 128;
@@ -188,10 +190,10 @@ void run_softmax_variants(const Mask& mask, const dmat& xd, const softmax_ref& r
     out.setConstant(S(123));
     lse.setConstant(S(123));
     if (!log) {
-      emask::masked_softmax(x, mask, out, lse, o);
+      emask_test::masked_softmax(x, mask, out, lse, o);
       check_softmax_output<S, false>(out, lse, ref, keep, tallies[v], "softmax " + w);
     } else {
-      emask::masked_log_softmax(x, mask, out, lse, o);
+      emask_test::masked_log_softmax(x, mask, out, lse, o);
       check_softmax_output<S, true>(out, lse, ref, keep, tallies[v], "log_softmax " + w);
     }
   }
@@ -289,11 +291,11 @@ void run_attention_variants(const Mask& mask, const attn_case& c, const attn_ref
   row_matrix<S> out(q.rows(), v.cols());
   Eigen::Matrix<S, Eigen::Dynamic, 1> lse(q.rows());
   const double vmax = v.size() ? static_cast<double>(v.cwiseAbs().maxCoeff()) : 0.0;
-  const emask::attention_variant variants[] = {emask::attention_variant::naive,
-                                               emask::attention_variant::tiled,
-                                               emask::attention_variant::decode};
+  const emask_test::attention_variant variants[] = {emask_test::attention_variant::naive,
+                                                    emask_test::attention_variant::tiled,
+                                                    emask_test::attention_variant::decode};
   for (int vi = 0; vi < 3; ++vi) {
-    emask::attention_options o;
+    emask_test::attention_options o;
     o.variant = variants[vi];
     o.scale = c.scale;
     o.softcap = c.softcap;
@@ -315,12 +317,12 @@ void run_attention_variants(const Mask& mask, const attn_case& c, const attn_ref
     lse.setConstant(S(123));
     if (c.mask_offset) {
       // (through dyn_mask: one instantiation of the kernels for every offset mask)
-      emask::masked_attention(q, k, v, emask_rel::dyn_mask::wrap(mask.offset(c.q_off, c.k_off)),
-                              out, lse, o);
+      emask_test::masked_attention(
+          q, k, v, emask_rel::dyn_mask::wrap(mask.offset(c.q_off, c.k_off)), out, lse, o);
     } else {
       o.q_offset = c.q_off;
       o.k_offset = c.k_off;
-      emask::masked_attention(q, k, v, mask, out, lse, o);
+      emask_test::masked_attention(q, k, v, mask, out, lse, o);
     }
     check_attention_output<S>(out, lse, ref, q.cols(), k.rows(), vmax, tallies[vi],
                               "attention " + w);

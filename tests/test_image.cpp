@@ -22,7 +22,7 @@ struct decoded {
   std::uint32_t width = 0, height = 0;
   std::vector<std::uint8_t> rgb;
 };
-decoded decode(const std::vector<std::uint8_t>& png) {
+decoded decode_png(const std::vector<std::uint8_t>& png) {
   const std::vector<std::uint8_t> sig = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   REQUIRE(std::equal(sig.begin(), sig.end(), png.begin()));
   decoded out;
@@ -90,7 +90,7 @@ TEST_CASE("PNG pixels match the mask cell by cell", "[image]") {
   image_options opt;
   opt.cell = 3;
   opt.grid = false;
-  const decoded img = decode(to_png(m, 13, 13, opt));
+  const decoded img = decode_png(to_png(m, 13, 13, opt));
   REQUIRE(img.width == 39);
   REQUIRE(img.height == 39);
   const bool_matrix keep = materialize(m, 13, 13);
@@ -102,12 +102,12 @@ TEST_CASE("PNG pixels match the mask cell by cell", "[image]") {
     }
   // Large enough to need several stored blocks (> 65535 bytes of scanlines).
   opt.cell = 8;
-  const decoded big = decode(to_png(causal(), 40, 40, opt));
+  const decoded big = decode_png(to_png(causal(), 40, 40, opt));
   CHECK(big.width == 320);
   // Tile boundaries are drawn in red on cell borders.
   opt.tile_q = 4;
   opt.tile_k = 4;
-  const decoded tiles = decode(to_png(causal(), 8, 8, opt));
+  const decoded tiles = decode_png(to_png(causal(), 8, 8, opt));
   const std::size_t at = static_cast<std::size_t>((1 * 64 + 32) * 3);  // x = 32 is a tile edge
   CHECK(tiles.rgb[at] == detail::tile_rgb[0]);
   REQUIRE_THROWS_WITH(to_png(causal(), 2, 2, image_options{0, 0, 0}),

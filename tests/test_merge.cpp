@@ -4,6 +4,7 @@
 #include <vector>
 
 #include <emask/kernels/attention.hpp>
+#include "kernel_variants.hpp"
 
 #include "mask_testing.hpp"
 
@@ -31,15 +32,15 @@ TEMPLATE_TEST_CASE("merge_attention: 1..8 key shards merge into the unsharded re
                       v = random_matrix<S>(g, Lk, Dv);
   // Bottom-right causal and a window: some shards see nothing for some rows (lse = -inf).
   const auto mask = emask::causal::bottom_right(Lq, Lk) & emask::sliding_window(40, 0, Lk - Lq);
-  for (auto variant : {emask::attention_variant::naive, emask::attention_variant::tiled,
-                       emask::attention_variant::decode}) {
-    emask::attention_options o;
+  for (auto variant : {emask_test::attention_variant::naive, emask_test::attention_variant::tiled,
+                       emask_test::attention_variant::decode}) {
+    emask_test::attention_options o;
     o.variant = variant;
     o.tile_q = 16;
     o.tile_k = 16;
     row_matrix<S> full(Lq, Dv);
     emask::lse_vector<S> full_lse(Lq);
-    emask::masked_attention(q, k, v, mask, full, full_lse, o);
+    emask_test::masked_attention(q, k, v, mask, full, full_lse, o);
     for (Index n = 1; n <= 8; ++n) {
       std::vector<row_matrix<S>> outs;
       std::vector<emask::lse_vector<S>> lses;
@@ -48,15 +49,15 @@ TEMPLATE_TEST_CASE("merge_attention: 1..8 key shards merge into the unsharded re
         row_matrix<S> o_s(Lq, Dv);
         emask::lse_vector<S> l_s(Lq);
         // The shard's mask is the global one seen from its key offset.
-        emask::masked_attention(q, k.middleRows(k0, k1 - k0), v.middleRows(k0, k1 - k0),
-                                mask.offset(0, k0), o_s, l_s, o);
+        emask_test::masked_attention(q, k.middleRows(k0, k1 - k0), v.middleRows(k0, k1 - k0),
+                                     mask.offset(0, k0), o_s, l_s, o);
         // Same through options.k_offset with the global mask.
-        emask::attention_options o2 = o;
+        emask_test::attention_options o2 = o;
         o2.k_offset = k0;
         row_matrix<S> o_t(Lq, Dv);
         emask::lse_vector<S> l_t(Lq);
-        emask::masked_attention(q, k.middleRows(k0, k1 - k0), v.middleRows(k0, k1 - k0), mask, o_t,
-                                l_t, o2);
+        emask_test::masked_attention(q, k.middleRows(k0, k1 - k0), v.middleRows(k0, k1 - k0), mask,
+                                     o_t, l_t, o2);
         CHECK((o_s.array() == o_t.array()).all());
         outs.push_back(o_s);
         lses.push_back(l_s);

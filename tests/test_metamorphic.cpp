@@ -19,6 +19,7 @@
 #include <emask/kernels/attention.hpp>
 #include <emask/kernels/merge.hpp>
 #include <emask/kernels/softmax.hpp>
+#include "kernel_variants.hpp"
 
 #include "catch.hpp"
 #include "fuzz/random_masks.hpp"
@@ -36,11 +37,12 @@ using emask_rel::splitmix;
 template <class S>
 using vec = Eigen::Matrix<S, Eigen::Dynamic, 1>;
 
-const emask::attention_variant attention_variants[] = {emask::attention_variant::naive,
-                                                       emask::attention_variant::tiled,
-                                                       emask::attention_variant::decode};
-const emask::softmax_variant softmax_variants[] = {
-    emask::softmax_variant::naive, emask::softmax_variant::fused, emask::softmax_variant::tiled};
+const emask_test::attention_variant attention_variants[] = {emask_test::attention_variant::naive,
+                                                            emask_test::attention_variant::tiled,
+                                                            emask_test::attention_variant::decode};
+const emask_test::softmax_variant softmax_variants[] = {emask_test::softmax_variant::naive,
+                                                        emask_test::softmax_variant::fused,
+                                                        emask_test::softmax_variant::tiled};
 
 template <class S>
 row_matrix<S> normal_matrix(splitmix& r, Index rows, Index cols) {
@@ -113,11 +115,11 @@ TEMPLATE_TEST_CASE("metamorphic: permuting keys with their mask columns", "[meta
     row_matrix<S> px(lq, lk);
     for (Index j = 0; j < lk; ++j) px.col(j) = x.col(perm[static_cast<std::size_t>(j)]);
     for (auto v : softmax_variants) {
-      emask::softmax_options o;
+      emask_test::softmax_options o;
       o.variant = v;
       o.tile = r.between(1, 40);
-      const row_matrix<S> a = emask::masked_softmax(x, emask::as_mask(keep), o);
-      const row_matrix<S> b = emask::masked_softmax(px, emask::as_mask(pkeep), o);
+      const row_matrix<S> a = emask_test::masked_softmax(x, emask::as_mask(keep), o);
+      const row_matrix<S> b = emask_test::masked_softmax(px, emask::as_mask(pkeep), o);
       row_matrix<S> pa(lq, lk);
       for (Index j = 0; j < lk; ++j) pa.col(j) = a.col(perm[static_cast<std::size_t>(j)]);
       CHECK(max_rel_diff(b, pa) <= tol<S>());
@@ -131,15 +133,15 @@ TEMPLATE_TEST_CASE("metamorphic: permuting keys with their mask columns", "[meta
       pv.row(j) = v.row(perm[static_cast<std::size_t>(j)]);
     }
     for (auto variant : attention_variants) {
-      emask::attention_options o;
+      emask_test::attention_options o;
       o.variant = variant;
       o.tile_q = r.between(1, 40);
       o.tile_k = r.between(1, 40);
       o.decode_chunk = r.between(1, 50);
       row_matrix<S> a(lq, dv), b(lq, dv);
       vec<S> la(lq), lb(lq);
-      emask::masked_attention(q, k, v, emask::as_mask(keep), a, la, o);
-      emask::masked_attention(q, pk, pv, emask::as_mask(pkeep), b, lb, o);
+      emask_test::masked_attention(q, k, v, emask::as_mask(keep), a, la, o);
+      emask_test::masked_attention(q, pk, pv, emask::as_mask(pkeep), b, lb, o);
       CHECK(max_rel_diff(b, a) <= tol<S>());
       CHECK(max_rel_diff(lb, la) <= tol<S>());
     }
@@ -184,13 +186,13 @@ TEMPLATE_TEST_CASE("metamorphic: adding masked keys with any scores changes noth
         bx(i, p) = j >= 0 ? (keep(i, j) ? x(i, j) : junk[(i + p) % 6]) : junk[(i * 7 + p) % 6];
     }
     for (auto v : softmax_variants) {
-      emask::softmax_options o;
+      emask_test::softmax_options o;
       o.variant = v;
       o.tile = r.between(1, 40);
       vec<S> la(lq), lb(lq);
       row_matrix<S> a(lq, lk), b(lq, n);
-      emask::masked_softmax(x, emask::as_mask(keep), a, la, o);
-      emask::masked_softmax(bx, emask::as_mask(big_keep), b, lb, o);
+      emask_test::masked_softmax(x, emask::as_mask(keep), a, la, o);
+      emask_test::masked_softmax(bx, emask::as_mask(big_keep), b, lb, o);
       row_matrix<S> sel(lq, lk);
       for (Index p = 0; p < n; ++p)
         if (where[static_cast<std::size_t>(p)] >= 0)
@@ -215,15 +217,15 @@ TEMPLATE_TEST_CASE("metamorphic: adding masked keys with any scores changes noth
       }
     }
     for (auto variant : attention_variants) {
-      emask::attention_options o;
+      emask_test::attention_options o;
       o.variant = variant;
       o.tile_q = r.between(1, 40);
       o.tile_k = r.between(1, 40);
       o.decode_chunk = r.between(1, 50);
       row_matrix<S> a(lq, dv), b(lq, dv);
       vec<S> la(lq), lb(lq);
-      emask::masked_attention(q, k, v, emask::as_mask(keep), a, la, o);
-      emask::masked_attention(q, bk, bv, emask::as_mask(big_keep), b, lb, o);
+      emask_test::masked_attention(q, k, v, emask::as_mask(keep), a, la, o);
+      emask_test::masked_attention(q, bk, bv, emask::as_mask(big_keep), b, lb, o);
       CHECK(max_rel_diff(b, a) <= tol<S>());
       CHECK(max_rel_diff(lb, la) <= tol<S>());
     }
@@ -247,24 +249,24 @@ TEMPLATE_TEST_CASE("metamorphic: key shards merged by log-sum-exp equal the whol
     while (cuts.back() < lk)
       cuts.push_back(std::min(lk, cuts.back() + r.between(1, std::max<Index>(1, lk / 2))));
     for (auto variant : attention_variants) {
-      emask::attention_options o;
+      emask_test::attention_options o;
       o.variant = variant;
       o.tile_q = r.between(1, 40);
       o.tile_k = r.between(1, 40);
       o.decode_chunk = r.between(1, 50);
       row_matrix<S> whole(lq, dv);
       vec<S> lwhole(lq);
-      emask::masked_attention(q, k, v, t.mask, whole, lwhole, o);
+      emask_test::masked_attention(q, k, v, t.mask, whole, lwhole, o);
       std::vector<row_matrix<S>> parts;
       std::vector<vec<S>> lses;
       for (std::size_t s = 0; s + 1 < cuts.size(); ++s) {
         const Index k0 = cuts[s], n = cuts[s + 1] - cuts[s];
         row_matrix<S> part(lq, dv);
         vec<S> lpart(lq);
-        emask::attention_options os = o;
+        emask_test::attention_options os = o;
         os.k_offset = k0;  // the shard's keys are positions [k0, k0 + n)
         const row_matrix<S> ks = k.middleRows(k0, n), vs = v.middleRows(k0, n);
-        emask::masked_attention(q, ks, vs, t.mask, part, lpart, os);
+        emask_test::masked_attention(q, ks, vs, t.mask, part, lpart, os);
         parts.push_back(part);
         lses.push_back(lpart);
       }
@@ -291,7 +293,7 @@ TEMPLATE_TEST_CASE("metamorphic: splitting the batch equals the whole", "[metamo
   const auto mask = emask::key_padding::from_lengths({53, 20, 0}, lk) &
                     emask::causal::bottom_right({37, 30, 37}, {53, 40, 53});
   for (auto variant : attention_variants) {
-    emask::attention_options o;
+    emask_test::attention_options o;
     o.variant = variant;
     o.tile_q = 8;
     o.tile_k = 16;
@@ -302,18 +304,18 @@ TEMPLATE_TEST_CASE("metamorphic: splitting the batch equals the whole", "[metamo
     const auto kv = emask::view_bhld<const S>(kb.data(), B, Hkv, lk, d);
     const auto vv = emask::view_bhld<const S>(vb.data(), B, Hkv, lk, dv);
     const auto ov = emask::view_blhd<S>(ob.data(), B, lq, H, dv);
-    emask::masked_attention(qv, kv, vv, mask, ov, lse, o);
+    emask_test::masked_attention(qv, kv, vv, mask, ov, lse, o);
     for (Index b = 0; b < B; ++b)
       for (Index h = 0; h < H; ++h) {
         INFO("variant " << static_cast<int>(variant) << " b " << b << " h " << h);
-        emask::attention_options os = o;
+        emask_test::attention_options os = o;
         os.batch = b;
         os.head = h;
         row_matrix<S> one(lq, dv);
         vec<S> lone(lq);
         const row_matrix<S> qs = qv.slice(b, h), ks = kv.slice(b, h / (H / Hkv)),
                             vs = vv.slice(b, h / (H / Hkv));
-        emask::masked_attention(qs, ks, vs, mask, one, lone, os);
+        emask_test::masked_attention(qs, ks, vs, mask, one, lone, os);
         const row_matrix<S> whole = ov.slice(b, h);
         CHECK(same_bits(one, whole));
         CHECK(same_bits(lone.transpose(), lse.row(b * H + h)));
@@ -334,7 +336,7 @@ TEMPLATE_TEST_CASE("metamorphic: 1 and 2 threads give identical bits", "[metamor
     for (auto& x : *buf) x = static_cast<S>(r.normal());
   const auto mask = emask::sliding_window(40, 5) | emask::prefix_lm(17);
   for (auto variant : attention_variants) {
-    emask::attention_options o;
+    emask_test::attention_options o;
     o.variant = variant;
     o.tile_q = 16;
     o.decode_chunk = 64;
@@ -343,9 +345,11 @@ TEMPLATE_TEST_CASE("metamorphic: 1 and 2 threads give identical bits", "[metamor
     const auto k = emask::view_bhld<const S>(kb.data(), B, H, lk, d);
     const auto v = emask::view_bhld<const S>(vb.data(), B, H, lk, dv);
     o.threads = 1;
-    emask::masked_attention(q, k, v, mask, emask::view_bhld<S>(o1.data(), B, H, lq, dv), l1, o);
+    emask_test::masked_attention(q, k, v, mask, emask::view_bhld<S>(o1.data(), B, H, lq, dv), l1,
+                                 o);
     o.threads = 2;
-    emask::masked_attention(q, k, v, mask, emask::view_bhld<S>(o2.data(), B, H, lq, dv), l2, o);
+    emask_test::masked_attention(q, k, v, mask, emask::view_bhld<S>(o2.data(), B, H, lq, dv), l2,
+                                 o);
     INFO("variant " << static_cast<int>(variant));
     CHECK(std::memcmp(o1.data(), o2.data(), o1.size() * sizeof(S)) == 0);
     CHECK(same_bits(l1, l2));
@@ -354,13 +358,13 @@ TEMPLATE_TEST_CASE("metamorphic: 1 and 2 threads give identical bits", "[metamor
   const row_matrix<S> x = normal_matrix<S>(r, 300, 300);
   const int saved = omp_get_max_threads();
   for (auto v : softmax_variants) {
-    emask::softmax_options o;
+    emask_test::softmax_options o;
     o.variant = v;
     o.tile = 32;
     omp_set_num_threads(1);
-    const row_matrix<S> a = emask::masked_softmax(x, mask, o);
+    const row_matrix<S> a = emask_test::masked_softmax(x, mask, o);
     omp_set_num_threads(2);
-    const row_matrix<S> b = emask::masked_softmax(x, mask, o);
+    const row_matrix<S> b = emask_test::masked_softmax(x, mask, o);
     CHECK(same_bits(a, b));
   }
   omp_set_num_threads(saved);

@@ -17,6 +17,7 @@
 
 #include <emask/kernels/attention.hpp>
 #include <emask/kernels/softmax.hpp>
+#include "kernel_variants.hpp"
 
 #include "catch.hpp"
 #include "fuzz/random_masks.hpp"
@@ -43,12 +44,13 @@ bool is_neg_inf(S x) {
   return std::isinf(x) && x < 0;
 }
 
-const emask::softmax_variant softmax_variants[] = {
-    emask::softmax_variant::naive, emask::softmax_variant::fused, emask::softmax_variant::tiled};
+const emask_test::softmax_variant softmax_variants[] = {emask_test::softmax_variant::naive,
+                                                        emask_test::softmax_variant::fused,
+                                                        emask_test::softmax_variant::tiled};
 const char* softmax_names[] = {"naive", "fused", "tiled"};
-const emask::attention_variant attention_variants[] = {emask::attention_variant::naive,
-                                                       emask::attention_variant::tiled,
-                                                       emask::attention_variant::decode};
+const emask_test::attention_variant attention_variants[] = {emask_test::attention_variant::naive,
+                                                            emask_test::attention_variant::tiled,
+                                                            emask_test::attention_variant::decode};
 const char* attention_names[] = {"naive", "tiled", "decode"};
 
 /// A mask with partial tiles, full tiles, empty tiles and fully masked rows: sliding window
@@ -70,7 +72,7 @@ void softmax_policy(const Mask& mask, Index lq, Index lk, int variant, bool log,
   emask_rel::splitmix r(99);
   row_matrix<S> x(lq, lk);
   for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<S>(3 * r.normal());
-  emask::softmax_options o;
+  emask_test::softmax_options o;
   o.variant = softmax_variants[variant];
   o.tile = tile;
   o.scale = 0.7;
@@ -79,9 +81,9 @@ void softmax_policy(const Mask& mask, Index lq, Index lk, int variant, bool log,
     out.resize(lq, lk);
     lse.resize(lq);
     if (log) {
-      emask::masked_log_softmax(in, mask, out, lse, o);
+      emask_test::masked_log_softmax(in, mask, out, lse, o);
     } else {
-      emask::masked_softmax(in, mask, out, lse, o);
+      emask_test::masked_softmax(in, mask, out, lse, o);
     }
   };
   row_matrix<S> clean, dirty;
@@ -162,14 +164,14 @@ void attention_policy(const Mask& mask, Index lq, Index lk, int variant, Index t
   for (Index i = 0; i < q.size(); ++i) q.data()[i] = static_cast<S>(r.normal());
   for (Index i = 0; i < k.size(); ++i) k.data()[i] = static_cast<S>(r.normal());
   for (Index i = 0; i < v.size(); ++i) v.data()[i] = static_cast<S>(r.normal());
-  emask::attention_options o;
+  emask_test::attention_options o;
   o.variant = attention_variants[variant];
   o.tile_q = tile_q;
   o.tile_k = tile_k;
   o.decode_chunk = 9;
   row_matrix<S> clean(lq, dv), dirty(lq, dv);
   Eigen::Matrix<S, Eigen::Dynamic, 1> lse_clean(lq), lse_dirty(lq);
-  emask::masked_attention(q, k, v, mask, clean, lse_clean, o);
+  emask_test::masked_attention(q, k, v, mask, clean, lse_clean, o);
   auto unchanged = [&](Index i) {
     return rows_identical(clean, dirty, i) && same_bits(lse_clean(i), lse_dirty(i));
   };
@@ -194,7 +196,7 @@ void attention_policy(const Mask& mask, Index lq, Index lk, int variant, Index t
       if (variant != 0) v2.row(j).setConstant(std::numeric_limits<S>::quiet_NaN());
     }
     CHECK(dead > 0);
-    emask::masked_attention(q, k2, v2, mask, dirty, lse_dirty, o);
+    emask_test::masked_attention(q, k2, v2, mask, dirty, lse_dirty, o);
     Index changed = 0;
     for (Index i = 0; i < lq; ++i) changed += unchanged(i) ? 0 : 1;
     CHECK(changed == 0);
@@ -205,7 +207,7 @@ void attention_policy(const Mask& mask, Index lq, Index lk, int variant, Index t
     if (!keep.col(j0).any()) continue;
     row_matrix<S> k2 = k;
     k2(j0, 3) = std::numeric_limits<S>::quiet_NaN();
-    emask::masked_attention(q, k2, v, mask, dirty, lse_dirty, o);
+    emask_test::masked_attention(q, k2, v, mask, dirty, lse_dirty, o);
     INFO("NaN in K row " << j0);
     Index wrong = 0;
     for (Index i = 0; i < lq; ++i) {
@@ -222,7 +224,7 @@ void attention_policy(const Mask& mask, Index lq, Index lk, int variant, Index t
   for (Index i0 = 0; i0 < lq; i0 += 4) {
     row_matrix<S> q2 = q;
     q2(i0, 0) = std::numeric_limits<S>::quiet_NaN();
-    emask::masked_attention(q2, k, v, mask, dirty, lse_dirty, o);
+    emask_test::masked_attention(q2, k, v, mask, dirty, lse_dirty, o);
     INFO("NaN in Q row " << i0);
     Index wrong = 0;
     for (Index i = 0; i < lq; ++i) {
@@ -256,14 +258,14 @@ TEMPLATE_TEST_CASE("NaN policy: masked_softmax with a bool_matrix and an additiv
   emask_rel::splitmix r(3);
   row_matrix<TestType> x(lq, lk);
   for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<TestType>(r.normal());
-  const row_matrix<TestType> clean = emask::masked_softmax(x, keep);
+  const row_matrix<TestType> clean = emask_test::masked_softmax(x, keep);
   row_matrix<TestType> y = x;
   for (Index i = 0; i < lq; ++i)
     for (Index j = 0; j < lk; ++j)
       if (!keep(i, j)) y(i, j) = std::numeric_limits<TestType>::quiet_NaN();
-  const row_matrix<TestType> dirty = emask::masked_softmax(y, keep);
-  const row_matrix<TestType> additive =
-      emask::masked_softmax(y, emask::materialize_additive<TestType>(emask::as_mask(keep), lq, lk));
+  const row_matrix<TestType> dirty = emask_test::masked_softmax(y, keep);
+  const row_matrix<TestType> additive = emask_test::masked_softmax(
+      y, emask::materialize_additive<TestType>(emask::as_mask(keep), lq, lk));
   Index differ = 0;
   for (Index i = 0; i < lq; ++i) differ += rows_identical(clean, dirty, i) ? 0 : 1;
   CHECK(differ == 0);

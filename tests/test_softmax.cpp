@@ -15,6 +15,7 @@
 #include <emask/detail/ieee.hpp>
 #include <emask/emask.hpp>
 #include <emask/kernels/softmax.hpp>
+#include "kernel_variants.hpp"
 
 #include "catch.hpp"
 
@@ -25,8 +26,8 @@
 using emask::bool_matrix;
 using emask::Index;
 using emask::row_matrix;
-using emask::softmax_options;
-using emask::softmax_variant;
+using emask_test::softmax_options;
+using emask_test::softmax_variant;
 
 namespace {
 
@@ -205,8 +206,8 @@ void check_all_variants(const std::string& name, const Mask& mask, const bool_ma
       o.h = h;
       row_matrix<S> p(lq, lk), logp(lq, lk);
       Eigen::Matrix<S, Eigen::Dynamic, 1> lse_p(lq), lse_l(lq);
-      emask::masked_softmax(x, mask, p, lse_p, o);
-      emask::masked_log_softmax(x, mask, logp, lse_l, o);
+      emask_test::masked_softmax(x, mask, p, lse_p, o);
+      emask_test::masked_log_softmax(x, mask, logp, lse_l, o);
       check_result(ref, keep, p, logp, lse_p, lse_l);
     }
   }
@@ -222,7 +223,7 @@ const shape shapes[] = {{1, 1}, {1, 9}, {7, 13}, {13, 7}, {37, 50}, {50, 37}, {1
 TEST_CASE("masked_softmax: hand-checked small cases", "[softmax]") {
   row_matrix<double> x(3, 3);
   x << 1, 2, 3, 1, 2, 3, 0, 0, 0;
-  const auto p = emask::masked_softmax(x, emask::causal());
+  const auto p = emask_test::masked_softmax(x, emask::causal());
   const double e1 = std::exp(1.0), e2 = std::exp(2.0), e3 = std::exp(3.0);
   CHECK_THAT(p(0, 0), WithinAbs(1.0, 1e-15));
   CHECK(p(0, 1) == 0.0);
@@ -236,7 +237,7 @@ TEST_CASE("masked_softmax: hand-checked small cases", "[softmax]") {
   // log-softmax of row 1 with scale 2: [2, 4] - log(e^2 + e^4).
   softmax_options o;
   o.scale = 2.0;
-  const auto lp = emask::masked_log_softmax(x, emask::causal(), o);
+  const auto lp = emask_test::masked_log_softmax(x, emask::causal(), o);
   CHECK_THAT(lp(1, 0), WithinAbs(2.0 - std::log(std::exp(2.0) + std::exp(4.0)), 1e-14));
   CHECK(is_neg_inf(static_cast<double>(lp(1, 2))));
   CHECK(lp(1, 2) < 0);
@@ -245,7 +246,7 @@ TEST_CASE("masked_softmax: hand-checked small cases", "[softmax]") {
   // Strict causal: row 0 keeps nothing, so it is zeros with log-sum-exp -infinity.
   row_matrix<double> out(3, 3);
   Eigen::VectorXd lse(3);
-  emask::masked_softmax(x, emask::causal().strict(), out, lse);
+  emask_test::masked_softmax(x, emask::causal().strict(), out, lse);
   CHECK(out.row(0).isZero(0));
   CHECK(is_neg_inf(static_cast<double>(lse(0))));
   CHECK(lse(0) < 0);
@@ -416,14 +417,14 @@ TEMPLATE_TEST_CASE("masked_softmax: additive masks add their bias and mask entri
     o.variant = v;
     row_matrix<S> p(lq, lk), logp(lq, lk);
     Eigen::Matrix<S, Eigen::Dynamic, 1> lse_p(lq), lse_l(lq);
-    emask::masked_softmax(x, add, p, lse_p, o);
-    emask::masked_log_softmax(x, add, logp, lse_l, o);
+    emask_test::masked_softmax(x, add, p, lse_p, o);
+    emask_test::masked_log_softmax(x, add, logp, lse_l, o);
     check_result(ref, keep, p, logp, lse_p, lse_l);
   }
   // The additive form of a mask expression gives the same result as the expression.
   const auto m = emask::causal() & emask::key_padding::from_lengths({30}, lk);
   const auto a = emask::materialize_additive<S>(m, lq, lk);
-  const row_matrix<S> p1 = emask::masked_softmax(x, a), p2 = emask::masked_softmax(x, m);
+  const row_matrix<S> p1 = emask_test::masked_softmax(x, a), p2 = emask_test::masked_softmax(x, m);
   CHECK((p1 - p2).cwiseAbs().maxCoeff() <= static_cast<S>(tol<S>()));
 }
 
@@ -445,12 +446,13 @@ TEMPLATE_TEST_CASE("masked_softmax: a kept -infinity or underflowing score gets 
     INFO("variant " << variant_name(v));
     softmax_options o;
     o.variant = v;
-    const row_matrix<S> p = emask::masked_softmax(x, emask::causal_bottom_right(2, 19), o);
+    const row_matrix<S> p = emask_test::masked_softmax(x, emask::causal_bottom_right(2, 19), o);
     CHECK(p(0, 4) == S(0));
     CHECK(p(1, 7) == S(0));
     CHECK(p(1, 8) == S(0));
     CHECK(std::abs(static_cast<double>(p.row(1).sum()) - 1.0) <= 1e-6);
-    const row_matrix<S> lp = emask::masked_log_softmax(x, emask::causal_bottom_right(2, 19), o);
+    const row_matrix<S> lp =
+        emask_test::masked_log_softmax(x, emask::causal_bottom_right(2, 19), o);
     CHECK(is_neg_inf(static_cast<double>(lp(1, 7))));
   }
 }
@@ -461,7 +463,7 @@ TEMPLATE_TEST_CASE("masked_softmax: NaN and infinity policy", "[softmax]", float
   const S nan = std::numeric_limits<S>::quiet_NaN(), inf = std::numeric_limits<S>::infinity();
   row_matrix<S> x = random_scores<S>(lq, lk, 21);
   const auto mask = emask::causal();
-  const row_matrix<S> clean = emask::masked_softmax(x, mask);
+  const row_matrix<S> clean = emask_test::masked_softmax(x, mask);
   // Masked positions: NaN and +-infinity have no effect.
   for (Index q = 0; q < lq; ++q)
     for (Index k = q + 1; k < lk; ++k) x(q, k) = (k % 3 == 0) ? nan : ((k % 3 == 1) ? inf : -inf);
@@ -477,8 +479,8 @@ TEMPLATE_TEST_CASE("masked_softmax: NaN and infinity policy", "[softmax]", float
     INFO("variant " << variant_name(v));
     softmax_options o;
     o.variant = v;
-    const row_matrix<S> p = emask::masked_softmax(x, mask, o);
-    const row_matrix<S> lp = emask::masked_log_softmax(x, mask, o);
+    const row_matrix<S> p = emask_test::masked_softmax(x, mask, o);
+    const row_matrix<S> lp = emask_test::masked_log_softmax(x, mask, o);
     for (Index q = 0; q < lq; ++q) {
       for (Index k = 0; k < lk; ++k) {
         if (k > q) {
@@ -505,7 +507,7 @@ TEMPLATE_TEST_CASE("masked_softmax: inputs as Map, block, column-major, expressi
   const row_matrix<S> x = big.block(2, 3, lq, lk);
   softmax_options naive;
   naive.variant = softmax_variant::naive;
-  const row_matrix<S> expected = emask::masked_softmax(x, mask, naive);
+  const row_matrix<S> expected = emask_test::masked_softmax(x, mask, naive);
   const S t = static_cast<S>(tol<S>());
   for (softmax_variant v : all_variants) {
     INFO("variant " << variant_name(v));
@@ -513,27 +515,27 @@ TEMPLATE_TEST_CASE("masked_softmax: inputs as Map, block, column-major, expressi
     o.variant = v;
     // A block of a larger row-major matrix (outer stride != cols), written into a block.
     row_matrix<S> out_big = row_matrix<S>::Constant(lq + 4, lk + 6, S(9));
-    emask::masked_softmax(big.block(2, 3, lq, lk), mask, out_big.block(1, 2, lq, lk), o);
+    emask_test::masked_softmax(big.block(2, 3, lq, lk), mask, out_big.block(1, 2, lq, lk), o);
     CHECK((out_big.block(1, 2, lq, lk) - expected).cwiseAbs().maxCoeff() <= t);
     CHECK(out_big(0, 0) == S(9));  // nothing outside the block is written
     CHECK(out_big(lq + 1, lk + 2) == S(9));
     // A Map with an outer stride.
     Eigen::Map<const row_matrix<S>, 0, Eigen::OuterStride<>> map(
         big.data() + 2 * big.cols() + 3, lq, lk, Eigen::OuterStride<>(big.cols()));
-    CHECK((emask::masked_softmax(map, mask, o) - expected).cwiseAbs().maxCoeff() <= t);
+    CHECK((emask_test::masked_softmax(map, mask, o) - expected).cwiseAbs().maxCoeff() <= t);
     // Column-major storage and a lazy expression are evaluated once.
     const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> col = x;
-    CHECK((emask::masked_softmax(col, mask, o) - expected).cwiseAbs().maxCoeff() <= t);
-    CHECK((emask::masked_softmax(x * S(0.5) + x * S(0.5), mask, o) - expected)
+    CHECK((emask_test::masked_softmax(col, mask, o) - expected).cwiseAbs().maxCoeff() <= t);
+    CHECK((emask_test::masked_softmax(x * S(0.5) + x * S(0.5), mask, o) - expected)
               .cwiseAbs()
               .maxCoeff() <= t);
     // In place: out is the storage of scores.
     row_matrix<S> inplace = x;
-    emask::masked_softmax(inplace, mask, inplace, o);
+    emask_test::masked_softmax(inplace, mask, inplace, o);
     CHECK((inplace - expected).cwiseAbs().maxCoeff() <= t);
     row_matrix<S> inplace_log = x;
-    emask::masked_log_softmax(inplace_log, mask, inplace_log, o);
-    const row_matrix<S> expected_log = emask::masked_log_softmax(x, mask, o);
+    emask_test::masked_log_softmax(inplace_log, mask, inplace_log, o);
+    const row_matrix<S> expected_log = emask_test::masked_log_softmax(x, mask, o);
     CHECK((inplace_log.array() == expected_log.array()).all());
   }
 }
@@ -551,8 +553,8 @@ TEST_CASE("masked_softmax: rows sum to one and log-softmax is consistent on a la
     o.scale = 0.125;
     row_matrix<float> p(lq, lk), lp(lq, lk);
     Eigen::VectorXf lse(lq);
-    emask::masked_softmax(x, mask, p, lse, o);
-    emask::masked_log_softmax(x, mask, lp, o);
+    emask_test::masked_softmax(x, mask, p, lse, o);
+    emask_test::masked_log_softmax(x, mask, lp, o);
     double worst_sum = 0, worst_log = 0, worst_lse = 0;
     for (Index q = 0; q < lq; ++q) {
       worst_sum = std::max(worst_sum, std::abs(static_cast<double>(p.row(q).sum()) - 1.0));
@@ -590,13 +592,13 @@ TEST_CASE("masked_softmax: results do not depend on the thread count", "[softmax
     row_matrix<float> p1(lq, lk), p2(lq, lk), l1(lq, lk), l2(lq, lk), d1(lq, lk), d2(lq, lk);
     Eigen::VectorXf e1(lq), e2(lq);
     omp_set_num_threads(1);
-    emask::masked_softmax(x, structured, p1, e1, o);
-    emask::masked_log_softmax(x, structured, l1, o);
-    emask::masked_softmax(x, dense, d1, o);
+    emask_test::masked_softmax(x, structured, p1, e1, o);
+    emask_test::masked_log_softmax(x, structured, l1, o);
+    emask_test::masked_softmax(x, dense, d1, o);
     omp_set_num_threads(2);
-    emask::masked_softmax(x, structured, p2, e2, o);
-    emask::masked_log_softmax(x, structured, l2, o);
-    emask::masked_softmax(x, dense, d2, o);
+    emask_test::masked_softmax(x, structured, p2, e2, o);
+    emask_test::masked_log_softmax(x, structured, l2, o);
+    emask_test::masked_softmax(x, dense, d2, o);
     CHECK((p1.array() == p2.array()).all());
     CHECK((l1.array() == l2.array()).all());
     CHECK((d1.array() == d2.array()).all());
@@ -646,9 +648,9 @@ TEMPLATE_TEST_CASE("masked_softmax: results do not depend on the buffers' alignm
           Eigen::Matrix<S, Eigen::Dynamic, 1> lse(lq);
           const auto run = [&](const auto& mask) {
             if (log)
-              emask::masked_log_softmax(xs, mask, ys, lse, o);
+              emask_test::masked_log_softmax(xs, mask, ys, lse, o);
             else
-              emask::masked_softmax(xs, mask, ys, lse, o);
+              emask_test::masked_softmax(xs, mask, ys, lse, o);
           };
           if (which == 0) run(dense);
           if (which == 1) run(structured);
@@ -684,7 +686,7 @@ TEMPLATE_TEST_CASE("masked_log_softmax: huge equal scores keep log p = -log(kept
     for (softmax_variant v : all_variants) {
       softmax_options o;
       o.variant = v;
-      const row_matrix<S> lp = emask::masked_log_softmax(x, mask, o);
+      const row_matrix<S> lp = emask_test::masked_log_softmax(x, mask, o);
       for (Index k = 0; k < 10; ++k)
         CHECK_THAT(double(lp(1, k)), Catch::Matchers::WithinAbs(-std::log(10.0), 1e-6));
     }
@@ -693,10 +695,10 @@ TEMPLATE_TEST_CASE("masked_log_softmax: huge equal scores keep log p = -log(kept
 
 TEST_CASE("masked_softmax: empty problems", "[softmax]") {
   const row_matrix<float> x0(0, 5), x1(4, 0);
-  CHECK(emask::masked_softmax(x0, emask::causal()).rows() == 0);
+  CHECK(emask_test::masked_softmax(x0, emask::causal()).rows() == 0);
   row_matrix<float> out(4, 0);
   Eigen::VectorXf lse(4);
-  emask::masked_softmax(x1, emask::causal(), out, lse);
+  emask_test::masked_softmax(x1, emask::causal(), out, lse);
   for (Index q = 0; q < 4; ++q) CHECK(is_neg_inf(static_cast<double>(lse(q))));
 }
 
@@ -706,39 +708,40 @@ TEST_CASE("masked_softmax: bad arguments raise emask::error naming the argument"
   row_matrix<float> out(4, 6), wrong(3, 6);
   Eigen::VectorXf lse(4), short_lse(2);
   const auto m = emask::causal();
-  REQUIRE_THROWS_AS(emask::masked_softmax(x, m, wrong), emask::error);
-  REQUIRE_THROWS_WITH(emask::masked_softmax(x, m, wrong), Contains("'out'") && Contains("4 x 6"));
-  REQUIRE_THROWS_WITH(emask::masked_log_softmax(x, m, wrong), Contains("masked_log_softmax"));
-  REQUIRE_THROWS_WITH(emask::masked_softmax(x, m, out, short_lse), Contains("'lse'"));
+  REQUIRE_THROWS_AS(emask_test::masked_softmax(x, m, wrong), emask::error);
+  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, wrong),
+                      Contains("'out'") && Contains("4 x 6"));
+  REQUIRE_THROWS_WITH(emask_test::masked_log_softmax(x, m, wrong), Contains("masked_log_softmax"));
+  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, short_lse), Contains("'lse'"));
   softmax_options o;
   o.tile = 0;
-  REQUIRE_THROWS_WITH(emask::masked_softmax(x, m, out, o), Contains("'tile'"));
+  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, o), Contains("'tile'"));
   o = softmax_options{};
   o.scale = std::numeric_limits<double>::quiet_NaN();
-  REQUIRE_THROWS_WITH(emask::masked_softmax(x, m, out, o), Contains("'scale'"));
+  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, o), Contains("'scale'"));
   o = softmax_options{};
   o.b = -1;
-  REQUIRE_THROWS_WITH(emask::masked_softmax(x, m, out, o), Contains("'b'"));
+  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, o), Contains("'b'"));
   o = softmax_options{};
   o.h = -2;
-  REQUIRE_THROWS_WITH(emask::masked_softmax(x, m, out, o), Contains("'h'"));
+  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, o), Contains("'h'"));
   o = softmax_options{};
   o.stream_bytes = -1;
-  REQUIRE_THROWS_WITH(emask::masked_softmax(x, m, out, o), Contains("'stream_bytes'"));
-  o = softmax_options{};
-  o.variant = static_cast<softmax_variant>(7);
-  REQUIRE_THROWS_WITH(emask::masked_softmax(x, m, out, o), Contains("'variant'"));
+  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, o), Contains("'stream_bytes'"));
+  // An unknown variant no longer exists at run time: tests/compile_fail/variant_*.cpp.
   // Materialized masks of the wrong shape.
   const bool_matrix keep = bool_matrix::Constant(4, 5, true);
-  REQUIRE_THROWS_WITH(emask::masked_softmax(x, keep, out), Contains("'mask'") && Contains("4 x 5"));
+  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, keep, out),
+                      Contains("'mask'") && Contains("4 x 5"));
   const auto add = emask::as_additive(row_matrix<float>(row_matrix<float>::Zero(5, 6)));
-  REQUIRE_THROWS_WITH(emask::masked_softmax(x, add, out), Contains("'mask'"));
+  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, add, out), Contains("'mask'"));
   // Masks that cannot answer for the slice: batch entry out of range, too few key positions.
   const auto pad = emask::key_padding::from_lengths({3, 6}, 6);
   o = softmax_options{};
   o.b = 2;
-  REQUIRE_THROWS_WITH(emask::masked_softmax(x, pad, out, o), Contains("key padding"));
+  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, pad, out, o), Contains("key padding"));
   const auto bits = emask::bit_matrix::from_bool(bool_matrix::Constant(4, 5, true));
-  REQUIRE_THROWS_WITH(emask::masked_softmax(x, bits, out), Contains("key positions"));
-  REQUIRE_THROWS_WITH(emask::masked_softmax(x, bits.offset(0, 1), out), Contains("masked_softmax"));
+  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, bits, out), Contains("key positions"));
+  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, bits.offset(0, 1), out),
+                      Contains("masked_softmax"));
 }

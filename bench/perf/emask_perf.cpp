@@ -36,6 +36,8 @@
 #include <emask/masks/padding.hpp>
 #include <emask/masks/window.hpp>
 #include <emask/random/mlm.hpp>
+#include <emask/reference/attention.hpp>
+#include <emask/reference/softmax.hpp>
 #include <emask/rl/policy.hpp>
 
 #include "../unmasked_sample.hpp"
@@ -286,16 +288,30 @@ struct perf_run {
     }
     const auto causal = emask::causal();
     const auto pad = emask::key_padding::from_lengths({(3 * s) / 4}, s);
+    enum class kind { tiled, fused, naive };
     struct variant {
       const char* name;
-      emask::softmax_variant v;
+      kind v;
       bool log;
       bool in_check;
     };
-    const variant variants[] = {{"tiled", emask::softmax_variant::tiled, false, true},
-                                {"fused", emask::softmax_variant::fused, false, true},
-                                {"log-tiled", emask::softmax_variant::tiled, true, true},
-                                {"naive", emask::softmax_variant::naive, false, false}};
+    const variant variants[] = {{"tiled", kind::tiled, false, true},
+                                {"fused", kind::fused, false, true},
+                                {"log-tiled", kind::tiled, true, true},
+                                {"naive", kind::naive, false, false}};
+    // One call of the variant's entry point (the tag picks the kernel at compile time).
+    const auto softmax = [](kind v, bool log, const auto& xs, const auto& mask, auto& ys,
+                            const emask::softmax_options& so) {
+      const auto call = [&](auto tag) {
+        if (log)
+          emask::masked_log_softmax(tag, xs, mask, ys, so);
+        else
+          emask::masked_softmax(tag, xs, mask, ys, so);
+      };
+      if (v == kind::tiled) call(emask::tiled);
+      if (v == kind::fused) call(emask::fused);
+      if (v == kind::naive) call(emask::reference::naive);
+    };
     for (int shape = 0; shape < 2; ++shape) {
       for (const variant& var : variants) {
         if (!var.in_check && !full) continue;
@@ -309,23 +325,15 @@ struct perf_run {
         r.fail_at = 2.5 * r.target;
         check(r, [&](result& o) {
           emask::softmax_options so;
-          so.variant = var.v;
           so.scale = 0.125;
           const auto run = [&] {
             for (Index i = 0; i < bh; ++i) {
               const Eigen::Map<const emask::row_matrix<float>> xs(x.data() + i * s * s, s, s);
               Eigen::Map<emask::row_matrix<float>> ys(y.data() + i * s * s, s, s);
-              if (shape == 0) {
-                if (var.log)
-                  emask::masked_log_softmax(xs, causal, ys, so);
-                else
-                  emask::masked_softmax(xs, causal, ys, so);
-              } else {
-                if (var.log)
-                  emask::masked_log_softmax(xs, pad, ys, so);
-                else
-                  emask::masked_softmax(xs, pad, ys, so);
-              }
+              if (shape == 0)
+                softmax(var.v, var.log, xs, causal, ys, so);
+              else
+                softmax(var.v, var.log, xs, pad, ys, so);
             }
           };
           if (var.in_check) {
@@ -355,11 +363,11 @@ struct perf_run {
           k(random_floats(static_cast<std::size_t>(h * lk * d), 12, -1.f, 1.f)),
           v(random_floats(static_cast<std::size_t>(h * lk * d), 13, -1.f, 1.f)),
           o(static_cast<std::size_t>(h * lq * d), 0.f) {}
-    template <class Mask>
-    void run(const Mask& mask, emask::attention_options opt,
-             emask::attention_workspace<float>& ws) {
+    template <class Mask, class Variant = emask::tiled_t>
+    void run(const Mask& mask, emask::attention_options opt, emask::attention_workspace<float>& ws,
+             Variant variant = emask::tiled) {
       using emask::view_bhld;
-      emask::masked_attention(view_bhld<const float>(q.data(), 1, h, lq, d),
+      emask::masked_attention(variant, view_bhld<const float>(q.data(), 1, h, lq, d),
                               view_bhld<const float>(k.data(), 1, h, lk, d),
                               view_bhld<const float>(v.data(), 1, h, lk, d), mask,
                               view_bhld(o.data(), 1, h, lq, d), opt, &ws);
@@ -462,21 +470,26 @@ struct perf_run {
       emask::attention_workspace<float> ws;
       const auto causal = emask::causal();
       const double work = work_flops(causal, h, s2, s2, 64);
-      for (auto var : {emask::attention_variant::naive, emask::attention_variant::tiled}) {
+      for (const bool naive : {true, false}) {
         result r;
-        r.name = std::string("attn-causal-2048/d64/") +
-                 (var == emask::attention_variant::naive ? "naive" : "tiled") + "/t1";
+        r.name = std::string("attn-causal-2048/d64/") + (naive ? "naive" : "tiled") + "/t1";
         r.group = "attention";
         r.kind = "fraction";
         r.limit = "FMA loop, 1 thread";
         check(r, [&](result& o) {
           emask::attention_options opt;
           opt.threads = 1;
-          opt.variant = var;
           set_threads(1);
           const fma_loop loop{1};
           double loop_ms = 0;
-          std::tie(o.ms, loop_ms) = paired_ms([&] { a.run(causal, opt, ws); }, loop, 2);
+          std::tie(o.ms, loop_ms) = paired_ms(
+              [&] {
+                if (naive)
+                  a.run(causal, opt, ws, emask::reference::naive);
+                else
+                  a.run(causal, opt, ws);
+              },
+              loop, 2);
           o.limit_value = loop.flops() / (loop_ms * 1e-3) * 1e-9;
           o.ratio = work / (o.ms * 1e-3) * 1e-9 / o.limit_value;
         });
@@ -512,9 +525,9 @@ struct perf_run {
       check(r, [&](result& o) {
         emask::attention_options opt;
         opt.threads = threads;
-        opt.variant = emask::attention_variant::decode;
         set_threads(threads);
-        std::tie(o.ms, o.limit_value) = paired_ms([&] { a.run(mask, opt, ws); }, read, 20, 50);
+        std::tie(o.ms, o.limit_value) =
+            paired_ms([&] { a.run(mask, opt, ws, emask::decode); }, read, 20, 50);
         set_threads(1);
         o.ratio = o.ms / o.limit_value;
       });
@@ -524,8 +537,7 @@ struct perf_run {
         [&](int threads) {
           emask::attention_options opt;
           opt.threads = threads;
-          opt.variant = emask::attention_variant::decode;
-          a.run(mask, opt, ws);
+          a.run(mask, opt, ws, emask::decode);
         },
         20);
   }

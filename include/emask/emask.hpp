@@ -38,10 +38,10 @@
 #include "emask/masks/window.hpp"
 
 #include "emask/kernels/attention.hpp"
-#include "emask/kernels/decode.hpp"
 #include "emask/kernels/merge.hpp"
 #include "emask/kernels/softmax.hpp"
 #include "emask/kernels/tensor_view.hpp"
+#include "emask/kernels/variant.hpp"
 
 #include "emask/random/distributions.hpp"
 #include "emask/random/feature.hpp"

@@ -29,6 +29,7 @@
 
 #include <emask/kernels/attention.hpp>
 #include <emask/kernels/softmax.hpp>
+#include "../kernel_variants.hpp"
 
 #include "byte_source.hpp"
 #include "random_masks.hpp"
@@ -65,19 +66,20 @@ void fuzz_softmax(const emask_rel::dyn_mask& mask, const emask::bool_matrix& kee
         const S t = static_cast<S>(scale) * x(i, j);
         if (!std::isfinite(t)) finite[static_cast<std::size_t>(i)] = 0;
       }
-  const emask::softmax_variant variants[] = {
-      emask::softmax_variant::naive, emask::softmax_variant::fused, emask::softmax_variant::tiled};
+  const emask_test::softmax_variant variants[] = {emask_test::softmax_variant::naive,
+                                                  emask_test::softmax_variant::fused,
+                                                  emask_test::softmax_variant::tiled};
   for (int v = 0; v < 3; ++v) {
     for (int log = 0; log < 2; ++log) {
-      emask::softmax_options o;
+      emask_test::softmax_options o;
       o.scale = scale;
       o.variant = variants[v];
       o.tile = tile;
       o.b = b;
       if (log) {
-        emask::masked_log_softmax(x, mask, out, lse, o);
+        emask_test::masked_log_softmax(x, mask, out, lse, o);
       } else {
-        emask::masked_softmax(x, mask, out, lse, o);
+        emask_test::masked_softmax(x, mask, out, lse, o);
       }
       for (Index i = 0; i < lq; ++i) {
         const auto r = static_cast<std::size_t>(i);
@@ -110,7 +112,7 @@ void fuzz_softmax(const emask_rel::dyn_mask& mask, const emask::bool_matrix& kee
 template <class S>
 void fuzz_attention(const emask_rel::dyn_mask& mask, const emask::bool_matrix& keep,
                     const row_matrix<double>& qd, const row_matrix<double>& kd,
-                    const row_matrix<double>& vd, const emask::attention_options& base) {
+                    const row_matrix<double>& vd, const emask_test::attention_options& base) {
   const row_matrix<S> q = qd.cast<S>(), k = kd.cast<S>(), v = vd.cast<S>();
   const Index lq = q.rows(), lk = k.rows(), dv = v.cols();
   row_matrix<S> out(lq, dv);
@@ -135,13 +137,13 @@ void fuzz_attention(const emask_rel::dyn_mask& mask, const emask::bool_matrix& k
         if (!moderate(k.row(j))) tame[static_cast<std::size_t>(i)] = 0;
       }
   }
-  const emask::attention_variant variants[] = {emask::attention_variant::naive,
-                                               emask::attention_variant::tiled,
-                                               emask::attention_variant::decode};
+  const emask_test::attention_variant variants[] = {emask_test::attention_variant::naive,
+                                                    emask_test::attention_variant::tiled,
+                                                    emask_test::attention_variant::decode};
   for (int vi = 0; vi < 3; ++vi) {
-    emask::attention_options o = base;
+    emask_test::attention_options o = base;
     o.variant = variants[vi];
-    emask::masked_attention(q, k, v, mask, out, lse, o);
+    emask_test::masked_attention(q, k, v, mask, out, lse, o);
     for (Index i = 0; i < lq; ++i) {
       const auto r = static_cast<std::size_t>(i);
       if (empty[r]) {
@@ -199,7 +201,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // V stays finite (the naive variant multiplies P V densely: documented in attention.hpp).
   for (Index i = 0; i < v.size(); ++i) v.data()[i] = special_value(s, false);
   for (Index j = 0; j < lk; ++j) v(j, dv - 1) = 1.0;
-  emask::attention_options o;
+  emask_test::attention_options o;
   o.scale = s.coin(0.5) ? 0.0 : 0.25;
   o.softcap = s.coin(0.2) ? 30.0 : 0.0;
   o.tile_q = s.between(1, 40);

@@ -12,6 +12,7 @@
 #include <emask/kernels/merge.hpp>
 #include <emask/kernels/softmax.hpp>
 #include <emask/random/mlm.hpp>
+#include <emask/reference.hpp>
 #include <emask/rl/action_mask.hpp>
 #include <emask/rl/dqn.hpp>
 #include <emask/rl/policy.hpp>
@@ -21,7 +22,8 @@ using fmat = emask::row_matrix<float>;
 
 int main(int argc, char** argv) {
   const char* c = argc > 1 ? argv[1] : "";
-  const fmat x = fmat::Random(6, 9), q = fmat::Random(6, 8), k = fmat::Random(9, 8), v = fmat::Random(9, 4);
+  const fmat x = fmat::Random(6, 9), q = fmat::Random(6, 8), k = fmat::Random(9, 8),
+             v = fmat::Random(9, 4);
   fmat out(6, 9), att(6, 4);
   Eigen::VectorXf lse(6);
   const auto mask = emask::causal::bottom_right(6, 9) & emask::key_padding::from_lengths({8}, 9);
@@ -53,17 +55,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "unknown case %s\n", c);
     return 2;
   } else {
-    for (auto variant : {emask::softmax_variant::naive, emask::softmax_variant::fused, emask::softmax_variant::tiled}) {
-      emask::softmax_options o;
-      o.variant = variant;
-      emask::masked_softmax(x, mask, out, lse, o);
-      emask::masked_log_softmax(x, mask, out, lse, o);
-    }
-    for (auto variant : {emask::attention_variant::naive, emask::attention_variant::tiled, emask::attention_variant::decode}) {
-      emask::attention_options o;
-      o.variant = variant;
-      emask::masked_attention(q, k, v, mask, att, lse, o);
-    }
+    const auto softmaxes = [&](auto variant) {
+      emask::masked_softmax(variant, x, mask, out, lse);
+      emask::masked_log_softmax(variant, x, mask, out, lse);
+    };
+    softmaxes(emask::reference::naive);
+    softmaxes(emask::fused);
+    softmaxes(emask::tiled);
+    emask::masked_attention(emask::reference::naive, q, k, v, mask, att, lse);
+    emask::masked_attention(emask::tiled, q, k, v, mask, att, lse);
+    emask::masked_attention(emask::decode, q, k, v, mask, att, lse);
     emask::mlm_options o;
     o.vocabulary = emask::special_tokens(20, {0});
     o.mask_id = 1;

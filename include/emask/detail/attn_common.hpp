@@ -17,13 +17,6 @@
 
 EMASK_NAMESPACE_BEGIN
 
-/// \brief Which algorithm masked_attention runs.
-enum class attention_variant {
-  naive,  ///< scores Lq x Lk materialized, masked, softmax, multiply: the reference
-  tiled,  ///< FlashAttention-2 online softmax over key tiles; skips empty tiles (default)
-  decode  ///< few query rows over a long KV cache: key chunks in parallel, merged by lse
-};
-
 /// \brief A column vector of per-row values (log-sum-exp of one head).
 template <class Scalar>
 using lse_vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
@@ -38,7 +31,6 @@ using lse_vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
 struct attention_options {
   /// Multiplies Q K^T; 0 means 1 / sqrt(D).
   double scale = 0;
-  attention_variant variant = attention_variant::tiled;
   /// Query rows per tile (tiled) and per work item of the thread pool.
   Index tile_q = 64;
   /// Keys per tile (tiled); rounded up to the SIMD block (32 floats with AVX-512).

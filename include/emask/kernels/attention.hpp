@@ -1,7 +1,8 @@
 /// \file
 /// \brief masked_attention: out = softmax(mask(softcap(scale Q K^T) + ALiBi)) V for one head or
-/// for batched [B, H, L, D] / [B, L, H, D] views, with grouped-query heads, in three variants
-/// (naive reference, tiled FlashAttention-2, decode), optional log-sum-exp output and OpenMP.
+/// for batched [B, H, L, D] / [B, L, H, D] views, with grouped-query heads, optional log-sum-exp
+/// output and OpenMP. Variants by tag (emask/kernels/variant.hpp): tiled FlashAttention-2 (the
+/// default), emask::decode, and reference::naive (emask/reference/attention.hpp).
 ///
 /// Semantics (every variant): see attention_options for the order of scale, softcap, ALiBi and
 /// mask. A query row that keeps no key gives a zero output row and lse = -infinity, never NaN.
@@ -18,11 +19,11 @@
 #include <type_traits>
 
 #include "emask/detail/attn_common.hpp"
-#include "emask/detail/attn_naive.hpp"
+#include "emask/detail/attn_decode.hpp"
 #include "emask/detail/attn_rescue.hpp"
 #include "emask/detail/attn_tiled.hpp"
-#include "emask/kernels/decode.hpp"
 #include "emask/kernels/merge.hpp"
+#include "emask/kernels/variant.hpp"
 
 EMASK_NAMESPACE_BEGIN
 
@@ -49,33 +50,75 @@ class attention_workspace {
   lse_vector<Scalar> buf_;
 };
 
-/// \brief Scalars of workspace masked_attention needs for \p batch_heads heads of Lq x D queries
-/// over Lk keys with Dv values, with the variant, tiles and threads of \p opt.
+namespace detail {
+
+/// What one attention variant runs. Specialized per tag; a call instantiates only its own.
+template <class Variant>
+struct attn_kernel {
+  static_assert(!std::is_same<Variant, reference::naive_t>::value,
+                "emask::masked_attention: include <emask/reference/attention.hpp> for "
+                "reference::naive");
+  static_assert(std::is_same<Variant, tiled_t>::value || std::is_same<Variant, decode_t>::value,
+                "emask::masked_attention: the variant is emask::tiled, emask::decode or "
+                "emask::reference::naive");
+};
+
+template <>
+struct attn_kernel<tiled_t> {
+  template <class S>
+  static Index workspace(Index, Index, Index, Index d, Index dv, const attention_options& opt) {
+    return attn_thread_count(opt.threads) * attn_tiles::make<S>(std::max<Index>(opt.tile_q, 1),
+                                                                std::max<Index>(opt.tile_k, 1), d,
+                                                                dv)
+                                                .per_thread;
+  }
+  template <class S, class Mask>
+  static void run(attn_problem<S>& p, const Mask& mask, const attention_options& opt, S* ws) {
+    attn_tiled_run(p, mask, attn_tiles::make<S>(opt.tile_q, opt.tile_k, p.d, p.dv), ws);
+    attn_rescue_overflow(p, mask);
+  }
+};
+
+template <>
+struct attn_kernel<decode_t> {
+  template <class S>
+  static Index workspace(Index batch_heads, Index lq, Index lk, Index, Index dv,
+                         const attention_options& opt) {
+    const attn_decode_plan plan =
+        attn_decode_make(batch_heads, 1, lq, lk, dv, std::max<Index>(opt.decode_chunk, 1));
+    return plan.parts + attn_thread_count(opt.threads) * plan.per_thread;
+  }
+  template <class S, class Mask>
+  static void run(attn_problem<S>& p, const Mask& mask, const attention_options& opt, S* ws) {
+    attn_decode_run(p, mask, attn_decode_make(p.batch, p.heads, p.lq, p.lk, p.dv, opt.decode_chunk),
+                    ws);
+    attn_rescue_overflow(p, mask);
+  }
+};
+
+}  // namespace detail
+
+/// \brief Scalars of workspace masked_attention(variant, ...) needs for \p batch_heads heads of
+/// Lq x D queries over Lk keys with Dv values, with the tiles and threads of \p opt.
 /// Tiled: threads x O(tile_q D + tile_k (D + Dv) + tile_q tile_k), independent of Lq and Lk.
-/// Naive: threads x Lq x Lk. Decode: batch_heads x ceil(Lk / chunk) x Lq x (Dv + 3) + threads x
-/// 2 chunk.
+/// Decode: batch_heads x ceil(Lk / chunk) x Lq x (Dv + 3) + threads x 2 chunk.
+/// reference::naive: threads x Lq x Lk.
+template <class Scalar, class Variant, std::enable_if_t<is_kernel_variant_v<Variant>, int> = 0>
+Index attention_workspace_size(Variant, Index batch_heads, Index lq, Index lk, Index d, Index dv,
+                               const attention_options& opt = {}) {
+  return detail::attn_kernel<Variant>::template workspace<Scalar>(batch_heads, lq, lk, d, dv, opt);
+}
+
+/// \brief Scalars of workspace of the default (tiled) variant.
 template <class Scalar>
 Index attention_workspace_size(Index batch_heads, Index lq, Index lk, Index d, Index dv,
                                const attention_options& opt = {}) {
-  const Index threads = detail::attn_thread_count(opt.threads);
-  switch (opt.variant) {
-    case attention_variant::naive: return threads * detail::attn_naive_per_thread(lq, lk);
-    case attention_variant::decode: {
-      const detail::attn_decode_plan plan = detail::attn_decode_make(
-          batch_heads, 1, lq, lk, dv, std::max<Index>(opt.decode_chunk, 1));
-      return plan.parts + threads * plan.per_thread;
-    }
-    case attention_variant::tiled:
-    default:
-      return threads * detail::attn_tiles::make<Scalar>(std::max<Index>(opt.tile_q, 1),
-                                                        std::max<Index>(opt.tile_k, 1), d, dv)
-                           .per_thread;
-  }
+  return attention_workspace_size<Scalar>(tiled, batch_heads, lq, lk, d, dv, opt);
 }
 
 namespace detail {
 
-template <class S, class Mask>
+template <class V, class S, class Mask>
 void attn_dispatch(attn_problem<S>& p, const Mask& mask, const attention_options& opt,
                    attention_workspace<S>* user_ws, const char* where) {
   attn_check_mask(p, mask, where);
@@ -84,49 +127,11 @@ void attn_dispatch(attn_problem<S>& p, const Mask& mask, const attention_options
   attention_workspace<S>& ws = user_ws ? *user_ws : own;
   attention_options o = opt;
   o.threads = p.threads;
-  ws.reserve(attention_workspace_size<S>(p.batch * p.heads, p.lq, p.lk, p.d, p.dv, o));
-  switch (opt.variant) {
-    case attention_variant::naive: {
-      const Index items = p.batch * p.heads;
-      S* base = ws.data();
-      // Always inside a parallel region of p.threads threads, so Eigen's own GEMM threading
-      // (nested) cannot use more threads than asked for.
-#if EMASK_HAS_OPENMP
-#pragma omp parallel num_threads(p.threads)
-      {
-        // Eigen parallelizes its GEMM with OpenMP: limit this task to one thread so that it
-        // never nests (the ICV is per task; the caller's setting is untouched).
-        omp_set_num_threads(1);
-#pragma omp for schedule(dynamic, 1)
-        for (Index w = 0; w < items; ++w) {
-          attn_naive_head(
-              p, mask, w / p.heads, w % p.heads,
-              base + static_cast<Index>(attn_thread_id()) * attn_naive_per_thread(p.lq, p.lk));
-        }
-      }
-#else
-      for (Index w = 0; w < items; ++w) attn_naive_head(p, mask, w / p.heads, w % p.heads, base);
-#endif
-      return;
-    }
-    case attention_variant::decode: {
-      const attn_decode_plan plan =
-          attn_decode_make(p.batch, p.heads, p.lq, p.lk, p.dv, opt.decode_chunk);
-      attn_decode_run(p, mask, plan, ws.data());
-      attn_rescue_overflow(p, mask);
-      return;
-    }
-    case attention_variant::tiled:
-    default: {
-      const attn_tiles t = attn_tiles::make<S>(opt.tile_q, opt.tile_k, p.d, p.dv);
-      attn_tiled_run(p, mask, t, ws.data());
-      attn_rescue_overflow(p, mask);
-      return;
-    }
-  }
+  ws.reserve(attn_kernel<V>::template workspace<S>(p.batch * p.heads, p.lq, p.lk, p.d, p.dv, o));
+  attn_kernel<V>::run(p, mask, opt, ws.data());
 }
 
-template <class S, class Mask>
+template <class V, class S, class Mask>
 void attn_single(const Eigen::Ref<const row_matrix<S>>& q, const Eigen::Ref<const row_matrix<S>>& k,
                  const Eigen::Ref<const row_matrix<S>>& v, const Mask& mask,
                  Eigen::Ref<row_matrix<S>> out, S* lse, Index lse_size,
@@ -169,10 +174,10 @@ void attn_single(const Eigen::Ref<const row_matrix<S>>& q, const Eigen::Ref<cons
   p.b0 = opt.batch;
   p.h0 = opt.head;
   attn_set_options(p, opt, where, opt.alibi.empty() ? 0 : 1, opt.head);
-  attn_dispatch(p, mask, opt, ws, where);
+  attn_dispatch<V>(p, mask, opt, ws, where);
 }
 
-template <class S, class SQ, class SK, class SV, class Mask>
+template <class V, class S, class SQ, class SK, class SV, class Mask>
 void attn_batched(const tensor_view<SQ>& q, const tensor_view<SK>& k, const tensor_view<SV>& v,
                   const Mask& mask, const tensor_view<S>& out, S* lse, Index lse_rows,
                   Index lse_cols, Index lse_stride, const attention_options& opt,
@@ -233,7 +238,7 @@ void attn_batched(const tensor_view<SQ>& q, const tensor_view<SK>& k, const tens
   p.d = q.dim();
   p.dv = v.dim();
   attn_set_options(p, opt, where, opt.alibi.empty() ? 0 : q.heads(), 0);
-  attn_dispatch(p, mask, opt, ws, where);
+  attn_dispatch<V>(p, mask, opt, ws, where);
 }
 
 template <class D>
@@ -241,29 +246,33 @@ using attn_scalar_t = typename D::Scalar;
 
 }  // namespace detail
 
-/// \brief One head: out = softmax(mask(softcap(scale q k^T) + ALiBi)) v.
+/// \brief One head: out = softmax(mask(softcap(scale q k^T) + ALiBi)) v, with the variant
+/// \p variant (emask::tiled, emask::decode, or reference::naive from
+/// emask/reference/attention.hpp).
 ///
 /// \param q     Lq x D queries, \param k Lk x D keys, \param v Lk x Dv values: any dense
 ///              expression (row-major blocks and Maps bind without a copy).
 /// \param mask  a mask expression, asked at (options.batch, options.head,
 ///              options.q_offset + i, options.k_offset + j).
-/// \param options variant, scale, tiles, softcap, ALiBi, offsets, threads (attention_options).
+/// \param options scale, tiles, softcap, ALiBi, offsets, threads (attention_options).
 /// \param out   Lq x Dv, row-major (a block or Map of a row-major matrix).
-template <class DQ, class DK, class DV, class Mask, class DO>
-void masked_attention(const Eigen::MatrixBase<DQ>& q, const Eigen::MatrixBase<DK>& k,
+template <class Variant, class DQ, class DK, class DV, class Mask, class DO,
+          std::enable_if_t<is_kernel_variant_v<Variant>, int> = 0>
+void masked_attention(Variant, const Eigen::MatrixBase<DQ>& q, const Eigen::MatrixBase<DK>& k,
                       const Eigen::MatrixBase<DV>& v, const Mask& mask,
                       const Eigen::MatrixBase<DO>& out, const attention_options& options = {}) {
   using S = detail::attn_scalar_t<DO>;
   static_assert(std::is_floating_point<S>::value, "emask::masked_attention: use float or double");
   Eigen::Ref<row_matrix<S>> o(const_cast<Eigen::MatrixBase<DO>&>(out).derived());
-  detail::attn_single<S>(q.derived(), k.derived(), v.derived(), mask, o, nullptr, 0, options,
-                         nullptr);
+  detail::attn_single<Variant, S>(q.derived(), k.derived(), v.derived(), mask, o, nullptr, 0,
+                                  options, nullptr);
 }
 
 /// \brief One head, also writing the natural log-sum-exp of each row's kept scores into \p lse
 /// (Lq entries; -infinity for a row that keeps nothing). Pass \p workspace to reuse memory.
-template <class DQ, class DK, class DV, class Mask, class DO, class DL>
-void masked_attention(const Eigen::MatrixBase<DQ>& q, const Eigen::MatrixBase<DK>& k,
+template <class Variant, class DQ, class DK, class DV, class Mask, class DO, class DL,
+          std::enable_if_t<is_kernel_variant_v<Variant>, int> = 0>
+void masked_attention(Variant, const Eigen::MatrixBase<DQ>& q, const Eigen::MatrixBase<DK>& k,
                       const Eigen::MatrixBase<DV>& v, const Mask& mask,
                       const Eigen::MatrixBase<DO>& out, const Eigen::MatrixBase<DL>& lse,
                       const attention_options& options = {},
@@ -272,31 +281,72 @@ void masked_attention(const Eigen::MatrixBase<DQ>& q, const Eigen::MatrixBase<DK
   static_assert(std::is_floating_point<S>::value, "emask::masked_attention: use float or double");
   Eigen::Ref<row_matrix<S>> o(const_cast<Eigen::MatrixBase<DO>&>(out).derived());
   Eigen::Ref<lse_vector<S>> l(const_cast<Eigen::MatrixBase<DL>&>(lse).derived());
-  detail::attn_single<S>(q.derived(), k.derived(), v.derived(), mask, o, l.data(), l.size(),
-                         options, workspace);
+  detail::attn_single<Variant, S>(q.derived(), k.derived(), v.derived(), mask, o, l.data(),
+                                  l.size(), options, workspace);
 }
 
 /// \brief Batched heads as views: q [B, H, Lq, D], k [B, Hkv, Lk, D], v [B, Hkv, Lk, Dv],
 /// out [B, H, Lq, Dv], any strides (view_bhld, view_blhd). Hkv must divide H (grouped-query /
 /// multi-query attention: query head h reads KV head h / (H / Hkv)). The mask is asked at
 /// (b, h, q_offset + i, k_offset + j) with the query head h.
+template <class Variant, class SQ, class SK, class SV, class S, class Mask,
+          std::enable_if_t<is_kernel_variant_v<Variant>, int> = 0>
+void masked_attention(Variant, const tensor_view<SQ>& q, const tensor_view<SK>& k,
+                      const tensor_view<SV>& v, const Mask& mask, const tensor_view<S>& out,
+                      const attention_options& options = {},
+                      attention_workspace<std::remove_const_t<S>>* workspace = nullptr) {
+  detail::attn_batched<Variant, S>(q, k, v, mask, out, nullptr, 0, 0, 0, options, workspace);
+}
+
+/// \brief Batched heads with the log-sum-exp: \p lse is (B*H) x Lq, row b*H + h.
+template <class Variant, class SQ, class SK, class SV, class S, class Mask,
+          std::enable_if_t<is_kernel_variant_v<Variant>, int> = 0>
+void masked_attention(Variant, const tensor_view<SQ>& q, const tensor_view<SK>& k,
+                      const tensor_view<SV>& v, const Mask& mask, const tensor_view<S>& out,
+                      Eigen::Ref<row_matrix<std::remove_const_t<S>>> lse,
+                      const attention_options& options = {},
+                      attention_workspace<std::remove_const_t<S>>* workspace = nullptr) {
+  detail::attn_batched<Variant, S>(q, k, v, mask, out, lse.data(), lse.rows(), lse.cols(),
+                                   lse.outerStride(), options, workspace);
+}
+
+// The default variant, emask::tiled: the same four argument lists without the tag.
+
+/// \brief One head with the default variant (emask::tiled).
+template <class DQ, class DK, class DV, class Mask, class DO>
+void masked_attention(const Eigen::MatrixBase<DQ>& q, const Eigen::MatrixBase<DK>& k,
+                      const Eigen::MatrixBase<DV>& v, const Mask& mask,
+                      const Eigen::MatrixBase<DO>& out, const attention_options& options = {}) {
+  masked_attention(tiled, q, k, v, mask, out, options);
+}
+
+/// \brief One head with the log-sum-exp, default variant (emask::tiled).
+template <class DQ, class DK, class DV, class Mask, class DO, class DL>
+void masked_attention(const Eigen::MatrixBase<DQ>& q, const Eigen::MatrixBase<DK>& k,
+                      const Eigen::MatrixBase<DV>& v, const Mask& mask,
+                      const Eigen::MatrixBase<DO>& out, const Eigen::MatrixBase<DL>& lse,
+                      const attention_options& options = {},
+                      attention_workspace<detail::attn_scalar_t<DO>>* workspace = nullptr) {
+  masked_attention(tiled, q, k, v, mask, out, lse, options, workspace);
+}
+
+/// \brief Batched heads, default variant (emask::tiled).
 template <class SQ, class SK, class SV, class S, class Mask>
 void masked_attention(const tensor_view<SQ>& q, const tensor_view<SK>& k, const tensor_view<SV>& v,
                       const Mask& mask, const tensor_view<S>& out,
                       const attention_options& options = {},
                       attention_workspace<std::remove_const_t<S>>* workspace = nullptr) {
-  detail::attn_batched<S>(q, k, v, mask, out, nullptr, 0, 0, 0, options, workspace);
+  masked_attention(tiled, q, k, v, mask, out, options, workspace);
 }
 
-/// \brief Batched heads with the log-sum-exp: \p lse is (B*H) x Lq, row b*H + h.
+/// \brief Batched heads with the log-sum-exp, default variant (emask::tiled).
 template <class SQ, class SK, class SV, class S, class Mask>
 void masked_attention(const tensor_view<SQ>& q, const tensor_view<SK>& k, const tensor_view<SV>& v,
                       const Mask& mask, const tensor_view<S>& out,
                       Eigen::Ref<row_matrix<std::remove_const_t<S>>> lse,
                       const attention_options& options = {},
                       attention_workspace<std::remove_const_t<S>>* workspace = nullptr) {
-  detail::attn_batched<S>(q, k, v, mask, out, lse.data(), lse.rows(), lse.cols(), lse.outerStride(),
-                          options, workspace);
+  masked_attention(tiled, q, k, v, mask, out, lse, options, workspace);
 }
 
 EMASK_NAMESPACE_END

@@ -8,11 +8,14 @@
 /// under -ffast-math, and a NaN or infinity at a masked position has no effect. A NaN at a kept
 /// position makes the kept entries of its row NaN.
 ///
-/// Three variants compute the same result:
-/// - naive: materialize the additive bias of the slice (O(Lq * Lk) extra), add, softmax;
-/// - fused: per row, the mask's key span; exact spans need no per-element test;
-/// - tiled: tile answers over square tiles: empty tiles are neither read nor tested (written as
-///   zeros), full tiles are read without a mask test, partial tiles use keys() and keep().
+/// Three variants compute the same result, chosen by a tag as first argument (a call compiles
+/// only the one it runs; emask/kernels/variant.hpp):
+/// - emask::tiled (the default): tile answers over square tiles: empty tiles are neither read
+///   nor tested (written as zeros), full tiles are read without a mask test, partial tiles use
+///   keys() and keep();
+/// - emask::fused: per row, the mask's key span; exact spans need no per-element test;
+/// - reference::naive (emask/reference/softmax.hpp): materialize the additive bias of the slice
+///   (O(Lq * Lk) extra), add, softmax.
 /// See docs/softmax.md.
 #pragma once
 
@@ -21,10 +24,10 @@
 #include <vector>
 
 #include "emask/core/bits.hpp"
-#include "emask/core/materialize.hpp"
 #include "emask/core/polarity.hpp"
 #include "emask/detail/ieee.hpp"
 #include "emask/kernels/detail_softmax.hpp"
+#include "emask/kernels/variant.hpp"
 #include "emask/masks/dense.hpp"
 
 #if EMASK_HAS_OPENMP
@@ -33,19 +36,10 @@
 
 EMASK_NAMESPACE_BEGIN
 
-/// \brief How masked_softmax walks the mask. All variants give the same result up to rounding.
-enum class softmax_variant : unsigned char {
-  naive,  ///< materialize the additive bias, add, softmax: the reference, O(Lq * Lk) extra
-  fused,  ///< mask predicate inside the row loop, one key span per row
-  tiled   ///< tile answers: empty tiles skipped, full tiles without mask test
-};
-
 /// \brief Options of masked_softmax and masked_log_softmax.
 struct softmax_options {
   /// Multiplies the scores before masking (e.g. 1 / sqrt(D)); must be finite.
   double scale = 1.0;
-  /// The algorithm; every variant gives the same result up to rounding.
-  softmax_variant variant = softmax_variant::tiled;
   /// Side of the square tiles of the tiled variant (query rows and keys), >= 1.
   Index tile = 128;
   /// Batch entry of the mask the scores belong to.
@@ -89,9 +83,6 @@ inline void check_softmax_args(const char* where, Index q_len, Index k_len, Inde
     fail_argument(where, "lse", concat(*lse_size, " entries"), q_len,
                   " entries (one per row of scores)");
   if (!is_finite(o.scale)) fail_argument(where, "scale", o.scale, "a finite value");
-  if (o.variant != softmax_variant::naive && o.variant != softmax_variant::fused &&
-      o.variant != softmax_variant::tiled)
-    fail_argument(where, "variant", static_cast<int>(o.variant), "naive, fused or tiled");
   if (o.tile < 1) fail_argument(where, "tile", o.tile, ">= 1");
   if (o.b < 0) fail_argument(where, "b", o.b, ">= 0");
   if (o.h < 0) fail_argument(where, "h", o.h, ">= 0");
@@ -210,8 +201,19 @@ void softmax_tiled(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matri
   }
 }
 
+/// Variants other than fused and tiled (reference::naive, in emask/reference/softmax.hpp).
+template <class V>
+struct softmax_kernel {
+  static_assert(!std::is_same<V, reference::naive_t>::value,
+                "emask::masked_softmax: include <emask/reference/softmax.hpp> for "
+                "reference::naive");
+  static_assert(std::is_same<V, reference::naive_t>::value,
+                "emask::masked_softmax: the variant is emask::tiled, emask::fused or "
+                "emask::reference::naive");
+};
+
 /// The one entry point behind every public overload.
-template <bool Log, class S, class Mask>
+template <bool Log, class V, class S, class Mask>
 void masked_softmax_impl(const char* where, const score_ref<S>& x, const Mask& mask,
                          Eigen::Ref<row_matrix<S>> out, S* lse, const Index* lse_size,
                          const softmax_options& o) {
@@ -230,28 +232,23 @@ void masked_softmax_impl(const char* where, const score_ref<S>& x, const Mask& m
     if (mask.rows() != q_len || mask.cols() != k_len)
       fail_argument(where, "mask", concat(mask.rows(), " x ", mask.cols(), " bool_matrix"), q_len,
                     " x ", k_len, " (the shape of scores)");
-    masked_softmax_impl<Log>(where, x, as_mask(mask), out, lse, lse_size, o);
+    masked_softmax_impl<Log, V>(where, x, as_mask(mask), out, lse, lse_size, o);
   } else {
     static_assert(is_mask_v<Mask>,
                   "emask::masked_softmax: pass a mask expression (causal, key_padding, a & b, "
                   "bit_matrix, ...), a bool_matrix keep-mask or an additive_mask<S>");
     mask.check(region{o.b, o.b + 1, o.h, o.h + 1, 0, q_len, 0, k_len}, where);
-    switch (o.variant) {
-      case softmax_variant::naive: {
-        const additive_mask<S> bias =
-            materialize_additive<S>(mask, q_len, k_len, o.b, o.h, std::numeric_limits<S>::lowest());
-        softmax_additive<Log>(x, bias.matrix(), out, lse, scale);
-        break;
-      }
-      case softmax_variant::fused:
-        softmax_fused<Log>(x, mask, out, lse, scale, o.b, o.h, stream);
-        break;
-      default: softmax_tiled<Log>(x, mask, out, lse, scale, o.b, o.h, o.tile, stream); break;
+    if constexpr (std::is_same<V, fused_t>::value) {
+      softmax_fused<Log>(x, mask, out, lse, scale, o.b, o.h, stream);
+    } else if constexpr (std::is_same<V, tiled_t>::value) {
+      softmax_tiled<Log>(x, mask, out, lse, scale, o.b, o.h, o.tile, stream);
+    } else {
+      softmax_kernel<V>::template run<Log>(x, mask, out, lse, scale, o.b, o.h);
     }
   }
 }
 
-template <bool Log, class Derived, class Mask>
+template <bool Log, class V, class Derived, class Mask>
 void masked_softmax_entry(const char* where, const Eigen::MatrixBase<Derived>& scores,
                           const Mask& mask, Eigen::Ref<row_matrix<typename Derived::Scalar>> out,
                           typename Derived::Scalar* lse, const Index* lse_size,
@@ -259,12 +256,14 @@ void masked_softmax_entry(const char* where, const Eigen::MatrixBase<Derived>& s
   using S = typename Derived::Scalar;
   check_softmax_scalar<S>();
   const score_ref<S> x(scores.derived());
-  masked_softmax_impl<Log>(where, x, mask, out, lse, lse_size, o);
+  masked_softmax_impl<Log, V>(where, x, mask, out, lse, lse_size, o);
 }
 
 }  // namespace detail
 
-/// \brief Masked softmax of the rows of `options.scale * scores`, written to \p out.
+/// \brief Masked softmax of the rows of `options.scale * scores`, written to \p out, with the
+/// variant \p variant (emask::tiled, emask::fused, or reference::naive from
+/// emask/reference/softmax.hpp); every variant gives the same result up to rounding.
 ///
 /// \tparam Derived any dense float or double expression; row-major storage (Matrix, Map,
 ///         Ref, blocks) is read in place, anything else is evaluated once into a temporary.
@@ -274,68 +273,129 @@ void masked_softmax_entry(const char* where, const Eigen::MatrixBase<Derived>& s
 ///        whose bias is added and whose entries <= lowest() are masked.
 /// \param scores Lq x Lk scores (any dense float or double expression).
 /// \param out Lq x Lk output; may be the storage of \p scores itself (in place).
-/// \param options scale, variant, tile, slice (b, h), streaming threshold (softmax_options).
+/// \param options scale, tile, slice (b, h), streaming threshold (softmax_options).
 /// \pre out has the shape of scores; options.scale finite; options.tile >= 1.
 /// Masked entries are 0, fully masked rows are all 0.
-template <class Derived, class Mask>
-void masked_softmax(const Eigen::MatrixBase<Derived>& scores, const Mask& mask,
+template <class Variant, class Derived, class Mask,
+          std::enable_if_t<is_kernel_variant_v<Variant>, int> = 0>
+void masked_softmax(Variant, const Eigen::MatrixBase<Derived>& scores, const Mask& mask,
                     Eigen::Ref<row_matrix<typename Derived::Scalar>> out,
                     const softmax_options& options = {}) {
-  detail::masked_softmax_entry<false>("masked_softmax", scores, mask, out, nullptr, nullptr,
-                                      options);
+  detail::masked_softmax_entry<false, Variant>("masked_softmax", scores, mask, out, nullptr,
+                                               nullptr, options);
 }
 
 /// \brief Same, and writes the log-sum-exp of every row (in units of scale * scores) to
 /// \p lse (Lq entries; -infinity for a fully masked row), for merging partial results.
-template <class Derived, class Mask>
-void masked_softmax(const Eigen::MatrixBase<Derived>& scores, const Mask& mask,
+template <class Variant, class Derived, class Mask,
+          std::enable_if_t<is_kernel_variant_v<Variant>, int> = 0>
+void masked_softmax(Variant, const Eigen::MatrixBase<Derived>& scores, const Mask& mask,
                     Eigen::Ref<row_matrix<typename Derived::Scalar>> out,
                     detail::lse_ref<typename Derived::Scalar> lse,
                     const softmax_options& options = {}) {
   const Index n = lse.size();
-  detail::masked_softmax_entry<false>("masked_softmax", scores, mask, out, lse.data(), &n, options);
+  detail::masked_softmax_entry<false, Variant>("masked_softmax", scores, mask, out, lse.data(), &n,
+                                               options);
 }
 
 /// \brief Masked softmax returned by value.
-template <class Derived, class Mask>
-row_matrix<typename Derived::Scalar> masked_softmax(const Eigen::MatrixBase<Derived>& scores,
+template <class Variant, class Derived, class Mask,
+          std::enable_if_t<is_kernel_variant_v<Variant>, int> = 0>
+row_matrix<typename Derived::Scalar> masked_softmax(Variant variant,
+                                                    const Eigen::MatrixBase<Derived>& scores,
                                                     const Mask& mask,
                                                     const softmax_options& options = {}) {
   row_matrix<typename Derived::Scalar> out(scores.rows(), scores.cols());
-  masked_softmax(scores, mask, out, options);
+  masked_softmax(variant, scores, mask, out, options);
   return out;
 }
 
 /// \brief Masked log-softmax of the rows of `options.scale * scores`, written to \p out:
 /// kept entries are `scale * score - lse(row)`, masked entries and fully masked rows are
 /// -infinity (a stored constant; never computed). Arguments as masked_softmax.
+template <class Variant, class Derived, class Mask,
+          std::enable_if_t<is_kernel_variant_v<Variant>, int> = 0>
+void masked_log_softmax(Variant, const Eigen::MatrixBase<Derived>& scores, const Mask& mask,
+                        Eigen::Ref<row_matrix<typename Derived::Scalar>> out,
+                        const softmax_options& options = {}) {
+  detail::masked_softmax_entry<true, Variant>("masked_log_softmax", scores, mask, out, nullptr,
+                                              nullptr, options);
+}
+
+/// \brief Same, and writes the log-sum-exp of every row to \p lse (Lq entries).
+template <class Variant, class Derived, class Mask,
+          std::enable_if_t<is_kernel_variant_v<Variant>, int> = 0>
+void masked_log_softmax(Variant, const Eigen::MatrixBase<Derived>& scores, const Mask& mask,
+                        Eigen::Ref<row_matrix<typename Derived::Scalar>> out,
+                        detail::lse_ref<typename Derived::Scalar> lse,
+                        const softmax_options& options = {}) {
+  const Index n = lse.size();
+  detail::masked_softmax_entry<true, Variant>("masked_log_softmax", scores, mask, out, lse.data(),
+                                              &n, options);
+}
+
+/// \brief Masked log-softmax returned by value.
+template <class Variant, class Derived, class Mask,
+          std::enable_if_t<is_kernel_variant_v<Variant>, int> = 0>
+row_matrix<typename Derived::Scalar> masked_log_softmax(Variant variant,
+                                                        const Eigen::MatrixBase<Derived>& scores,
+                                                        const Mask& mask,
+                                                        const softmax_options& options = {}) {
+  row_matrix<typename Derived::Scalar> out(scores.rows(), scores.cols());
+  masked_log_softmax(variant, scores, mask, out, options);
+  return out;
+}
+
+// The default variant, emask::tiled: the same argument lists without the tag.
+
+/// \brief Masked softmax with the default variant (emask::tiled).
+template <class Derived, class Mask>
+void masked_softmax(const Eigen::MatrixBase<Derived>& scores, const Mask& mask,
+                    Eigen::Ref<row_matrix<typename Derived::Scalar>> out,
+                    const softmax_options& options = {}) {
+  masked_softmax(tiled, scores, mask, out, options);
+}
+
+/// \brief Masked softmax and log-sum-exp with the default variant (emask::tiled).
+template <class Derived, class Mask>
+void masked_softmax(const Eigen::MatrixBase<Derived>& scores, const Mask& mask,
+                    Eigen::Ref<row_matrix<typename Derived::Scalar>> out,
+                    detail::lse_ref<typename Derived::Scalar> lse,
+                    const softmax_options& options = {}) {
+  masked_softmax(tiled, scores, mask, out, lse, options);
+}
+
+/// \brief Masked softmax by value with the default variant (emask::tiled).
+template <class Derived, class Mask>
+row_matrix<typename Derived::Scalar> masked_softmax(const Eigen::MatrixBase<Derived>& scores,
+                                                    const Mask& mask,
+                                                    const softmax_options& options = {}) {
+  return masked_softmax(tiled, scores, mask, options);
+}
+
+/// \brief Masked log-softmax with the default variant (emask::tiled).
 template <class Derived, class Mask>
 void masked_log_softmax(const Eigen::MatrixBase<Derived>& scores, const Mask& mask,
                         Eigen::Ref<row_matrix<typename Derived::Scalar>> out,
                         const softmax_options& options = {}) {
-  detail::masked_softmax_entry<true>("masked_log_softmax", scores, mask, out, nullptr, nullptr,
-                                     options);
+  masked_log_softmax(tiled, scores, mask, out, options);
 }
 
-/// \brief Same, and writes the log-sum-exp of every row to \p lse (Lq entries).
+/// \brief Masked log-softmax and log-sum-exp with the default variant (emask::tiled).
 template <class Derived, class Mask>
 void masked_log_softmax(const Eigen::MatrixBase<Derived>& scores, const Mask& mask,
                         Eigen::Ref<row_matrix<typename Derived::Scalar>> out,
                         detail::lse_ref<typename Derived::Scalar> lse,
                         const softmax_options& options = {}) {
-  const Index n = lse.size();
-  detail::masked_softmax_entry<true>("masked_log_softmax", scores, mask, out, lse.data(), &n,
-                                     options);
+  masked_log_softmax(tiled, scores, mask, out, lse, options);
 }
 
-/// \brief Masked log-softmax returned by value.
+/// \brief Masked log-softmax by value with the default variant (emask::tiled).
 template <class Derived, class Mask>
 row_matrix<typename Derived::Scalar> masked_log_softmax(const Eigen::MatrixBase<Derived>& scores,
                                                         const Mask& mask,
                                                         const softmax_options& options = {}) {
-  row_matrix<typename Derived::Scalar> out(scores.rows(), scores.cols());
-  masked_log_softmax(scores, mask, out, options);
-  return out;
+  return masked_log_softmax(tiled, scores, mask, options);
 }
 
 EMASK_NAMESPACE_END

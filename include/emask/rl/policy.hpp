@@ -94,8 +94,7 @@ void policy_softmax(const char* where, const Eigen::MatrixBase<Derived>& logits,
   // null pointer inside Eigen).
   if (x.rows() == 0) return;
   Eigen::Matrix<S, Eigen::Dynamic, 1> lse(x.rows());
-  softmax_options o;
-  o.variant = softmax_variant::fused;
+  const softmax_options o;
   const action_space& sp = mask.space();
   if (fill == mask_fill::negative_infinity) {
     for (Index i = 0; i < sp.sub_spaces(); ++i) {
@@ -104,13 +103,13 @@ void policy_softmax(const char* where, const Eigen::MatrixBase<Derived>& logits,
       if (sp.sub_spaces() == 1) {
         // Discrete: the flat mask itself, without the offset view.
         if (Log)
-          masked_log_softmax(x, as_mask(mask.flat()), y, lse, o);
+          masked_log_softmax(fused, x, as_mask(mask.flat()), y, lse, o);
         else
-          masked_softmax(x, as_mask(mask.flat()), y, lse, o);
+          masked_softmax(fused, x, as_mask(mask.flat()), y, lse, o);
       } else if (Log) {
-        masked_log_softmax(x.middleCols(off, n), mask.sub_space_view(i), y, lse, o);
+        masked_log_softmax(fused, x.middleCols(off, n), mask.sub_space_view(i), y, lse, o);
       } else {
-        masked_softmax(x.middleCols(off, n), mask.sub_space_view(i), y, lse, o);
+        masked_softmax(fused, x.middleCols(off, n), mask.sub_space_view(i), y, lse, o);
       }
       check_lse(where, lse, i);
     }
@@ -135,9 +134,9 @@ void policy_softmax(const char* where, const Eigen::MatrixBase<Derived>& logits,
       const bool_matrix all = bool_matrix::Constant(x.rows(), n, true);
       Eigen::Ref<row_matrix<S>> y(out.middleCols(off, n));
       if (Log)
-        masked_log_softmax(filled.middleCols(off, n), all, y, lse, o);
+        masked_log_softmax(fused, filled.middleCols(off, n), all, y, lse, o);
       else
-        masked_softmax(filled.middleCols(off, n), all, y, lse, o);
+        masked_softmax(fused, filled.middleCols(off, n), all, y, lse, o);
       check_lse(where, lse, i);
       // A NaN at a legal position can hide behind a finite log-sum-exp only if it is NaN
       // itself, which check_lse caught; the -1e8 entries are finite by construction.

@@ -2,8 +2,8 @@
 /// \brief The decode variant of masked attention: few query rows over a long KV cache. The keys
 /// are cut into chunks of a fixed size (attention_options::decode_chunk); the chunks of every
 /// (batch, head) are computed in parallel and merged by log-sum-exp in chunk order, so the
-/// result does not depend on the thread count. Use it through masked_attention with
-/// attention_variant::decode.
+/// result does not depend on the thread count. Use it as masked_attention(emask::decode, ...).
+// IWYU pragma: private
 #pragma once
 
 #include <algorithm>
