@@ -9,7 +9,9 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <sstream>
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -63,11 +65,66 @@ inline error_handler get_error_handler() noexcept { return detail::error_handler
 }
 
 namespace detail {
+/// One part of a message as text. Formatting lives in a few non-template functions, so each
+/// distinct argument list of concat() costs a few instructions, not an inlined ostringstream
+/// (error paths are cold, and there are dozens of them in every kernel call).
+class text_piece {
+ public:
+  text_piece(const char* s) noexcept : p_(s ? s : "(null)"), n_(std::strlen(p_)) {}
+  text_piece(const std::string& s) noexcept : p_(s.data()), n_(s.size()) {}
+  text_piece(char c) noexcept : p_(buf_), n_(1) { buf_[0] = c; }
+  text_piece(bool b) noexcept : text_piece(static_cast<long long>(b)) {}
+  text_piece(double v) noexcept : p_(buf_), n_(print(buf_, "%g", v)) {}
+  text_piece(float v) noexcept : text_piece(static_cast<double>(v)) {}
+  text_piece(long double v) noexcept : text_piece(static_cast<double>(v)) {}
+  text_piece(long long v) noexcept : p_(buf_), n_(print(buf_, "%lld", v)) {}
+  text_piece(unsigned long long v) noexcept : p_(buf_), n_(print(buf_, "%llu", v)) {}
+  template <class T, std::enable_if_t<std::is_integral<T>::value && std::is_signed<T>::value &&
+                                          !std::is_same<T, char>::value,
+                                      int> = 0>
+  text_piece(T v) noexcept : text_piece(static_cast<long long>(v)) {}
+  template <class T, std::enable_if_t<std::is_integral<T>::value && std::is_unsigned<T>::value &&
+                                          !std::is_same<T, bool>::value,
+                                      int> = 0>
+  text_piece(T v) noexcept : text_piece(static_cast<unsigned long long>(v)) {}
+  text_piece(const text_piece&) = delete;
+  text_piece& operator=(const text_piece&) = delete;
+
+  const char* data() const noexcept { return p_; }
+  std::size_t size() const noexcept { return n_; }
+
+ private:
+  template <class T>
+  static std::size_t print(char* buf, const char* fmt, T v) noexcept {
+    const int n = std::snprintf(buf, sizeof(buf_), fmt, v);
+    return n < 0 ? 0 : std::min(static_cast<std::size_t>(n), sizeof(buf_) - 1);
+  }
+  const char* p_;
+  std::size_t n_;
+  char buf_[40];
+};
+
+/// The pieces, joined.
+inline EMASK_NOINLINE std::string join_pieces(const text_piece* const* pieces, std::size_t n) {
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < n; ++i) total += pieces[i]->size();
+  std::string out;
+  out.reserve(total);
+  for (std::size_t i = 0; i < n; ++i) out.append(pieces[i]->data(), pieces[i]->size());
+  return out;
+}
+
+template <class... Ps>
+std::string join_parts(const Ps&... pieces) {
+  const text_piece* const list[sizeof...(Ps) + 1] = {&pieces..., nullptr};
+  return join_pieces(list, sizeof...(Ps));
+}
+
+/// The parts as one string: text as is, numbers as an ostream would print them (%g for
+/// floating point).
 template <class... Parts>
 std::string concat(const Parts&... parts) {
-  std::ostringstream os;
-  (os << ... << parts);
-  return os.str();
+  return join_parts<std::conditional_t<true, text_piece, Parts>...>(parts...);
 }
 
 /// Builds "emask::<where>: argument '<arg>' = <value>, expected <expected...>" and reports it.

@@ -23,9 +23,15 @@
 
 #include "emask/config.hpp"
 
-// Non-temporal stores: x86 only, and not with EMASK_NO_SIMD.
+// Non-temporal stores: x86 only, and not with EMASK_NO_SIMD. Only the header of the ISA the
+// build targets, which Eigen has included already: <immintrin.h> costs every including
+// translation unit about a third of a second when it is not needed.
 #if (defined(__SSE2__) || defined(_M_X64)) && !defined(EMASK_NO_SIMD)
+#if defined(__AVX__) || defined(_MSC_VER)
 #include <immintrin.h>
+#else
+#include <emmintrin.h>
+#endif
 #define EMASK_DETAIL_HAS_STREAM 1
 #else
 #define EMASK_DETAIL_HAS_STREAM 0
