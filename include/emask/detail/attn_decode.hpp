@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "emask/detail/attn_common.hpp"
+#include "emask/detail/mask_tiles.hpp"
 
 EMASK_NAMESPACE_BEGIN
 namespace detail {
@@ -34,9 +35,9 @@ inline attn_decode_plan attn_decode_make(Index batch, Index heads, Index lq, Ind
 
 /// Partial result of query row i over keys [c0, c0 + n) of head (b, h): writes o (dv), m, l,
 /// has into \p part.
-template <class S, class Mask>
-void attn_decode_chunk(const attn_problem<S>& p, const Mask& mask, Index b, Index h, Index i,
-                       Index c0, Index n, S* scores, S* flags, S* part) {
+template <class S>
+void attn_decode_chunk(const attn_problem<S>& p, const mask_tiles<S>& mask, Index b, Index h,
+                       Index i, Index c0, Index n, S* scores, S* flags, S* part) {
   using Vec = Eigen::Matrix<S, Eigen::Dynamic, 1>;
   using CMap = Eigen::Map<const row_matrix<S>, Eigen::Unaligned, Eigen::OuterStride<>>;
   const Index d = p.d, dv = p.dv;
@@ -75,10 +76,9 @@ void attn_decode_chunk(const attn_problem<S>& p, const Mask& mask, Index b, Inde
   } else {
     bool any = false;
     S mx = std::numeric_limits<S>::lowest();
+    mask.flags(mb, mh, qa, ka + lo, ka + hi, flags, 1);
     for (Index j = 0; j < len; ++j) {
-      const bool kp = mask.keep(mb, mh, qa, ka + lo + j);
-      flags[j] = kp ? S(1) : S(0);
-      if (kp) {
+      if (flags[j] != S(0)) {
         mx = any ? std::max(mx, scores[j]) : scores[j];
         any = true;
       }
@@ -134,9 +134,9 @@ void attn_decode_merge(const attn_problem<S>& p, const attn_decode_plan& plan, c
 }
 
 /// Runs the decode variant. \p ws holds plan.parts + threads * plan.per_thread scalars.
-template <class S, class Mask>
-void attn_decode_run(const attn_problem<S>& p, const Mask& mask, const attn_decode_plan& plan,
-                     S* ws) {
+template <class S>
+void attn_decode_run(const attn_problem<S>& p, const mask_tiles<S>& mask,
+                     const attn_decode_plan& plan, S* ws) {
   S* parts = ws;
   S* scratch = ws + plan.parts;
   const Index items = p.batch * p.heads * plan.nchunks;

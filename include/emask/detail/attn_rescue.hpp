@@ -10,6 +10,7 @@
 
 #include "emask/detail/attn_common.hpp"
 #include "emask/detail/ieee.hpp"
+#include "emask/detail/mask_tiles.hpp"
 
 EMASK_NAMESPACE_BEGIN
 namespace detail {
@@ -25,9 +26,9 @@ bool attn_row_finite(const S* s, Index n) noexcept {
 
 /// Row i of head (b, h) as the naive variant computes it: softmax weights normalized before
 /// they multiply V, so every partial sum stays within max |v_j| over the kept keys.
-template <class S, class Mask>
-void attn_exact_row(const attn_problem<S>& p, const Mask& mask, Index b, Index h, Index i,
-                    std::vector<S>& s) {
+template <class S>
+void attn_exact_row(const attn_problem<S>& p, const mask_tiles<S>& mask, Index b, Index h, Index i,
+                    std::vector<S>& s, std::vector<S>& keep) {
   const S* q = p.q_ptr(b, h) + i * p.q_sl;
   const S* k = p.k_ptr(b, h);
   const S* v = p.v_ptr(b, h);
@@ -39,12 +40,13 @@ void attn_exact_row(const attn_problem<S>& p, const Mask& mask, Index b, Index h
     s[static_cast<std::size_t>(j)] = dot * p.scale;
   }
   attn_transform(p, h, i, 0, s.data(), p.lk);
-  const Index mb = p.b0 + b, mh = p.h0 + h;
+  keep.assign(static_cast<std::size_t>(p.lk), S(0));
+  mask.flags(p.b0 + b, p.h0 + h, p.q_off + i, p.k_off, p.k_off + p.lk, keep.data(), 1);
   S mx = -std::numeric_limits<S>::infinity();
   bool any = false;
   for (Index j = 0; j < p.lk; ++j) {
     const S x = s[static_cast<std::size_t>(j)];
-    if (!mask.keep(mb, mh, p.q_off + i, p.k_off + j)) {
+    if (keep[static_cast<std::size_t>(j)] == S(0)) {
       s[static_cast<std::size_t>(j)] = S(0);  // weight 0 below; the score is never read
       continue;
     }
@@ -57,7 +59,7 @@ void attn_exact_row(const attn_problem<S>& p, const Mask& mask, Index b, Index h
   if (!any) return;  // a fully masked row is zero already
   S sum = 0;
   for (Index j = 0; j < p.lk; ++j) {
-    if (!mask.keep(mb, mh, p.q_off + i, p.k_off + j)) continue;
+    if (keep[static_cast<std::size_t>(j)] == S(0)) continue;
     const S e = std::exp(s[static_cast<std::size_t>(j)] - mx);
     s[static_cast<std::size_t>(j)] = e;
     sum += e;
@@ -76,14 +78,15 @@ void attn_exact_row(const attn_problem<S>& p, const Mask& mask, Index b, Index h
 /// whose output is not finite is recomputed with normalized weights; a row that is not finite
 /// because of a NaN or +infinity kept score, or a non-finite V row, stays as it is. The scan
 /// costs O(B H Lq Dv) reads, next to the O(B H Lq Lk D) of the attention itself.
-template <class S, class Mask>
-void attn_rescue_overflow(const attn_problem<S>& p, const Mask& mask) {
-  std::vector<S> scratch;
+template <class S>
+void attn_rescue_overflow(const attn_problem<S>& p, const mask_tiles<S>& mask) {
+  std::vector<S> scratch, keep;
   for (Index b = 0; b < p.batch; ++b)
     for (Index h = 0; h < p.heads; ++h) {
       const S* out = p.out_ptr(b, h);
       for (Index i = 0; i < p.lq; ++i)
-        if (!attn_row_finite(out + i * p.o_sl, p.dv)) attn_exact_row(p, mask, b, h, i, scratch);
+        if (!attn_row_finite(out + i * p.o_sl, p.dv))
+          attn_exact_row(p, mask, b, h, i, scratch, keep);
     }
 }
 

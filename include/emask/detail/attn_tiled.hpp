@@ -15,6 +15,7 @@
 
 #include "emask/detail/attn_common.hpp"
 #include "emask/detail/gemm_microkernel.hpp"
+#include "emask/detail/mask_tiles.hpp"
 
 EMASK_NAMESPACE_BEGIN
 namespace detail {
@@ -77,8 +78,8 @@ struct attn_tile_ws {
 };
 
 /// Computes one query tile [q0, q0 + nq) of head (b, h).
-template <class S, class Mask>
-void attn_tiled_query_tile(const attn_problem<S>& p, const Mask& mask, const attn_tiles& t,
+template <class S>
+void attn_tiled_query_tile(const attn_problem<S>& p, const mask_tiles<S>& mask, const attn_tiles& t,
                            S* wsbase, Index b, Index h, Index q0) {
   using Arr = Eigen::Array<S, Eigen::Dynamic, 1>;
   using ArrMap = Eigen::Map<Arr>;
@@ -156,9 +157,9 @@ void attn_tiled_query_tile(const attn_problem<S>& p, const Mask& mask, const att
       if (!intervals) {
         std::fill(w.fl, w.fl + nk * br, S(0));
         for (Index i = 0; i < nq; ++i) {
-          for (Index j = static_cast<Index>(w.lo[i]); j < static_cast<Index>(w.hi[i]); ++j) {
-            if (mask.keep(mb, mh, qa + i, ka + j)) w.fl[j * br + i] = S(1);
-          }
+          const Index lo_i = static_cast<Index>(w.lo[i]), hi_i = static_cast<Index>(w.hi[i]);
+          if (lo_i < hi_i)
+            mask.flags(mb, mh, qa + i, ka + lo_i, ka + hi_i, w.fl + lo_i * br + i, br);
         }
       }
     }
@@ -285,8 +286,9 @@ void attn_tiled_query_tile(const attn_problem<S>& p, const Mask& mask, const att
 
 /// Runs the tiled kernel over every (batch, head, query tile), in parallel with OpenMP.
 /// \p ws holds at least threads * t.per_thread scalars.
-template <class S, class Mask>
-void attn_tiled_run(const attn_problem<S>& p, const Mask& mask, const attn_tiles& t, S* ws) {
+template <class S>
+void attn_tiled_run(const attn_problem<S>& p, const mask_tiles<S>& mask, const attn_tiles& t,
+                    S* ws) {
   const Index nqt = (p.lq + t.br - 1) / t.br;
   const Index items = p.batch * p.heads * nqt;
   if (items == 0) return;

@@ -74,8 +74,9 @@ struct attn_kernel<tiled_t> {
   }
   template <class S, class Mask>
   static void run(attn_problem<S>& p, const Mask& mask, const attention_options& opt, S* ws) {
-    attn_tiled_run(p, mask, attn_tiles::make<S>(opt.tile_q, opt.tile_k, p.d, p.dv), ws);
-    attn_rescue_overflow(p, mask);
+    const mask_tiles<S> tiles(mask);
+    attn_tiled_run(p, tiles, attn_tiles::make<S>(opt.tile_q, opt.tile_k, p.d, p.dv), ws);
+    attn_rescue_overflow(p, tiles);
   }
 };
 
@@ -90,9 +91,10 @@ struct attn_kernel<decode_t> {
   }
   template <class S, class Mask>
   static void run(attn_problem<S>& p, const Mask& mask, const attention_options& opt, S* ws) {
-    attn_decode_run(p, mask, attn_decode_make(p.batch, p.heads, p.lq, p.lk, p.dv, opt.decode_chunk),
-                    ws);
-    attn_rescue_overflow(p, mask);
+    const mask_tiles<S> tiles(mask);
+    attn_decode_run(p, tiles,
+                    attn_decode_make(p.batch, p.heads, p.lq, p.lk, p.dv, opt.decode_chunk), ws);
+    attn_rescue_overflow(p, tiles);
   }
 };
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "emask/core/mask.hpp"
+#include "emask/detail/mask_tiles.hpp"
 #include "emask/detail/simd.hpp"
 
 EMASK_NAMESPACE_BEGIN
@@ -110,14 +111,6 @@ struct row_plan {
     runs.push_back({first, last, true});
   }
 };
-
-/// Whether Mask exposes its keep flags row by row (`const bool* keep_row(b, h, q)`).
-template <class Mask, class = void>
-struct has_keep_row : std::false_type {};
-template <class Mask>
-struct has_keep_row<
-    Mask, std::void_t<decltype(std::declval<const Mask&>().keep_row(Index(0), Index(0), Index(0)))>>
-    : std::true_type {};
 
 /// Adds [b, e) of row q as a flagged run, through the mask's keep-flag row where it has one.
 template <class S, class Mask>

@@ -1,0 +1,76 @@
+/// \file
+/// \brief The mask as the attention kernels see it: one tile or one row at a time, through
+/// three small functions. This is the only mask-typed step of a kernel call; the kernels
+/// themselves are compiled once per scalar type, whatever the number of mask types a program
+/// uses (a function-pointer call per tile or per row of a partial tile, never per element).
+// IWYU pragma: private
+#pragma once
+
+#include <type_traits>
+#include <utility>
+
+#include "emask/core/mask.hpp"
+
+EMASK_NAMESPACE_BEGIN
+namespace detail {
+
+/// Whether Mask exposes its keep flags row by row (`const bool* keep_row(b, h, q)`).
+template <class Mask, class = void>
+struct has_keep_row : std::false_type {};
+template <class Mask>
+struct has_keep_row<
+    Mask, std::void_t<decltype(std::declval<const Mask&>().keep_row(Index(0), Index(0), Index(0)))>>
+    : std::true_type {};
+
+/// A mask expression behind three function pointers (mask coordinates: batch b, head h, absolute
+/// positions).
+template <class S>
+class mask_tiles {
+ public:
+  template <class Mask>
+  explicit mask_tiles(const Mask& mask) noexcept
+      : mask_(&mask), tile_(&tile_of<Mask>), keys_(&keys_of<Mask>), flags_(&flags_of<Mask>) {}
+
+  /// What the rectangle [q0, q1) x [k0, k1) holds.
+  tile_state tile(Index b, Index h, Index q0, Index q1, Index k0, Index k1) const {
+    return tile_(mask_, b, h, q0, q1, k0, k1);
+  }
+  /// The keys query q can keep inside [k0, k1).
+  key_span keys(Index b, Index h, Index q, Index k0, Index k1) const {
+    return keys_(mask_, b, h, q, k0, k1);
+  }
+  /// f[j * stride] = 1 when query q keeps key k0 + j, else 0, for j < k1 - k0.
+  void flags(Index b, Index h, Index q, Index k0, Index k1, S* f, Index stride) const {
+    flags_(mask_, b, h, q, k0, k1, f, stride);
+  }
+
+ private:
+  template <class Mask>
+  static tile_state tile_of(const void* m, Index b, Index h, Index q0, Index q1, Index k0,
+                            Index k1) {
+    return static_cast<const Mask*>(m)->tile(b, h, q0, q1, k0, k1);
+  }
+  template <class Mask>
+  static key_span keys_of(const void* m, Index b, Index h, Index q, Index k0, Index k1) {
+    return static_cast<const Mask*>(m)->keys(b, h, q, k0, k1);
+  }
+  template <class Mask>
+  static void flags_of(const void* m, Index b, Index h, Index q, Index k0, Index k1, S* f,
+                       Index stride) {
+    const Mask& mask = *static_cast<const Mask*>(m);
+    if constexpr (has_keep_row<Mask>::value) {
+      const bool* row = mask.keep_row(b, h, q);
+      for (Index k = k0; k < k1; ++k) f[(k - k0) * stride] = row[k] ? S(1) : S(0);
+    } else {
+      for (Index k = k0; k < k1; ++k) f[(k - k0) * stride] = mask.keep(b, h, q, k) ? S(1) : S(0);
+    }
+  }
+
+  const void* mask_;
+  tile_state (*tile_)(const void*, Index, Index, Index, Index, Index, Index);
+  key_span (*keys_)(const void*, Index, Index, Index, Index, Index);
+  void (*flags_)(const void*, Index, Index, Index, Index, Index, S*, Index);
+};
+
+}  // namespace detail
+EMASK_NAMESPACE_END
