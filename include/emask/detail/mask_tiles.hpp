@@ -59,10 +59,19 @@ class mask_tiles {
                        Index stride) {
     const Mask& mask = *static_cast<const Mask*>(m);
     if constexpr (has_keep_row<Mask>::value) {
-      const bool* row = mask.keep_row(b, h, q);
-      for (Index k = k0; k < k1; ++k) f[(k - k0) * stride] = row[k] ? S(1) : S(0);
+      const bool* row = mask.keep_row(b, h, q) + k0;
+      if (stride == 1) {
+        // The softmax rows: a unit-stride conversion the compiler vectorizes.
+        for (Index j = 0; j < k1 - k0; ++j) f[j] = static_cast<S>(row[j]);
+      } else {
+        for (Index j = 0; j < k1 - k0; ++j) f[j * stride] = static_cast<S>(row[j]);
+      }
     } else {
-      for (Index k = k0; k < k1; ++k) f[(k - k0) * stride] = mask.keep(b, h, q, k) ? S(1) : S(0);
+      if (stride == 1) {
+        for (Index k = k0; k < k1; ++k) f[k - k0] = mask.keep(b, h, q, k) ? S(1) : S(0);
+      } else {
+        for (Index k = k0; k < k1; ++k) f[(k - k0) * stride] = mask.keep(b, h, q, k) ? S(1) : S(0);
+      }
     }
   }
 

@@ -75,23 +75,10 @@ struct row_plan {
     }
   }
 
-  /// Adds [b, e) of row x where keep(k) decides each key; trims the run to its kept keys.
-  /// Branch-free flag fill (a random mask would mispredict every other key), then a packet
-  /// max over the kept keys.
-  template <class Keep>
-  void add_flagged(const S* x, Index b, Index e, S scale, S* v, S* f, Keep&& keep) {
-    for (Index k = b; k < e; ++k) {
-      const bool kp = keep(k);
-      v[k] = kp ? scale * x[k] : S(0);
-      f[k] = kp ? S(1) : S(0);
-    }
-    add_flagged_filled(b, e, v, f);
-  }
-
-  /// The same with the keep flags of the row as an array (dense masks): a loop the compiler
-  /// vectorizes.
-  void add_flagged(const S* x, Index b, Index e, S scale, S* v, S* f, const bool* keep_row) {
-    for (Index k = b; k < e; ++k) f[k] = static_cast<S>(keep_row[k]);
+  /// Adds [b, e) of row x whose 1 / 0 keep flags are in f[b, e) already; trims the run to its
+  /// kept keys. v[k] = scale * x[k] where kept (0 elsewhere), and the maximum over the kept
+  /// keys, come out of one packet pass.
+  void add_flagged(const S* x, Index b, Index e, S scale, S* v, const S* f) {
     const S mx = simd::scale_kept_from(x + b, f + b, e - b, scale, v + b);
     add_flagged_filled(b, e, v, f, &mx);
   }
@@ -112,15 +99,12 @@ struct row_plan {
   }
 };
 
-/// Adds [b, e) of row q as a flagged run, through the mask's keep-flag row where it has one.
-template <class S, class Mask>
-void add_masked_run(row_plan<S>& plan, const Mask& mask, Index mb, Index mh, Index q, const S* x,
-                    Index b, Index e, S scale, S* v, S* f) {
-  if constexpr (has_keep_row<Mask>::value) {
-    plan.add_flagged(x, b, e, scale, v, f, mask.keep_row(mb, mh, q));
-  } else {
-    plan.add_flagged(x, b, e, scale, v, f, [&](Index k) { return mask.keep(mb, mh, q, k); });
-  }
+/// Adds [b, e) of row q as a flagged run, its keep flags asked from the mask.
+template <class S>
+void add_masked_run(row_plan<S>& plan, const mask_tiles<S>& mask, Index mb, Index mh, Index q,
+                    const S* x, Index b, Index e, S scale, S* v, S* f) {
+  mask.flags(mb, mh, q, b, e, f + b, 1);
+  plan.add_flagged(x, b, e, scale, v, f);
 }
 
 /// Writes \p value into the parts of y[0, n) that no run covers (streamed when \p stream).

@@ -114,9 +114,9 @@ void softmax_additive(const score_ref<S>& x, const row_matrix<B>& bias,
   }
 }
 
-template <bool Log, class S, class Mask>
-void softmax_fused(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matrix<S>> out, S* lse,
-                   S scale, Index b, Index h, bool stream) {
+template <bool Log, class S>
+void softmax_fused(const score_ref<S>& x, const mask_tiles<S>& mask, Eigen::Ref<row_matrix<S>> out,
+                   S* lse, S scale, Index b, Index h, bool stream) {
   const Index q_len = x.rows(), k_len = x.cols();
 #if EMASK_HAS_OPENMP
 #pragma omp parallel if (q_len * k_len >= softmax_parallel_threshold)
@@ -149,9 +149,9 @@ void softmax_fused(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matri
   }
 }
 
-template <bool Log, class S, class Mask>
-void softmax_tiled(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matrix<S>> out, S* lse,
-                   S scale, Index b, Index h, Index tile, bool stream) {
+template <bool Log, class S>
+void softmax_tiled(const score_ref<S>& x, const mask_tiles<S>& mask, Eigen::Ref<row_matrix<S>> out,
+                   S* lse, S scale, Index b, Index h, Index tile, bool stream) {
   const Index q_len = x.rows(), k_len = x.cols();
   const Index q_tiles = (q_len + tile - 1) / tile, k_tiles = (k_len + tile - 1) / tile;
 #if EMASK_HAS_OPENMP
@@ -239,9 +239,9 @@ void masked_softmax_impl(const char* where, const score_ref<S>& x, const Mask& m
                   "bit_matrix, ...), a bool_matrix keep-mask or an additive_mask<S>");
     mask.check(region{o.b, o.b + 1, o.h, o.h + 1, 0, q_len, 0, k_len}, where);
     if constexpr (std::is_same<V, fused_t>::value) {
-      softmax_fused<Log>(x, mask, out, lse, scale, o.b, o.h, stream);
+      softmax_fused<Log>(x, mask_tiles<S>(mask), out, lse, scale, o.b, o.h, stream);
     } else if constexpr (std::is_same<V, tiled_t>::value) {
-      softmax_tiled<Log>(x, mask, out, lse, scale, o.b, o.h, o.tile, stream);
+      softmax_tiled<Log>(x, mask_tiles<S>(mask), out, lse, scale, o.b, o.h, o.tile, stream);
     } else {
       softmax_kernel<V>::template run<Log>(x, mask, out, lse, scale, o.b, o.h);
     }
