@@ -4,6 +4,7 @@
 #include <limits>
 #include <vector>
 
+#include <emask/config.hpp>  // before the private header below
 #include <emask/detail/ieee.hpp>
 #include <emask/kernels/attention.hpp>
 #include "kernel_variants.hpp"

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 
+#include <emask/config.hpp>  // before the private header below
 #include <emask/detail/ieee.hpp>
 
 #include "catch.hpp"

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include <emask/config.hpp>  // before the private header below
 #include <emask/detail/ieee.hpp>
 #include <emask/emask.hpp>
 #include <emask/kernels/softmax.hpp>

@@ -69,4 +69,19 @@ while IFS=$'\t' read -r id c h; do
 done <"$jobs_file"
 
 echo "headers: $((n - failed)) of $n compiled alone (${#headers[@]} headers x ${compilers[*]}, C++$std, -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror), $failed failed"
-[ "$failed" -eq 0 ]
+
+# Private headers refuse to be included on their own (they #error without a public header).
+mapfile -t private < <(cd include && find emask/detail -name '*.hpp' | sort)
+leaked=0
+for h in "${private[@]}"; do
+  if printf '#include <%s>\n' "$h" | ${compilers[0]} $flags - 2>"$out/private.err"; then
+    leaked=$((leaked + 1))
+    printf '  FAIL  %s compiles without a public header (it must #error)\n' "$h"
+  elif ! grep -q "is private to emask" "$out/private.err"; then
+    leaked=$((leaked + 1))
+    printf '  FAIL  %s fails alone, but not with its #error:\n' "$h"
+    sed 's/^/      | /' "$out/private.err" | head -n 6
+  fi
+done
+echo "headers: ${#private[@]} private headers, $leaked usable without a public header"
+[ "$failed" -eq 0 ] && [ "$leaked" -eq 0 ]

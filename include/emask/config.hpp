@@ -2,6 +2,10 @@
 /// \brief Every macro and feature test of emask lives here.
 #pragma once
 
+/// Defined by this header, which every public emask header includes before any detail header;
+/// the detail headers refuse to be included without it (as Eigen's internal headers do).
+#define EMASK_CONFIG_INCLUDED 1
+
 #include <Eigen/Core>
 
 #include "emask/version.hpp"

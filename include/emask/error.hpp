@@ -6,14 +6,14 @@
 /// exceptions are on; built with -fno-exceptions it prints the message to stderr and aborts.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <algorithm>
 #include <cstring>
-#include <type_traits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "emask/config.hpp"

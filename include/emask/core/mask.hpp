@@ -15,22 +15,10 @@
 #include <type_traits>
 
 #include "emask/config.hpp"
+#include "emask/core/types.hpp"
 #include "emask/error.hpp"
 
 EMASK_NAMESPACE_BEGIN
-
-/// \brief Sizes, positions and lengths: Eigen's signed index type.
-using Index = Eigen::Index;
-
-/// \brief A bound that is never reached: use it for an unbounded window side.
-inline constexpr Index unbounded = std::numeric_limits<Index>::max() / 8;
-
-/// \brief What a rectangle of (query, key) positions holds.
-enum class tile_state : unsigned char {
-  empty = 0,    ///< no pair is kept: a kernel skips the tile
-  partial = 1,  ///< some pairs are kept, or the mask cannot tell cheaply
-  full = 2      ///< every pair is kept: a kernel drops the mask test
-};
 
 /// \brief The keys a query row can keep inside a key range [k0, k1).
 ///

@@ -14,13 +14,6 @@
 
 EMASK_NAMESPACE_BEGIN
 
-/// \brief The materialized keep-mask: row-major, true = keep. Apply it with select().
-using bool_matrix = Eigen::Array<bool, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-/// \brief A row-major matrix of scalars, the storage of scores and biases.
-template <class Scalar>
-using row_matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
 /// \brief A boolean mask in the "true = ignore" convention (PyTorch key_padding_mask).
 /// Convert with to_keep(); never use it as a keep-mask directly.
 class drop_mask {

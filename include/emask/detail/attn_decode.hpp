@@ -5,6 +5,10 @@
 /// result does not depend on the thread count. Use it as masked_attention(emask::decode, ...).
 // IWYU pragma: private
 #pragma once
+#ifndef EMASK_CONFIG_INCLUDED
+#error \
+    "emask/detail/attn_decode.hpp is private to emask: include a public header (such as <emask/emask.hpp>)"
+#endif
 
 #include <algorithm>
 

@@ -2,6 +2,10 @@
 /// \brief The naive attention variant: the reference that materializes Lq x Lk scores.
 // IWYU pragma: private
 #pragma once
+#ifndef EMASK_CONFIG_INCLUDED
+#error \
+    "emask/detail/attn_naive.hpp is private to emask: include a public header (such as <emask/emask.hpp>)"
+#endif
 
 #include <algorithm>
 

@@ -2,6 +2,10 @@
 /// \brief Recomputes the output rows of the tiled and decode variants that overflowed.
 // IWYU pragma: private
 #pragma once
+#ifndef EMASK_CONFIG_INCLUDED
+#error \
+    "emask/detail/attn_rescue.hpp is private to emask: include a public header (such as <emask/emask.hpp>)"
+#endif
 
 #include <algorithm>
 #include <cmath>

@@ -9,6 +9,10 @@
 /// - P V reads the probabilities of 8 queries for one key from one contiguous run.
 // IWYU pragma: private
 #pragma once
+#ifndef EMASK_CONFIG_INCLUDED
+#error \
+    "emask/detail/attn_tiled.hpp is private to emask: include a public header (such as <emask/emask.hpp>)"
+#endif
 
 #include <algorithm>
 #include <cstring>

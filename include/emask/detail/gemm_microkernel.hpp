@@ -8,6 +8,10 @@
 /// rows to a multiple of gemm_rows, columns to a multiple of gemm_cols<S>.
 // IWYU pragma: private
 #pragma once
+#ifndef EMASK_CONFIG_INCLUDED
+#error \
+    "emask/detail/gemm_microkernel.hpp is private to emask: include a public header (such as <emask/emask.hpp>)"
+#endif
 
 #include <cstring>
 

@@ -2,6 +2,10 @@
 /// \brief Floating-point classification from the bit pattern.
 // IWYU pragma: private
 #pragma once
+#ifndef EMASK_CONFIG_INCLUDED
+#error \
+    "emask/detail/ieee.hpp is private to emask: include a public header (such as <emask/emask.hpp>)"
+#endif
 // Floating-point classification from the bit pattern. Argument checks use these instead of
 // std::isnan / std::isfinite, which -ffast-math (-ffinite-math-only) lets the compiler fold to
 // constants: a NaN scale or probability must be rejected in such builds too.

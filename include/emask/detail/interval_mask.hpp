@@ -2,6 +2,10 @@
 /// \brief Shared machinery of the masks whose kept keys form one interval per query row.
 // IWYU pragma: private
 #pragma once
+#ifndef EMASK_CONFIG_INCLUDED
+#error \
+    "emask/detail/interval_mask.hpp is private to emask: include a public header (such as <emask/emask.hpp>)"
+#endif
 
 #include <vector>
 

@@ -5,6 +5,10 @@
 /// uses (a function-pointer call per tile or per row of a partial tile, never per element).
 // IWYU pragma: private
 #pragma once
+#ifndef EMASK_CONFIG_INCLUDED
+#error \
+    "emask/detail/mask_tiles.hpp is private to emask: include a public header (such as <emask/emask.hpp>)"
+#endif
 
 #include <type_traits>
 #include <utility>

@@ -14,6 +14,10 @@
 /// vectorization) the packet is the scalar itself.
 // IWYU pragma: private
 #pragma once
+#ifndef EMASK_CONFIG_INCLUDED
+#error \
+    "emask/detail/simd.hpp is private to emask: include a public header (such as <emask/emask.hpp>)"
+#endif
 
 #include <algorithm>
 #include <cstdint>

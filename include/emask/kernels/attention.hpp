@@ -18,11 +18,14 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "emask/config.hpp"
 #include "emask/detail/attn_common.hpp"
 #include "emask/detail/attn_decode.hpp"
 #include "emask/detail/attn_rescue.hpp"
 #include "emask/detail/attn_tiled.hpp"
+#include "emask/kernels/attention_options.hpp"
 #include "emask/kernels/merge.hpp"
+#include "emask/kernels/tensor_view.hpp"
 #include "emask/kernels/variant.hpp"
 
 EMASK_NAMESPACE_BEGIN
@@ -51,6 +54,53 @@ class attention_workspace {
 };
 
 namespace detail {
+
+/// Fills the scalar options of \p p from \p opt and checks them. \p n_slope_heads is the number
+/// of heads the alibi vector must cover.
+template <class S>
+void attn_set_options(attn_problem<S>& p, const attention_options& opt, const char* where,
+                      Index n_slope_heads, Index slope_head0) {
+  if (!is_finite(opt.scale) || opt.scale < 0)
+    fail_argument(where, "options.scale", opt.scale, "a finite value >= 0 (0: 1/sqrt(D))");
+  if (!is_finite(opt.softcap) || opt.softcap < 0)
+    fail_argument(where, "options.softcap", opt.softcap, "a finite value >= 0 (0: off)");
+  if (opt.tile_q < 1) fail_argument(where, "options.tile_q", opt.tile_q, ">= 1");
+  if (opt.tile_k < 1) fail_argument(where, "options.tile_k", opt.tile_k, ">= 1");
+  if (opt.decode_chunk < 1) fail_argument(where, "options.decode_chunk", opt.decode_chunk, ">= 1");
+  if (opt.q_offset < 0) fail_argument(where, "options.q_offset", opt.q_offset, ">= 0");
+  if (opt.k_offset < 0) fail_argument(where, "options.k_offset", opt.k_offset, ">= 0");
+  if (opt.threads < 0) fail_argument(where, "options.threads", opt.threads, ">= 0 (0: all)");
+  const double scale =
+      opt.scale > 0 ? opt.scale : (p.d > 0 ? 1.0 / std::sqrt(static_cast<double>(p.d)) : 1.0);
+  p.has_softcap = opt.softcap > 0;
+  p.softcap = static_cast<S>(opt.softcap);
+  p.scale = static_cast<S>(p.has_softcap ? scale / opt.softcap : scale);
+  p.q_off = opt.q_offset;
+  p.k_off = opt.k_offset;
+  p.threads = attn_thread_count(opt.threads);
+  p.slopes.clear();
+  if (!opt.alibi.empty()) {
+    if (static_cast<Index>(opt.alibi.size()) < slope_head0 + n_slope_heads)
+      fail_argument(where, "options.alibi", concat(opt.alibi.size(), " slopes"),
+                    "one slope per head (", slope_head0 + n_slope_heads, ")");
+    for (Index h = 0; h < n_slope_heads; ++h)
+      p.slopes.push_back(static_cast<S>(opt.alibi[static_cast<std::size_t>(slope_head0 + h)]));
+  }
+}
+
+template <class S, class Mask>
+void attn_check_mask(const attn_problem<S>& p, const Mask& mask, const char* where) {
+  region r;
+  r.b_begin = p.b0;
+  r.b_end = p.b0 + p.batch;
+  r.h_begin = p.h0;
+  r.h_end = p.h0 + p.heads;
+  r.q_begin = p.q_off;
+  r.q_end = p.q_off + p.lq;
+  r.k_begin = p.k_off;
+  r.k_end = p.k_off + p.lk;
+  mask.check(r, where);
+}
 
 /// What one attention variant runs. Specialized per tag; a call instantiates only its own.
 template <class Variant>

@@ -15,6 +15,8 @@
 
 #include <vector>
 
+#include "emask/config.hpp"
+#include "emask/core/types.hpp"
 #include "emask/detail/attn_common.hpp"
 
 EMASK_NAMESPACE_BEGIN

@@ -26,7 +26,7 @@
 #include "emask/core/bits.hpp"
 #include "emask/core/polarity.hpp"
 #include "emask/detail/ieee.hpp"
-#include "emask/kernels/detail_softmax.hpp"
+#include "emask/detail/softmax_row.hpp"
 #include "emask/kernels/variant.hpp"
 #include "emask/masks/dense.hpp"
 

@@ -6,6 +6,7 @@
 /// causal attention inside each chunk: `chunked(C) & causal()`.
 #pragma once
 
+#include "emask/config.hpp"
 #include "emask/detail/interval_mask.hpp"
 
 EMASK_NAMESPACE_BEGIN

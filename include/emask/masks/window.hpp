@@ -6,6 +6,7 @@
 /// top-left alignment and Lk - Lq for bottom-right alignment (FlashAttention's convention).
 #pragma once
 
+#include "emask/config.hpp"
 #include "emask/detail/interval_mask.hpp"
 
 EMASK_NAMESPACE_BEGIN

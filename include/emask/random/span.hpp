@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "emask/config.hpp"
 #include "emask/detail/ieee.hpp"
 #include "emask/random/whole_word.hpp"
 

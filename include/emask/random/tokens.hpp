@@ -8,13 +8,11 @@
 #include <vector>
 
 #include "emask/core/index_list.hpp"
+#include "emask/core/types.hpp"
 #include "emask/detail/ieee.hpp"
 #include "emask/error.hpp"
 
 EMASK_NAMESPACE_BEGIN
-
-/// \brief Token ids [batch, length], int32, row-major (one row per sequence).
-using token_matrix = Eigen::Array<std::int32_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 /// \brief A vocabulary [0, vocab_size) and which of its ids are special (never selected for
 /// masking, and by default never drawn as random replacements). Build it once and reuse it: the

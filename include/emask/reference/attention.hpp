@@ -4,6 +4,7 @@
 /// variants with; O(Lq * Lk) memory per thread. Use masked_attention(reference::naive, ...).
 #pragma once
 
+#include "emask/config.hpp"
 #include "emask/detail/attn_naive.hpp"
 #include "emask/kernels/attention.hpp"
 

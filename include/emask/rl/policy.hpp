@@ -27,6 +27,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "emask/config.hpp"
 #include "emask/detail/ieee.hpp"
 #include "emask/kernels/softmax.hpp"
 #include "emask/random/distributions.hpp"

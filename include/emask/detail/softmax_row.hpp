@@ -3,6 +3,10 @@
 /// additive-bias row kernel. Not public API; see emask/kernels/softmax.hpp.
 // IWYU pragma: private
 #pragma once
+#ifndef EMASK_CONFIG_INCLUDED
+#error \
+    "emask/detail/softmax_row.hpp is private to emask: include a public header (such as <emask/emask.hpp>)"
+#endif
 
 #include <algorithm>
 #include <cmath>

@@ -1,0 +1,70 @@
+/// \file
+/// \brief The options of masked_attention (every variant) and the ALiBi slopes.
+#pragma once
+
+#include <cmath>
+#include <vector>
+
+#include "emask/config.hpp"
+#include "emask/core/types.hpp"
+#include "emask/detail/ieee.hpp"
+#include "emask/error.hpp"
+
+EMASK_NAMESPACE_BEGIN
+
+/// \brief Options of masked_attention. The defaults give softmax(Q K^T / sqrt(D)) V.
+///
+/// Score of query i and key j, in this order:
+///   s = scale * dot(q_i, k_j);
+///   if softcap > 0:  s = softcap * tanh(s / softcap);
+///   if ALiBi:        s = s + slope_h * ((k_offset + j) - (q_offset + i));
+///   then the mask: a pair the mask does not keep takes no part, whatever its score.
+struct attention_options {
+  /// Multiplies Q K^T; 0 means 1 / sqrt(D).
+  double scale = 0;
+  /// Query rows per tile (tiled) and per work item of the thread pool.
+  Index tile_q = 64;
+  /// Keys per tile (tiled); rounded up to the SIMD block (32 floats with AVX-512).
+  Index tile_k = 64;
+  /// Keys per chunk of the decode variant. Fixed by the caller, never by the thread count,
+  /// so results do not depend on threads.
+  Index decode_chunk = 512;
+  /// Logit soft-capping (Gemma 2, Grok): s -> softcap * tanh(s / softcap); 0 turns it off.
+  double softcap = 0;
+  /// ALiBi slope per query head (see alibi_slopes()); empty turns ALiBi off. For the single
+  /// head entry point the slope of head `head` is used.
+  std::vector<double> alibi;
+  /// Absolute position of query row 0 and key row 0: the mask is asked about
+  /// (q_offset + i, k_offset + j), and ALiBi uses the same positions (shards, KV-cache steps).
+  Index q_offset = 0;
+  /// Absolute position of key row 0 (see q_offset).
+  Index k_offset = 0;
+  /// Batch entry and head that the single-head entry point evaluates the mask at.
+  Index batch = 0;
+  /// Head that the single-head entry point evaluates the mask at (see batch).
+  Index head = 0;
+  /// OpenMP threads; 0 means omp_get_max_threads(). Ignored without OpenMP.
+  int threads = 0;
+};
+
+/// \brief ALiBi slopes of \p n_head heads with ggml's max_bias schedule (llama.cpp, the ALiBi
+/// paper for max_bias = 8): with n = 2^floor(log2(n_head)), m0 = 2^(-max_bias / n),
+/// m1 = 2^(-max_bias / 2 / n), head h < n gets m0^(h + 1), head h >= n gets
+/// m1^(2 (h - n) + 1).
+inline std::vector<double> alibi_slopes(Index n_head, double max_bias = 8.0) {
+  if (n_head < 1) detail::fail_argument("alibi_slopes", "n_head", n_head, ">= 1");
+  if (detail::is_nan(max_bias) || !(max_bias > 0))
+    detail::fail_argument("alibi_slopes", "max_bias", max_bias, "> 0");
+  Index n = 1;
+  while (n * 2 <= n_head) n *= 2;
+  const double m0 = std::pow(2.0, -max_bias / static_cast<double>(n));
+  const double m1 = std::pow(2.0, -max_bias / 2.0 / static_cast<double>(n));
+  std::vector<double> s(static_cast<std::size_t>(n_head));
+  for (Index h = 0; h < n_head; ++h) {
+    s[static_cast<std::size_t>(h)] = h < n ? std::pow(m0, static_cast<double>(h + 1))
+                                           : std::pow(m1, static_cast<double>(2 * (h - n) + 1));
+  }
+  return s;
+}
+
+EMASK_NAMESPACE_END

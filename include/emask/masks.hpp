@@ -1,0 +1,14 @@
+/// \file
+/// \brief Umbrella of one module: the mask builders: causal, window, chunk, prefix, padding, flags,
+/// document, dense. Include it instead of <emask/emask.hpp> to parse only this module (and what it
+/// needs).
+#pragma once
+
+#include "emask/masks/causal.hpp"
+#include "emask/masks/chunk.hpp"
+#include "emask/masks/dense.hpp"
+#include "emask/masks/document.hpp"
+#include "emask/masks/flags.hpp"
+#include "emask/masks/padding.hpp"
+#include "emask/masks/prefix.hpp"
+#include "emask/masks/window.hpp"
