@@ -91,5 +91,27 @@ constexpr S attn_empty_lse_threshold() noexcept {
   return std::numeric_limits<S>::lowest() / 2;
 }
 
+/// The one log-sum-exp merge: folds the normalized partial (po, plse) of one row into (o, lse),
+/// in place, so that afterwards they cover the keys of both. A side whose lse is below
+/// attn_empty_lse_threshold (-infinity, or lowest() for an accumulator that starts empty) kept no
+/// key and takes no part: decided by comparison, never by infinity arithmetic (-ffast-math).
+/// Used by merge_attention (shards) and the decode variant (key chunks).
+template <class S>
+inline void merge_lse_row(S* o, S& lse, const S* po, S plse, Index dv) {
+  const S empty = attn_empty_lse_threshold<S>();
+  if (plse < empty) return;
+  if (lse < empty) {
+    for (Index x = 0; x < dv; ++x) o[x] = po[x];
+    lse = plse;
+    return;
+  }
+  const S mx = std::max(lse, plse);
+  const S wa = std::exp(lse - mx), wc = std::exp(plse - mx);
+  const S sum = wa + wc;
+  const S fa = wa / sum, fc = wc / sum;
+  for (Index x = 0; x < dv; ++x) o[x] = fa * o[x] + fc * po[x];
+  lse = mx + std::log(sum);
+}
+
 }  // namespace detail
 EMASK_NAMESPACE_END

@@ -46,7 +46,7 @@ void attn_decode_chunk(const attn_problem<S>& p, const mask_tiles<S>& mask, Inde
   using CMap = Eigen::Map<const row_matrix<S>, Eigen::Unaligned, Eigen::OuterStride<>>;
   const Index d = p.d, dv = p.dv;
   S* o = part;
-  S& m = part[dv];
+  S& m = part[dv];  // the chunk's maximum, then its log-sum-exp
   S& l = part[dv + 1];
   S& has = part[dv + 2];
   has = S(0);
@@ -99,10 +99,15 @@ void attn_decode_chunk(const attn_problem<S>& p, const mask_tiles<S>& mask, Inde
     m = mx;
     l = sum;
   }
+  // Normalized, with its log-sum-exp: the form merge_lse_row folds.
+  const S inv = S(1) / l;
+  for (Index x = 0; x < dv; ++x) o[x] *= inv;
+  m = m + std::log(l);
   has = S(1);
 }
 
-/// Merges the partials of row i of head (b, h), chunk by chunk in order, into out and lse.
+/// Merges the partials of row i of head (b, h), chunk by chunk in order (so the result does not
+/// depend on the thread count), into out and lse with the one log-sum-exp merge.
 template <class S>
 void attn_decode_merge(const attn_problem<S>& p, const attn_decode_plan& plan, const S* parts,
                        Index b, Index h, Index i) {
@@ -110,31 +115,13 @@ void attn_decode_merge(const attn_problem<S>& p, const attn_decode_plan& plan, c
   S* orow = p.out_ptr(b, h) + i * p.o_sl;
   S* lse = p.lse_ptr(b, h);
   const Index base = ((b * p.heads + h) * plan.nchunks) * p.lq;
-  S mx = std::numeric_limits<S>::lowest();
-  bool any = false;
-  for (Index c = 0; c < plan.nchunks; ++c) {
-    const S* part = parts + (base + c * p.lq + i) * plan.part_stride;
-    if (part[dv + 2] == S(0)) continue;
-    mx = any ? std::max(mx, part[dv]) : part[dv];
-    any = true;
-  }
-  if (!any) {
-    std::fill(orow, orow + dv, S(0));
-    if (lse) lse[i] = -std::numeric_limits<S>::infinity();
-    return;
-  }
   std::fill(orow, orow + dv, S(0));
-  S l = 0;
+  S acc = std::numeric_limits<S>::lowest();  // empty: below attn_empty_lse_threshold
   for (Index c = 0; c < plan.nchunks; ++c) {
     const S* part = parts + (base + c * p.lq + i) * plan.part_stride;
-    if (part[dv + 2] == S(0)) continue;
-    const S w = std::exp(part[dv] - mx);
-    l += w * part[dv + 1];
-    for (Index x = 0; x < dv; ++x) orow[x] += w * part[x];
+    if (part[dv + 2] != S(0)) merge_lse_row(orow, acc, part, part[dv], dv);
   }
-  const S inv = S(1) / l;
-  for (Index x = 0; x < dv; ++x) orow[x] *= inv;
-  if (lse) lse[i] = mx + std::log(l);
+  if (lse) lse[i] = acc < attn_empty_lse_threshold<S>() ? -std::numeric_limits<S>::infinity() : acc;
 }
 
 /// Runs the decode variant. \p ws holds plan.parts + threads * plan.per_thread scalars.

@@ -25,25 +25,8 @@ namespace detail {
 template <class S>
 void merge_attention_rows(S* out, Index o_sl, S* lse, const S* part, Index p_sl, const S* part_lse,
                           Index rows, Index dv) {
-  const S empty = attn_empty_lse_threshold<S>();
-  for (Index i = 0; i < rows; ++i) {
-    const S a = lse[i], c = part_lse[i];
-    // A row with lse below the threshold (-infinity) kept no key: take the other side as is.
-    if (c < empty) continue;
-    S* o = out + i * o_sl;
-    const S* po = part + i * p_sl;
-    if (a < empty) {
-      for (Index x = 0; x < dv; ++x) o[x] = po[x];
-      lse[i] = c;
-      continue;
-    }
-    const S mx = std::max(a, c);
-    const S wa = std::exp(a - mx), wc = std::exp(c - mx);
-    const S sum = wa + wc;
-    const S fa = wa / sum, fc = wc / sum;
-    for (Index x = 0; x < dv; ++x) o[x] = fa * o[x] + fc * po[x];
-    lse[i] = mx + std::log(sum);
-  }
+  for (Index i = 0; i < rows; ++i)
+    merge_lse_row(out + i * o_sl, lse[i], part + i * p_sl, part_lse[i], dv);
 }
 
 template <class DO, class DL, class DP, class DQ>
