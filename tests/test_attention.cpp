@@ -85,12 +85,13 @@ void check_all_variants(const Mask& m, Index lq, Index lk, Index d, Index dv, st
   rng g(seed);
   const row_matrix<S> q = random_matrix<S>(g, lq, d, 2.0), k = random_matrix<S>(g, lk, d, 2.0),
                       v = random_matrix<S>(g, lk, dv);
-  const double scale = base.scale > 0 ? base.scale : 1.0 / std::sqrt(static_cast<double>(d));
-  const double slope = base.alibi.empty() ? 0.0 : base.alibi[static_cast<std::size_t>(base.head)];
+  const double scale = base.scale ? *base.scale : 1.0 / std::sqrt(static_cast<double>(d));
+  const double slope =
+      base.alibi.empty() ? 0.0 : base.alibi[static_cast<std::size_t>(base.slice.h)];
   const ref_result ref = reference(
       q.template cast<double>(), k.template cast<double>(), v.template cast<double>(),
-      [&](Index i, Index j) { return m.keep(base.batch, base.head, i, j); }, scale, base.softcap,
-      slope, base.q_offset, base.k_offset);
+      [&](Index i, Index j) { return m.keep(base.slice.b, base.slice.h, i, j); }, scale,
+      base.softcap, slope, base.q_offset, base.k_offset);
   for (auto variant : all_variants) {
     for (Index tile : {Index(7), Index(16), Index(128)}) {
       emask_test::attention_options o = base;
@@ -168,7 +169,7 @@ TEST_CASE("masked_attention: document masks, offsets and the single-head batch/h
   check_all_variants<double>(emask::causal(), 50, 80, 16, 16, 102, o);
   const auto pad = emask::key_padding::from_lengths({70, 20, 50}, 80);
   o = {};
-  o.batch = 1;
+  o.slice.b = 1;
   check_all_variants<double>(pad, 33, 80, 8, 8, 103, o);
 }
 
@@ -180,12 +181,41 @@ TEMPLATE_TEST_CASE("masked_attention: softcap and ALiBi against the reference", 
   check_all_variants<S>(emask::causal(), 70, 90, 32, 16, 201, o);
   o = {};
   o.alibi = emask::alibi_slopes(8, 8.0);
-  o.head = 3;
+  o.slice.h = 3;
   check_all_variants<S>(emask::causal(), 70, 90, 32, 16, 202, o);
   o.softcap = 2.0;
   o.scale = 0.5;
-  o.head = 6;
+  o.slice.h = 6;
   check_all_variants<S>(emask::sliding_window(20, 5), 100, 100, 16, 16, 203, o);
+}
+
+TEMPLATE_TEST_CASE("masked_attention: scale 0 means 0, negative scales are scales", "[attention]",
+                   float, double) {
+  using S = TestType;
+  // scale 0: every kept score is 0, so each row is the plain mean of the kept V rows.
+  const Index lq = 5, lk = 7, d = 3, dv = 2;
+  row_matrix<S> q = row_matrix<S>::Random(lq, d), k = row_matrix<S>::Random(lk, d);
+  row_matrix<S> v(lk, dv);
+  for (Index j = 0; j < lk; ++j) {
+    v(j, 0) = static_cast<S>(j);
+    v(j, 1) = static_cast<S>(j * j);
+  }
+  for (auto variant : {emask_test::attention_variant::naive, emask_test::attention_variant::tiled,
+                       emask_test::attention_variant::decode}) {
+    emask_test::attention_options o;
+    o.variant = variant;
+    o.scale = 0.0;
+    row_matrix<S> out(lq, dv);
+    emask_test::masked_attention(q, k, v, emask::causal(), out, o);
+    for (Index i = 0; i < lq; ++i) {
+      // causal: query i keeps keys 0..i; mean of j is i / 2, of j^2 is i (2i + 1) / 6
+      CHECK_THAT(double(out(i, 0)), Catch::Matchers::WithinAbs(i / 2.0, 1e-5));
+      CHECK_THAT(double(out(i, 1)), Catch::Matchers::WithinAbs(i * (2.0 * i + 1) / 6.0, 1e-5));
+    }
+  }
+  emask_test::attention_options o;
+  o.scale = -0.7;
+  check_all_variants<S>(emask::causal(), 40, 50, 16, 8, 204, o);
 }
 
 TEST_CASE("alibi_slopes follows ggml's max_bias schedule", "[attention]") {
@@ -371,7 +401,7 @@ TEST_CASE("masked_attention: bad shapes and options name the argument", "[attent
                       Contains("options.tile_q"));
   o = {};
   o.alibi = {0.5};
-  o.head = 2;
+  o.slice.h = 2;
   REQUIRE_THROWS_WITH(emask_test::masked_attention(q, k, v, emask::causal(), out, o),
                       Contains("options.alibi"));
   // The mask is checked once for the region it is asked about.

@@ -147,25 +147,40 @@ TEMPLATE_TEST_CASE("bad input: masked_softmax and masked_log_softmax", "[bad_inp
   EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), out, lse_bad), "masked_softmax", "lse",
             "4 entries");
   o.scale = nan_d;
-  EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), out, o), "masked_softmax", "scale",
-            "a finite value");
+  EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), out, o), "masked_softmax",
+            "options.scale", "a finite value");
   o.scale = inf_d;
   EMASK_BAD(emask_test::masked_log_softmax(x, emask::causal(), out, o), "masked_log_softmax",
-            "scale", "a finite value");
+            "options.scale", "a finite value");
   o = {};
   o.tile = 0;
-  EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), out, o), "masked_softmax", "tile",
-            ">= 1");
+  EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), out, o), "masked_softmax",
+            "options.tile", ">= 1");
   o = {};
-  o.b = -1;
-  EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), out, o), "masked_softmax", "b", ">= 0");
+  o.slice.b = -1;
+  EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), out, o), "masked_softmax",
+            "options.slice.b", ">= 0");
   o = {};
-  o.h = -1;
-  EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), out, o), "masked_softmax", "h", ">= 0");
+  o.slice.h = -1;
+  EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), out, o), "masked_softmax",
+            "options.slice.h", ">= 0");
+  o = {};
+  o.q_offset = -1;
+  EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), out, o), "masked_softmax",
+            "options.q_offset", ">= 0");
+  o = {};
+  o.threads = -1;
+  EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), out, o), "masked_softmax",
+            "options.threads", ">= 0");
+  o = {};
+  o.k_offset = 1;
+  EMASK_BAD(
+      emask_test::masked_softmax(x, emask::materialize_additive<S>(emask::causal(), 4, 6), out, o),
+      "masked_softmax", "options.q_offset, options.k_offset", "0, 0 with an additive_mask");
   o = {};
   o.stream_bytes = -1;
   EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), out, o), "masked_softmax",
-            "stream_bytes", ">= 0");
+            "options.stream_bytes", ">= 0");
   // An unknown variant is a compile error now (tests/compile_fail/variant_*.cpp).
   // masks of the wrong shape or asked outside their range
   const emask::bool_matrix keep45 = emask::bool_matrix::Constant(4, 5, true);
@@ -176,7 +191,7 @@ TEMPLATE_TEST_CASE("bad input: masked_softmax and masked_log_softmax", "[bad_inp
   EMASK_BAD(emask_test::masked_softmax(x, emask::key_padding::from_lengths({2}, 5), out),
             "masked_softmax", "key positions", "[0, 5)");
   o = {};
-  o.b = 1;
+  o.slice.b = 1;
   EMASK_BAD(emask_test::masked_softmax(x, emask::key_padding::from_lengths({2}, 6), out, o),
             "masked_softmax", "key padding", "at least 2");
   // a dense mask of 4 x 5 asked about 4 x 6
@@ -201,9 +216,6 @@ TEMPLATE_TEST_CASE("bad input: masked_attention (one head)", "[bad_input][attent
   EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, lse_bad), "masked_attention", "lse", "4");
   // options
   emask_test::attention_options o;
-  o.scale = -1;
-  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention", "options.scale",
-            ">= 0");
   o.scale = nan_d;
   EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention", "options.scale",
             "finite");
@@ -240,15 +252,15 @@ TEMPLATE_TEST_CASE("bad input: masked_attention (one head)", "[bad_input][attent
   EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention", "options.threads",
             ">= 0");
   o = {};
-  o.batch = -1;
-  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention", "options.batch",
+  o.slice.b = -1;
+  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention", "options.slice.b",
             ">= 0");
   o = {};
-  o.head = -1;
-  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention", "options.head",
+  o.slice.h = -1;
+  EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention", "options.slice.h",
             ">= 0");
   o = {};
-  o.head = 2;
+  o.slice.h = 2;
   o.alibi = {0.5, 0.25};
   EMASK_BAD(emask_test::masked_attention(q, k, v, m, out, o), "masked_attention", "options.alibi",
             "one slope per head");

@@ -183,7 +183,7 @@ void run_softmax_variants(const Mask& mask, const dmat& xd, const softmax_ref& r
     o.scale = scale;
     o.variant = variants[v];
     o.tile = r.coin(0.5) ? 1 + skewed_len(r, 80) : 128;
-    o.b = b;
+    o.slice.b = b;
     o.stream_bytes = r.coin(0.2) ? 0 : o.stream_bytes;
     const std::string w = what + " variant " + std::to_string(v) + " tile " +
                           std::to_string(o.tile) + (sizeof(S) == 4 ? " float" : " double");
@@ -279,7 +279,8 @@ void check_attention_output(const row_matrix<S>& out,
 
 struct attn_case {
   dmat q, k, v;
-  double scale = 0, softcap = 0, slope = 0;
+  std::optional<double> scale;  // unset: 1 / sqrt(D)
+  double softcap = 0, slope = 0;
   Index q_off = 0, k_off = 0, b = 0, heads = 1, head = 0;
   bool mask_offset = false;  // pass mask.offset(...) instead of options offsets
 };
@@ -303,8 +304,7 @@ void run_attention_variants(const Mask& mask, const attn_case& c, const attn_ref
       o.alibi.assign(static_cast<std::size_t>(c.heads), 0.0);
       o.alibi[static_cast<std::size_t>(c.head)] = c.slope;
     }
-    o.batch = c.b;
-    o.head = c.head;
+    o.slice = {c.b, c.head};
     o.threads = 1;  // thread counts are test_metamorphic's subject; one thread here is fastest
     o.tile_q = r.coin(0.5) ? 1 + skewed_len(r, 70) : 128;
     o.tile_k = r.coin(0.5) ? 1 + skewed_len(r, 70) : 128;
@@ -491,9 +491,8 @@ TEST_CASE("differential: masked_attention naive, tiled and decode, float and dou
           for (Index i = 0; i < ac.q.size(); ++i) ac.q.data()[i] = fnormal(r, sd);
           for (Index i = 0; i < ac.k.size(); ++i) ac.k.data()[i] = fnormal(r, sd);
           for (Index i = 0; i < ac.v.size(); ++i) ac.v.data()[i] = fnormal(r, 1.0);
-          ac.scale = r.coin(0.6) ? 0.0 : 0.05 + r.uniform();
-          const double eff_scale =
-              ac.scale > 0 ? ac.scale : 1.0 / std::sqrt(static_cast<double>(d));
+          if (!r.coin(0.6)) ac.scale = 0.05 + r.uniform();
+          const double eff_scale = ac.scale ? *ac.scale : 1.0 / std::sqrt(static_cast<double>(d));
           ac.softcap = r.coin(0.15) ? 1.0 + 30 * r.uniform() : 0.0;
           ac.heads = r.between(1, 4);
           ac.head = r.between(0, ac.heads - 1);

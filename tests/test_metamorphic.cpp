@@ -309,8 +309,7 @@ TEMPLATE_TEST_CASE("metamorphic: splitting the batch equals the whole", "[metamo
       for (Index h = 0; h < H; ++h) {
         INFO("variant " << static_cast<int>(variant) << " b " << b << " h " << h);
         emask_test::attention_options os = o;
-        os.batch = b;
-        os.head = h;
+        os.slice = {b, h};
         row_matrix<S> one(lq, dv);
         vec<S> lone(lq);
         const row_matrix<S> qs = qv.slice(b, h), ks = kv.slice(b, h / (H / Hkv)),

@@ -107,7 +107,7 @@ TEMPLATE_TEST_CASE("dtqn: masked_attention over a window crossing episodes", "[r
         v(i, j) = static_cast<S>(normal(gen));
       }
     emask::attention_options opt;
-    opt.batch = b;
+    opt.slice.b = b;
     emask::masked_attention(q, k, v, mask, out, opt);
     const bool_matrix keep = emask::materialize(mask, window, window, b);
     const double scale = 1.0 / std::sqrt(static_cast<double>(d));

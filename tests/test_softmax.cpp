@@ -203,8 +203,7 @@ void check_all_variants(const std::string& name, const Mask& mask, const bool_ma
       o.variant = v;
       o.tile = tile;
       o.stream_bytes = c.stream ? 0 : emask::unbounded;
-      o.b = b;
-      o.h = h;
+      o.slice = {b, h};
       row_matrix<S> p(lq, lk), logp(lq, lk);
       Eigen::Matrix<S, Eigen::Dynamic, 1> lse_p(lq), lse_l(lq);
       emask_test::masked_softmax(x, mask, p, lse_p, o);
@@ -604,11 +603,44 @@ TEST_CASE("masked_softmax: results do not depend on the thread count", "[softmax
     CHECK((l1.array() == l2.array()).all());
     CHECK((d1.array() == d2.array()).all());
     CHECK((e1.array() == e2.array()).all());
+    // options.threads instead of the OpenMP default: the same bits.
+    row_matrix<float> p3(lq, lk);
+    Eigen::VectorXf e3(lq);
+    o.threads = 2;
+    omp_set_num_threads(1);
+    emask_test::masked_softmax(x, structured, p3, e3, o);
+    CHECK((p1.array() == p3.array()).all());
+    CHECK((e1.array() == e3.array()).all());
   }
   omp_set_num_threads(saved);
 #else
   SUCCEED("built without OpenMP: the kernels run on the calling thread");
 #endif
+}
+
+TEMPLATE_TEST_CASE("masked_softmax: options.q_offset and k_offset equal mask.offset", "[softmax]",
+                   float, double) {
+  using S = TestType;
+  const Index lq = 37, lk = 53;
+  const row_matrix<S> x = random_scores<S>(lq, lk, 11);
+  const auto m = (emask::causal() & emask::sliding_window(20, 3)) | emask::prefix_lm(4);
+  for (softmax_variant v : all_variants) {
+    INFO("variant " << variant_name(v));
+    softmax_options shifted, plain;
+    shifted.variant = plain.variant = v;
+    shifted.tile = plain.tile = 16;
+    shifted.q_offset = 30;
+    shifted.k_offset = 11;
+    row_matrix<S> a(lq, lk), b(lq, lk);
+    Eigen::Matrix<S, Eigen::Dynamic, 1> la(lq), lb(lq);
+    emask_test::masked_softmax(x, m, a, la, shifted);
+    emask_test::masked_softmax(x, m.offset(30, 11), b, lb, plain);
+    CHECK((a.array() == b.array()).all());
+    CHECK(((la.array() == lb.array()) || (la.array() != la.array())).all());
+    // and it is a different problem from the unshifted one (the window moved)
+    emask_test::masked_softmax(x, m, b, lb, plain);
+    CHECK((a.array() != b.array()).any());
+  }
 }
 
 TEMPLATE_TEST_CASE("masked_softmax: results do not depend on the buffers' alignment",
@@ -716,19 +748,19 @@ TEST_CASE("masked_softmax: bad arguments raise emask::error naming the argument"
   REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, short_lse), Contains("'lse'"));
   softmax_options o;
   o.tile = 0;
-  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, o), Contains("'tile'"));
+  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, o), Contains("'options.tile'"));
   o = softmax_options{};
   o.scale = std::numeric_limits<double>::quiet_NaN();
-  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, o), Contains("'scale'"));
+  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, o), Contains("'options.scale'"));
   o = softmax_options{};
-  o.b = -1;
-  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, o), Contains("'b'"));
+  o.slice.b = -1;
+  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, o), Contains("'options.slice.b'"));
   o = softmax_options{};
-  o.h = -2;
-  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, o), Contains("'h'"));
+  o.slice.h = -2;
+  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, o), Contains("'options.slice.h'"));
   o = softmax_options{};
   o.stream_bytes = -1;
-  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, o), Contains("'stream_bytes'"));
+  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, o), Contains("'options.stream_bytes'"));
   // An unknown variant no longer exists at run time: tests/compile_fail/variant_*.cpp.
   // Materialized masks of the wrong shape.
   const bool_matrix keep = bool_matrix::Constant(4, 5, true);
@@ -739,7 +771,7 @@ TEST_CASE("masked_softmax: bad arguments raise emask::error naming the argument"
   // Masks that cannot answer for the slice: batch entry out of range, too few key positions.
   const auto pad = emask::key_padding::from_lengths({3, 6}, 6);
   o = softmax_options{};
-  o.b = 2;
+  o.slice.b = 2;
   REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, pad, out, o), Contains("key padding"));
   const auto bits = emask::bit_matrix::from_bool(bool_matrix::Constant(4, 5, true));
   REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, bits, out), Contains("key positions"));

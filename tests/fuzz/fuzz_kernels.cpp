@@ -75,7 +75,7 @@ void fuzz_softmax(const emask_rel::dyn_mask& mask, const emask::bool_matrix& kee
       o.scale = scale;
       o.variant = variants[v];
       o.tile = tile;
-      o.b = b;
+      o.slice.b = b;
       if (log) {
         emask_test::masked_log_softmax(x, mask, out, lse, o);
       } else {
@@ -202,13 +202,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (Index i = 0; i < v.size(); ++i) v.data()[i] = special_value(s, false);
   for (Index j = 0; j < lk; ++j) v(j, dv - 1) = 1.0;
   emask_test::attention_options o;
-  o.scale = s.coin(0.5) ? 0.0 : 0.25;
+  if (!s.coin(0.5)) o.scale = 0.25;  // else unset: 1 / sqrt(D)
   o.softcap = s.coin(0.2) ? 30.0 : 0.0;
   o.tile_q = s.between(1, 40);
   o.tile_k = s.between(1, 40);
   o.decode_chunk = s.between(1, 64);
-  o.batch = b;
-  o.head = 0;
+  o.slice = {b, 0};
   o.threads = 1;
   if (s.coin(0.5)) {
     fuzz_attention<float>(shifted, keep, q, k, v, o);

@@ -15,10 +15,7 @@
 #include "emask/core/mask.hpp"
 #include "emask/core/types.hpp"
 #include "emask/detail/ieee.hpp"
-
-#if EMASK_HAS_OPENMP
-#include <omp.h>
-#endif
+#include "emask/detail/threads.hpp"
 
 EMASK_NAMESPACE_BEGIN
 
@@ -54,23 +51,6 @@ struct attn_problem {
   S* lse_ptr(Index b, Index h) const { return lse ? lse + (b * heads + h) * lse_row : nullptr; }
   S slope(Index h) const { return slopes.empty() ? S(0) : slopes[static_cast<std::size_t>(h)]; }
 };
-
-inline int attn_thread_count(int requested) {
-#if EMASK_HAS_OPENMP
-  return requested > 0 ? requested : omp_get_max_threads();
-#else
-  (void)requested;
-  return 1;
-#endif
-}
-
-inline int attn_thread_id() {
-#if EMASK_HAS_OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
 
 /// Score transform of one row segment s[0, n) whose first key has index j0 (in the problem):
 /// softcap then ALiBi, for query index i of head h.

@@ -152,7 +152,7 @@ void attn_decode_run(const attn_problem<S>& p, const mask_tiles<S>& mask,
 #pragma omp parallel num_threads(p.threads)
     {
 #pragma omp for schedule(dynamic, 1)
-      for (Index w = 0; w < items; ++w) run_item(w, attn_thread_id());
+      for (Index w = 0; w < items; ++w) run_item(w, thread_id());
 #pragma omp for schedule(static)
       for (Index r = 0; r < rows; ++r) merge_row(r);
     }

@@ -306,7 +306,7 @@ void attn_tiled_run(const attn_problem<S>& p, const mask_tiles<S>& mask, const a
 #if EMASK_HAS_OPENMP
   if (p.threads > 1 && items > 1) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(p.threads)
-    for (Index w = 0; w < items; ++w) run_item(w, attn_thread_id());
+    for (Index w = 0; w < items; ++w) run_item(w, thread_id());
     return;
   }
 #endif

@@ -31,21 +31,31 @@ struct has_keep_row<
 template <class S>
 class mask_tiles {
  public:
+  /// \p q_offset and \p k_offset are added to the positions the kernel asks about (and
+  /// subtracted from the key spans it gets back): the kernel works in its own rows and columns.
   template <class Mask>
-  explicit mask_tiles(const Mask& mask) noexcept
-      : mask_(&mask), tile_(&tile_of<Mask>), keys_(&keys_of<Mask>), flags_(&flags_of<Mask>) {}
+  explicit mask_tiles(const Mask& mask, Index q_offset = 0, Index k_offset = 0) noexcept
+      : mask_(&mask),
+        qo_(q_offset),
+        ko_(k_offset),
+        tile_(&tile_of<Mask>),
+        keys_(&keys_of<Mask>),
+        flags_(&flags_of<Mask>) {}
 
   /// What the rectangle [q0, q1) x [k0, k1) holds.
   tile_state tile(Index b, Index h, Index q0, Index q1, Index k0, Index k1) const {
-    return tile_(mask_, b, h, q0, q1, k0, k1);
+    return tile_(mask_, b, h, q0 + qo_, q1 + qo_, k0 + ko_, k1 + ko_);
   }
   /// The keys query q can keep inside [k0, k1).
   key_span keys(Index b, Index h, Index q, Index k0, Index k1) const {
-    return keys_(mask_, b, h, q, k0, k1);
+    key_span s = keys_(mask_, b, h, q + qo_, k0 + ko_, k1 + ko_);
+    s.begin -= ko_;
+    s.end -= ko_;
+    return s;
   }
   /// f[j * stride] = 1 when query q keeps key k0 + j, else 0, for j < k1 - k0.
   void flags(Index b, Index h, Index q, Index k0, Index k1, S* f, Index stride) const {
-    flags_(mask_, b, h, q, k0, k1, f, stride);
+    flags_(mask_, b, h, q + qo_, k0 + ko_, k1 + ko_, f, stride);
   }
 
  private:
@@ -80,6 +90,7 @@ class mask_tiles {
   }
 
   const void* mask_;
+  Index qo_, ko_;
   tile_state (*tile_)(const void*, Index, Index, Index, Index, Index, Index);
   key_span (*keys_)(const void*, Index, Index, Index, Index, Index);
   void (*flags_)(const void*, Index, Index, Index, Index, Index, S*, Index);

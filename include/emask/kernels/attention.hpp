@@ -60,8 +60,8 @@ namespace detail {
 template <class S>
 void attn_set_options(attn_problem<S>& p, const attention_options& opt, const char* where,
                       Index n_slope_heads, Index slope_head0) {
-  if (!is_finite(opt.scale) || opt.scale < 0)
-    fail_argument(where, "options.scale", opt.scale, "a finite value >= 0 (0: 1/sqrt(D))");
+  if (opt.scale && !is_finite(*opt.scale))
+    fail_argument(where, "options.scale", *opt.scale, "a finite value (unset: 1/sqrt(D))");
   if (!is_finite(opt.softcap) || opt.softcap < 0)
     fail_argument(where, "options.softcap", opt.softcap, "a finite value >= 0 (0: off)");
   if (opt.tile_q < 1) fail_argument(where, "options.tile_q", opt.tile_q, ">= 1");
@@ -71,13 +71,13 @@ void attn_set_options(attn_problem<S>& p, const attention_options& opt, const ch
   if (opt.k_offset < 0) fail_argument(where, "options.k_offset", opt.k_offset, ">= 0");
   if (opt.threads < 0) fail_argument(where, "options.threads", opt.threads, ">= 0 (0: all)");
   const double scale =
-      opt.scale > 0 ? opt.scale : (p.d > 0 ? 1.0 / std::sqrt(static_cast<double>(p.d)) : 1.0);
+      opt.scale ? *opt.scale : (p.d > 0 ? 1.0 / std::sqrt(static_cast<double>(p.d)) : 1.0);
   p.has_softcap = opt.softcap > 0;
   p.softcap = static_cast<S>(opt.softcap);
   p.scale = static_cast<S>(p.has_softcap ? scale / opt.softcap : scale);
   p.q_off = opt.q_offset;
   p.k_off = opt.k_offset;
-  p.threads = attn_thread_count(opt.threads);
+  p.threads = thread_count(opt.threads);
   p.slopes.clear();
   if (!opt.alibi.empty()) {
     if (static_cast<Index>(opt.alibi.size()) < slope_head0 + n_slope_heads)
@@ -117,10 +117,9 @@ template <>
 struct attn_kernel<tiled_t> {
   template <class S>
   static Index workspace(Index, Index, Index, Index d, Index dv, const attention_options& opt) {
-    return attn_thread_count(opt.threads) * attn_tiles::make<S>(std::max<Index>(opt.tile_q, 1),
-                                                                std::max<Index>(opt.tile_k, 1), d,
-                                                                dv)
-                                                .per_thread;
+    return thread_count(opt.threads) * attn_tiles::make<S>(std::max<Index>(opt.tile_q, 1),
+                                                           std::max<Index>(opt.tile_k, 1), d, dv)
+                                           .per_thread;
   }
   template <class S, class Mask>
   static void run(attn_problem<S>& p, const Mask& mask, const attention_options& opt, S* ws) {
@@ -137,7 +136,7 @@ struct attn_kernel<decode_t> {
                          const attention_options& opt) {
     const attn_decode_plan plan =
         attn_decode_make(batch_heads, 1, lq, lk, dv, std::max<Index>(opt.decode_chunk, 1));
-    return plan.parts + attn_thread_count(opt.threads) * plan.per_thread;
+    return plan.parts + thread_count(opt.threads) * plan.per_thread;
   }
   template <class S, class Mask>
   static void run(attn_problem<S>& p, const Mask& mask, const attention_options& opt, S* ws) {
@@ -203,8 +202,8 @@ void attn_single(const Eigen::Ref<const row_matrix<S>>& q, const Eigen::Ref<cons
                   " (rows of q x columns of v)");
   if (lse && lse_size != q.rows())
     fail_argument(where, "lse", concat(lse_size, " rows"), q.rows(), " (one per row of q)");
-  if (opt.batch < 0) fail_argument(where, "options.batch", opt.batch, ">= 0");
-  if (opt.head < 0) fail_argument(where, "options.head", opt.head, ">= 0");
+  if (opt.slice.b < 0) fail_argument(where, "options.slice.b", opt.slice.b, ">= 0");
+  if (opt.slice.h < 0) fail_argument(where, "options.slice.h", opt.slice.h, ">= 0");
   attn_problem<S> p{};
   p.q = q.data();
   p.k = k.data();
@@ -223,9 +222,9 @@ void attn_single(const Eigen::Ref<const row_matrix<S>>& q, const Eigen::Ref<cons
   p.lk = k.rows();
   p.d = q.cols();
   p.dv = v.cols();
-  p.b0 = opt.batch;
-  p.h0 = opt.head;
-  attn_set_options(p, opt, where, opt.alibi.empty() ? 0 : 1, opt.head);
+  p.b0 = opt.slice.b;
+  p.h0 = opt.slice.h;
+  attn_set_options(p, opt, where, opt.alibi.empty() ? 0 : 1, opt.slice.h);
   attn_dispatch<V>(p, mask, opt, ws, where);
 }
 
@@ -304,7 +303,7 @@ using attn_scalar_t = typename D::Scalar;
 ///
 /// \param q     Lq x D queries, \param k Lk x D keys, \param v Lk x Dv values: any dense
 ///              expression (row-major blocks and Maps bind without a copy).
-/// \param mask  a mask expression, asked at (options.batch, options.head,
+/// \param mask  a mask expression, asked at (options.slice.b, options.slice.h,
 ///              options.q_offset + i, options.k_offset + j).
 /// \param options scale, tiles, softcap, ALiBi, offsets, threads (attention_options).
 /// \param out   Lq x Dv, row-major (a block or Map of a row-major matrix).

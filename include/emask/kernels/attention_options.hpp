@@ -9,6 +9,7 @@
 #include "emask/core/types.hpp"
 #include "emask/detail/ieee.hpp"
 #include "emask/error.hpp"
+#include "emask/kernels/kernel_options.hpp"
 
 EMASK_NAMESPACE_BEGIN
 
@@ -19,9 +20,9 @@ EMASK_NAMESPACE_BEGIN
 ///   if softcap > 0:  s = softcap * tanh(s / softcap);
 ///   if ALiBi:        s = s + slope_h * ((k_offset + j) - (q_offset + i));
 ///   then the mask: a pair the mask does not keep takes no part, whatever its score.
-struct attention_options {
-  /// Multiplies Q K^T; 0 means 1 / sqrt(D).
-  double scale = 0;
+///
+/// scale (unset: 1 / sqrt(D)), slice, q_offset / k_offset and threads come from kernel_options.
+struct attention_options : kernel_options {
   /// Query rows per tile (tiled) and per work item of the thread pool.
   Index tile_q = 64;
   /// Keys per tile (tiled); rounded up to the SIMD block (32 floats with AVX-512).
@@ -32,19 +33,8 @@ struct attention_options {
   /// Logit soft-capping (Gemma 2, Grok): s -> softcap * tanh(s / softcap); 0 turns it off.
   double softcap = 0;
   /// ALiBi slope per query head (see alibi_slopes()); empty turns ALiBi off. For the single
-  /// head entry point the slope of head `head` is used.
+  /// head entry point the slope of head `slice.h` is used.
   std::vector<double> alibi;
-  /// Absolute position of query row 0 and key row 0: the mask is asked about
-  /// (q_offset + i, k_offset + j), and ALiBi uses the same positions (shards, KV-cache steps).
-  Index q_offset = 0;
-  /// Absolute position of key row 0 (see q_offset).
-  Index k_offset = 0;
-  /// Batch entry and head that the single-head entry point evaluates the mask at.
-  Index batch = 0;
-  /// Head that the single-head entry point evaluates the mask at (see batch).
-  Index head = 0;
-  /// OpenMP threads; 0 means omp_get_max_threads(). Ignored without OpenMP.
-  int threads = 0;
 };
 
 /// \brief ALiBi slopes of \p n_head heads with ggml's max_bias schedule (llama.cpp, the ALiBi

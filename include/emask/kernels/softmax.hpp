@@ -27,6 +27,8 @@
 #include "emask/core/polarity.hpp"
 #include "emask/detail/ieee.hpp"
 #include "emask/detail/softmax_row.hpp"
+#include "emask/detail/threads.hpp"
+#include "emask/kernels/kernel_options.hpp"
 #include "emask/kernels/variant.hpp"
 #include "emask/masks/dense.hpp"
 
@@ -36,16 +38,11 @@
 
 EMASK_NAMESPACE_BEGIN
 
-/// \brief Options of masked_softmax and masked_log_softmax.
-struct softmax_options {
-  /// Multiplies the scores before masking (e.g. 1 / sqrt(D)); must be finite.
-  double scale = 1.0;
+/// \brief Options of masked_softmax and masked_log_softmax: scale (unset: 1), slice, offsets
+/// and threads (kernel_options), and the tile and streaming settings.
+struct softmax_options : kernel_options {
   /// Side of the square tiles of the tiled variant (query rows and keys), >= 1.
   Index tile = 128;
-  /// Batch entry of the mask the scores belong to.
-  Index b = 0;
-  /// Head of the mask the scores belong to.
-  Index h = 0;
   /// fused and tiled write the masked part of outputs of at least this many bytes with
   /// non-temporal (streaming) stores, which bypass the cache: faster when the output does not
   /// fit in cache and is not read back at once. 0: always; emask::unbounded: never.
@@ -82,11 +79,15 @@ inline void check_softmax_args(const char* where, Index q_len, Index k_len, Inde
   if (lse_size && *lse_size != q_len)
     fail_argument(where, "lse", concat(*lse_size, " entries"), q_len,
                   " entries (one per row of scores)");
-  if (!is_finite(o.scale)) fail_argument(where, "scale", o.scale, "a finite value");
-  if (o.tile < 1) fail_argument(where, "tile", o.tile, ">= 1");
-  if (o.b < 0) fail_argument(where, "b", o.b, ">= 0");
-  if (o.h < 0) fail_argument(where, "h", o.h, ">= 0");
-  if (o.stream_bytes < 0) fail_argument(where, "stream_bytes", o.stream_bytes, ">= 0");
+  if (o.scale && !is_finite(*o.scale))
+    fail_argument(where, "options.scale", *o.scale, "a finite value (unset: 1)");
+  if (o.tile < 1) fail_argument(where, "options.tile", o.tile, ">= 1");
+  if (o.slice.b < 0) fail_argument(where, "options.slice.b", o.slice.b, ">= 0");
+  if (o.slice.h < 0) fail_argument(where, "options.slice.h", o.slice.h, ">= 0");
+  if (o.q_offset < 0) fail_argument(where, "options.q_offset", o.q_offset, ">= 0");
+  if (o.k_offset < 0) fail_argument(where, "options.k_offset", o.k_offset, ">= 0");
+  if (o.threads < 0) fail_argument(where, "options.threads", o.threads, ">= 0 (0: all)");
+  if (o.stream_bytes < 0) fail_argument(where, "options.stream_bytes", o.stream_bytes, ">= 0");
 }
 
 /// Below this many score entries the kernels stay on the calling thread.
@@ -95,10 +96,12 @@ inline constexpr Index softmax_parallel_threshold = Index(1) << 15;
 /// Additive bias: every variant reads the bias (it carries no structure to exploit).
 template <bool Log, class S, class B>
 void softmax_additive(const score_ref<S>& x, const row_matrix<B>& bias,
-                      Eigen::Ref<row_matrix<S>> out, S* lse, S scale) {
+                      Eigen::Ref<row_matrix<S>> out, S* lse, S scale, int threads) {
   const Index q_len = x.rows(), k_len = x.cols();
 #if EMASK_HAS_OPENMP
-#pragma omp parallel if (q_len * k_len >= softmax_parallel_threshold)
+#pragma omp parallel if (q_len * k_len >= softmax_parallel_threshold) num_threads(threads)
+#else
+  (void)threads;
 #endif
   {
     std::vector<S> t(static_cast<std::size_t>(k_len)), f(static_cast<std::size_t>(k_len));
@@ -116,10 +119,12 @@ void softmax_additive(const score_ref<S>& x, const row_matrix<B>& bias,
 
 template <bool Log, class S>
 void softmax_fused(const score_ref<S>& x, const mask_tiles<S>& mask, Eigen::Ref<row_matrix<S>> out,
-                   S* lse, S scale, Index b, Index h, bool stream) {
+                   S* lse, S scale, Index b, Index h, bool stream, int threads) {
   const Index q_len = x.rows(), k_len = x.cols();
 #if EMASK_HAS_OPENMP
-#pragma omp parallel if (q_len * k_len >= softmax_parallel_threshold)
+#pragma omp parallel if (q_len * k_len >= softmax_parallel_threshold) num_threads(threads)
+#else
+  (void)threads;
 #endif
   {
     std::vector<S> v, f;
@@ -151,11 +156,13 @@ void softmax_fused(const score_ref<S>& x, const mask_tiles<S>& mask, Eigen::Ref<
 
 template <bool Log, class S>
 void softmax_tiled(const score_ref<S>& x, const mask_tiles<S>& mask, Eigen::Ref<row_matrix<S>> out,
-                   S* lse, S scale, Index b, Index h, Index tile, bool stream) {
+                   S* lse, S scale, Index b, Index h, Index tile, bool stream, int threads) {
   const Index q_len = x.rows(), k_len = x.cols();
   const Index q_tiles = (q_len + tile - 1) / tile, k_tiles = (k_len + tile - 1) / tile;
 #if EMASK_HAS_OPENMP
-#pragma omp parallel if (q_len * k_len >= softmax_parallel_threshold)
+#pragma omp parallel if (q_len * k_len >= softmax_parallel_threshold) num_threads(threads)
+#else
+  (void)threads;
 #endif
   {
     std::vector<S> v, f;
@@ -220,14 +227,18 @@ void masked_softmax_impl(const char* where, const score_ref<S>& x, const Mask& m
   check_softmax_scalar<S>();
   const Index q_len = x.rows(), k_len = x.cols();
   check_softmax_args(where, q_len, k_len, out.rows(), out.cols(), lse_size, o);
-  const S scale = static_cast<S>(o.scale);
+  const S scale = static_cast<S>(o.scale.value_or(1.0));
   const bool stream = q_len * k_len * static_cast<Index>(sizeof(S)) >= o.stream_bytes;
 
   if constexpr (is_additive_mask<Mask>::value) {
     if (mask.rows() != q_len || mask.cols() != k_len)
       fail_argument(where, "mask", concat(mask.rows(), " x ", mask.cols(), " additive mask"), q_len,
                     " x ", k_len, " (the shape of scores)");
-    softmax_additive<Log>(x, mask.matrix(), out, lse, scale);
+    if (o.q_offset != 0 || o.k_offset != 0)
+      fail_argument(where, "options.q_offset, options.k_offset",
+                    concat(o.q_offset, ", ", o.k_offset),
+                    "0, 0 with an additive_mask (it has no positions to shift)");
+    softmax_additive<Log>(x, mask.matrix(), out, lse, scale, thread_count(o.threads));
   } else if constexpr (std::is_same<Mask, bool_matrix>::value) {
     if (mask.rows() != q_len || mask.cols() != k_len)
       fail_argument(where, "mask", concat(mask.rows(), " x ", mask.cols(), " bool_matrix"), q_len,
@@ -237,13 +248,16 @@ void masked_softmax_impl(const char* where, const score_ref<S>& x, const Mask& m
     static_assert(is_mask_v<Mask>,
                   "emask::masked_softmax: pass a mask expression (causal, key_padding, a & b, "
                   "bit_matrix, ...), a bool_matrix keep-mask or an additive_mask<S>");
-    mask.check(region{o.b, o.b + 1, o.h, o.h + 1, 0, q_len, 0, k_len}, where);
+    const Index b = o.slice.b, h = o.slice.h, qo = o.q_offset, ko = o.k_offset;
+    mask.check(region{b, b + 1, h, h + 1, qo, qo + q_len, ko, ko + k_len}, where);
+    const int threads = thread_count(o.threads);
     if constexpr (std::is_same<V, fused_t>::value) {
-      softmax_fused<Log>(x, mask_tiles<S>(mask), out, lse, scale, o.b, o.h, stream);
+      softmax_fused<Log>(x, mask_tiles<S>(mask, qo, ko), out, lse, scale, b, h, stream, threads);
     } else if constexpr (std::is_same<V, tiled_t>::value) {
-      softmax_tiled<Log>(x, mask_tiles<S>(mask), out, lse, scale, o.b, o.h, o.tile, stream);
+      softmax_tiled<Log>(x, mask_tiles<S>(mask, qo, ko), out, lse, scale, b, h, o.tile, stream,
+                         threads);
     } else {
-      softmax_kernel<V>::template run<Log>(x, mask, out, lse, scale, o.b, o.h);
+      softmax_kernel<V>::template run<Log>(x, mask.offset(qo, ko), out, lse, scale, b, h, threads);
     }
   }
 }

@@ -15,7 +15,7 @@ template <>
 struct attn_kernel<reference::naive_t> {
   template <class S>
   static Index workspace(Index, Index lq, Index lk, Index, Index, const attention_options& opt) {
-    return attn_thread_count(opt.threads) * attn_naive_per_thread(lq, lk);
+    return thread_count(opt.threads) * attn_naive_per_thread(lq, lk);
   }
   template <class S, class Mask>
   static void run(attn_problem<S>& p, const Mask& mask, const attention_options&, S* base) {
@@ -30,9 +30,8 @@ struct attn_kernel<reference::naive_t> {
       omp_set_num_threads(1);
 #pragma omp for schedule(dynamic, 1)
       for (Index w = 0; w < items; ++w) {
-        attn_naive_head(
-            p, mask, w / p.heads, w % p.heads,
-            base + static_cast<Index>(attn_thread_id()) * attn_naive_per_thread(p.lq, p.lk));
+        attn_naive_head(p, mask, w / p.heads, w % p.heads,
+                        base + static_cast<Index>(thread_id()) * attn_naive_per_thread(p.lq, p.lk));
       }
     }
 #else

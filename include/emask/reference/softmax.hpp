@@ -16,10 +16,10 @@ template <>
 struct softmax_kernel<reference::naive_t> {
   template <bool Log, class S, class Mask>
   static void run(const score_ref<S>& x, const Mask& mask, Eigen::Ref<row_matrix<S>> out, S* lse,
-                  S scale, Index b, Index h) {
+                  S scale, Index b, Index h, int threads) {
     const additive_mask<S> bias =
         materialize_additive<S>(mask, x.rows(), x.cols(), b, h, std::numeric_limits<S>::lowest());
-    softmax_additive<Log>(x, bias.matrix(), out, lse, scale);
+    softmax_additive<Log>(x, bias.matrix(), out, lse, scale, threads);
   }
 };
 

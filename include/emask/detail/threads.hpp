@@ -1,0 +1,39 @@
+/// \file
+/// \brief The thread count and thread id every kernel uses (1 and 0 without OpenMP).
+// IWYU pragma: private
+#pragma once
+#ifndef EMASK_CONFIG_INCLUDED
+#error \
+    "emask/detail/threads.hpp is private to emask: include a public header (such as <emask/emask.hpp>)"
+#endif
+
+#include "emask/config.hpp"
+
+#if EMASK_HAS_OPENMP
+#include <omp.h>
+#endif
+
+EMASK_NAMESPACE_BEGIN
+namespace detail {
+
+/// The threads of a kernel call: \p requested, or every thread OpenMP offers when it is 0.
+inline int thread_count(int requested) {
+#if EMASK_HAS_OPENMP
+  return requested > 0 ? requested : omp_get_max_threads();
+#else
+  (void)requested;
+  return 1;
+#endif
+}
+
+/// The id of the calling thread inside a parallel region (0 outside one).
+inline int thread_id() {
+#if EMASK_HAS_OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+}  // namespace detail
+EMASK_NAMESPACE_END

@@ -1,0 +1,38 @@
+/// \file
+/// \brief The options every kernel shares, with one name and one meaning each: the scale, the
+/// slice of the mask, the offsets of the positions and the thread count. softmax_options and
+/// attention_options derive from kernel_options.
+#pragma once
+
+#include <optional>
+
+#include "emask/config.hpp"
+#include "emask/core/types.hpp"
+
+EMASK_NAMESPACE_BEGIN
+
+/// \brief A batch entry and a head: where a single-problem call asks the mask.
+struct slice {
+  Index b = 0;  ///< batch entry
+  Index h = 0;  ///< head
+};
+
+/// \brief What masked_softmax, masked_log_softmax and masked_attention share.
+struct kernel_options {
+  /// Multiplies the scores (Q K^T for attention) before anything else; any finite value, 0
+  /// included (0 means 0). Unset: 1 for softmax, 1 / sqrt(D) for attention.
+  std::optional<double> scale;
+  /// The batch entry and head the mask is asked at (the single-head entry points; the batched
+  /// attention entry point asks each (b, h) of its views).
+  emask::slice slice;
+  /// Absolute position of query row 0: the mask (and ALiBi) see q_offset + i. For tiles,
+  /// shards, KV-cache steps.
+  Index q_offset = 0;
+  /// Absolute position of key row 0: the mask (and ALiBi) see k_offset + j.
+  Index k_offset = 0;
+  /// OpenMP threads; 0 means omp_get_max_threads(). Ignored without OpenMP. Results do not
+  /// depend on it.
+  int threads = 0;
+};
+
+EMASK_NAMESPACE_END
