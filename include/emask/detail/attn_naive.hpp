@@ -11,15 +11,18 @@
 
 #include "emask/core/materialize.hpp"
 #include "emask/detail/attn_common.hpp"
+#include "emask/detail/mask_tiles.hpp"
+#include "emask/detail/softmax_row.hpp"
 
 EMASK_NAMESPACE_BEGIN
 namespace detail {
 
-/// Scalars of workspace per thread of the naive variant (scores plus keep flags).
-inline Index attn_naive_per_thread(Index lq, Index lk) { return lq * lk + 16; }
+/// Scalars of workspace per thread of the naive variant (scores, then one row of values and
+/// one of keep flags).
+inline Index attn_naive_per_thread(Index lq, Index lk) { return lq * lk + 2 * lk + 16; }
 
 /// One head: S = scale Q K^T, softcap, ALiBi, masked entries replaced (never read), row softmax
-/// over kept entries, out = P V. \p sbuf holds lq * lk scalars.
+/// over kept entries, out = P V. \p sbuf holds attn_naive_per_thread(lq, lk) scalars.
 template <class S, class Mask>
 void attn_naive_head(const attn_problem<S>& p, const Mask& mask, Index b, Index h, S* sbuf) {
   using Mat = row_matrix<S>;
@@ -39,35 +42,16 @@ void attn_naive_head(const attn_problem<S>& p, const Mask& mask, Index b, Index 
   s *= p.scale;
   const Index mb = p.b0 + b, mh = p.h0 + h;
   S* lse = p.lse_ptr(b, h);
-  const S lowest = std::numeric_limits<S>::lowest();
+  // Each row through the one row-softmax core; masked scores are never read.
+  const mask_tiles<S> tiles(mask);
+  S* vbuf = sbuf + lq * lk;
+  S* fbuf = vbuf + lk;
+  row_plan<S> plan;
   for (Index i = 0; i < lq; ++i) {
     S* row = sbuf + i * lk;
     attn_transform(p, h, i, 0, row, lk);
-    // The keep flags of row i: 1 kept, 0 masked; masked scores are overwritten, never read.
-    Index kept = 0;
-    S mx = lowest;
-    for (Index j = 0; j < lk; ++j) {
-      if (mask.keep(mb, mh, p.q_off + i, p.k_off + j)) {
-        mx = kept == 0 ? row[j] : std::max(mx, row[j]);
-        ++kept;
-      } else {
-        row[j] = lowest;
-      }
-    }
-    if (kept == 0) {
-      std::fill(row, row + lk, S(0));
-      if (lse) lse[i] = -std::numeric_limits<S>::infinity();
-      continue;
-    }
-    S sum = 0;
-    for (Index j = 0; j < lk; ++j) {
-      // A masked entry holds lowest(): give it exactly 0 without computing exp of it.
-      const S e = row[j] == lowest ? S(0) : std::exp(row[j] - mx);
-      row[j] = e;
-      sum += e;
-    }
-    for (Index j = 0; j < lk; ++j) row[j] /= sum;
-    if (lse) lse[i] = mx + std::log(sum);
+    plan_masked_row(plan, tiles, mb, mh, p.q_off + i, row, lk, S(1), vbuf, fbuf, p.k_off);
+    finish_row<false>(row, row, lk, plan, vbuf, fbuf, S(1), lse ? lse + i : nullptr, false);
   }
   if (p.dv > 0) {
     if (lk > 0) {

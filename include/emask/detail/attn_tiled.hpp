@@ -152,12 +152,7 @@ void attn_tiled_query_tile(const attn_problem<S>& p, const mask_tiles<S>& mask, 
     // otherwise keep flags, one column per query, refined with keep().
     bool intervals = true;
     if (!full) {
-      for (Index i = 0; i < nq; ++i) {
-        const key_span span = mask.keys(mb, mh, qa + i, ka, ka + nk);
-        w.lo[i] = span.empty() ? S(0) : static_cast<S>(span.begin - ka);
-        w.hi[i] = span.empty() ? S(0) : static_cast<S>(span.end - ka);
-        intervals = intervals && (span.exact || span.empty());
-      }
+      intervals = mask.spans(mb, mh, qa, nq, ka, ka + nk, w.lo, w.hi);
       if (!intervals) {
         std::fill(w.fl, w.fl + nk * br, S(0));
         for (Index i = 0; i < nq; ++i) {

@@ -26,7 +26,7 @@ struct has_keep_row<
     Mask, std::void_t<decltype(std::declval<const Mask&>().keep_row(Index(0), Index(0), Index(0)))>>
     : std::true_type {};
 
-/// A mask expression behind three function pointers (mask coordinates: batch b, head h, absolute
+/// A mask expression behind four function pointers (mask coordinates: batch b, head h, absolute
 /// positions).
 template <class S>
 class mask_tiles {
@@ -40,6 +40,7 @@ class mask_tiles {
         ko_(k_offset),
         tile_(&tile_of<Mask>),
         keys_(&keys_of<Mask>),
+        spans_(&spans_of<Mask>),
         flags_(&flags_of<Mask>) {}
 
   /// What the rectangle [q0, q1) x [k0, k1) holds.
@@ -52,6 +53,11 @@ class mask_tiles {
     s.begin -= ko_;
     s.end -= ko_;
     return s;
+  }
+  /// The key spans of queries [q0, q0 + nq) inside [k0, k1) in one call (a partial tile):
+  /// lo[i], hi[i] relative to k0, 0 and 0 for an empty row. Returns whether every span is exact.
+  bool spans(Index b, Index h, Index q0, Index nq, Index k0, Index k1, S* lo, S* hi) const {
+    return spans_(mask_, b, h, q0 + qo_, nq, k0 + ko_, k1 + ko_, lo, hi);
   }
   /// f[j * stride] = 1 when query q keeps key k0 + j, else 0, for j < k1 - k0.
   void flags(Index b, Index h, Index q, Index k0, Index k1, S* f, Index stride) const {
@@ -67,6 +73,19 @@ class mask_tiles {
   template <class Mask>
   static key_span keys_of(const void* m, Index b, Index h, Index q, Index k0, Index k1) {
     return static_cast<const Mask*>(m)->keys(b, h, q, k0, k1);
+  }
+  template <class Mask>
+  static bool spans_of(const void* m, Index b, Index h, Index q0, Index nq, Index k0, Index k1,
+                       S* lo, S* hi) {
+    const Mask& mask = *static_cast<const Mask*>(m);
+    bool exact = true;
+    for (Index i = 0; i < nq; ++i) {
+      const key_span s = mask.keys(b, h, q0 + i, k0, k1);
+      lo[i] = s.empty() ? S(0) : static_cast<S>(s.begin - k0);
+      hi[i] = s.empty() ? S(0) : static_cast<S>(s.end - k0);
+      exact = exact && (s.exact || s.empty());
+    }
+    return exact;
   }
   template <class Mask>
   static void flags_of(const void* m, Index b, Index h, Index q, Index k0, Index k1, S* f,
@@ -93,6 +112,7 @@ class mask_tiles {
   Index qo_, ko_;
   tile_state (*tile_)(const void*, Index, Index, Index, Index, Index, Index);
   key_span (*keys_)(const void*, Index, Index, Index, Index, Index);
+  bool (*spans_)(const void*, Index, Index, Index, Index, Index, Index, S*, S*);
   void (*flags_)(const void*, Index, Index, Index, Index, Index, S*, Index);
 };
 

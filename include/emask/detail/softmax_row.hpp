@@ -103,12 +103,29 @@ struct row_plan {
   }
 };
 
-/// Adds [b, e) of row q as a flagged run, its keep flags asked from the mask.
+/// Adds columns [b, e) of row q as a flagged run, their keep flags asked from the mask;
+/// column j is key position k0 + j.
 template <class S>
 void add_masked_run(row_plan<S>& plan, const mask_tiles<S>& mask, Index mb, Index mh, Index q,
-                    const S* x, Index b, Index e, S scale, S* v, S* f) {
-  mask.flags(mb, mh, q, b, e, f + b, 1);
+                    const S* x, Index b, Index e, S scale, S* v, S* f, Index k0 = 0) {
+  mask.flags(mb, mh, q, k0 + b, k0 + e, f + b, 1);
   plan.add_flagged(x, b, e, scale, v, f);
+}
+
+/// Plans row q of n columns, column j being key position k0 + j: the mask's key span, one
+/// plain run when it is exact, else one flagged run. \p v and \p f hold n scalars.
+template <class S>
+void plan_masked_row(row_plan<S>& plan, const mask_tiles<S>& mask, Index mb, Index mh, Index q,
+                     const S* x, Index n, S scale, S* v, S* f, Index k0 = 0) {
+  plan.reset();
+  if (n <= 0) return;
+  const key_span s = mask.keys(mb, mh, q, k0, k0 + n);
+  if (s.empty()) return;
+  if (s.exact) {
+    plan.add_plain(s.begin - k0, s.end - k0);
+  } else {
+    add_masked_run(plan, mask, mb, mh, q, x, s.begin - k0, s.end - k0, scale, v, f, k0);
+  }
 }
 
 /// Writes \p value into the parts of y[0, n) that no run covers (streamed when \p stream).

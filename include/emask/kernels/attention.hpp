@@ -153,7 +153,7 @@ struct attn_kernel<decode_t> {
 /// Lq x D queries over Lk keys with Dv values, with the tiles and threads of \p opt.
 /// Tiled: threads x O(tile_q D + tile_k (D + Dv) + tile_q tile_k), independent of Lq and Lk.
 /// Decode: batch_heads x ceil(Lk / chunk) x Lq x (Dv + 3) + threads x 2 chunk.
-/// reference::naive: threads x Lq x Lk.
+/// reference::naive: threads x (Lq + 2) x Lk.
 template <class Scalar, class Variant, std::enable_if_t<is_kernel_variant_v<Variant>, int> = 0>
 Index attention_workspace_size(Variant, Index batch_heads, Index lq, Index lk, Index d, Index dv,
                                const attention_options& opt = {}) {

@@ -135,19 +135,11 @@ void softmax_fused(const score_ref<S>& x, const mask_tiles<S>& mask, Eigen::Ref<
     for (Index q = 0; q < q_len; ++q) {
       const S* xr = x.data() + q * x.outerStride();
       S* yr = out.data() + q * out.outerStride();
-      plan.reset();
-      const key_span s = k_len > 0 ? mask.keys(b, h, q, 0, k_len) : empty_span(0);
-      if (!s.empty()) {
-        if (s.exact) {
-          plan.add_plain(s.begin, s.end);
-        } else {
-          if (v.empty()) {
-            v.resize(static_cast<std::size_t>(k_len));
-            f.resize(static_cast<std::size_t>(k_len));
-          }
-          add_masked_run(plan, mask, b, h, q, xr, s.begin, s.end, scale, v.data(), f.data());
-        }
+      if (v.empty()) {
+        v.resize(static_cast<std::size_t>(k_len));
+        f.resize(static_cast<std::size_t>(k_len));
       }
+      plan_masked_row(plan, mask, b, h, q, xr, k_len, scale, v.data(), f.data());
       finish_row<Log>(xr, yr, k_len, plan, v.data(), f.data(), scale, lse ? lse + q : nullptr,
                       stream);
     }
