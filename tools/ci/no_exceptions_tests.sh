@@ -42,7 +42,7 @@ fi
   eigen=$(pkg-config --variable=includedir eigen3)/eigen3
 declare -A expect=(
   [softmax_out]="emask::masked_softmax: argument 'out' = 5 x 9, expected 6 x 9"
-  [softmax_scale]="emask::masked_softmax: argument 'scale' = nan, expected a finite value"
+  [softmax_scale]="emask::masked_softmax: argument 'options.scale' = nan, expected a finite value (unset: 1)"
   [attention_k]="emask::masked_attention: argument 'k'"
   [attention_offset]="emask::masked_attention: argument 'key positions' = [4, 13)"
   [merge]="emask::merge_attention: argument 'parts'"
