@@ -1,7 +1,8 @@
 // emask_perf: every kernel against this machine's own limits, measured beside it in one process.
 //
 //   emask_perf                 the CI check (`bash .ci/run perf`): targets of issue 11, each
-//                              failing only when 2.5x worse than its target, retried 3 times
+//                              failing only when 2.5x worse than its target (softmax: 4x), retried
+//                              3 times
 //   emask_perf --full          also the variants and shapes the docs chart (naive, fused, log)
 //   emask_perf --json FILE     writes every measurement (tools/bench_report.py turns it into the
 //                              README table, docs/benchmarks.md and the charts)
@@ -322,7 +323,11 @@ struct perf_run {
         r.limit = "memcpy of the scores";
         r.checked = var.in_check;
         r.target = var.in_check ? 1.3 : 0;
-        r.fail_at = 2.5 * r.target;
+        // 4x the target, not 2.5x as the other checks: on an Intel Xeon (AVX-512) the quiet
+        // ratios are 1.7-2.9 (the copy is slower and the exp pass relatively dearer than on
+        // AMD Zen 5, 1.4-1.9), so 3.25 left 12 % to a loaded machine (a CI run next to a build
+        // failed pad log-tiled at 3.8). 5.2 still fails the 9.6-13.9x regression of 9c449c8.
+        r.fail_at = 4.0 * r.target;
         check(r, [&](result& o) {
           emask::softmax_options so;
           so.scale = 0.125;
