@@ -1,6 +1,6 @@
 /// \file
 /// \brief The mask as the attention kernels see it: one tile or one row at a time, through
-/// three small functions. This is the only mask-typed step of a kernel call; the kernels
+/// four small functions. This is the only mask-typed step of a kernel call; the kernels
 /// themselves are compiled once per scalar type, whatever the number of mask types a program
 /// uses (a function-pointer call per tile or per row of a partial tile, never per element).
 // IWYU pragma: private

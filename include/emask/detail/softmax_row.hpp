@@ -84,19 +84,11 @@ struct row_plan {
   /// keys, come out of one packet pass.
   void add_flagged(const S* x, Index b, Index e, S scale, S* v, const S* f) {
     const S mx = simd::scale_kept_from(x + b, f + b, e - b, scale, v + b);
-    add_flagged_filled(b, e, v, f, &mx);
-  }
-
- private:
-  /// Trims [b, e) to its kept keys and adds it; \p max_kept: the maximum over its kept keys
-  /// when the caller has it.
-  void add_flagged_filled(Index b, Index e, const S* v, const S* f, const S* max_kept = nullptr) {
     Index first = b, last = e;
     while (first < e && f[first] == S(0)) ++first;
     if (first == e) return;
     while (f[last - 1] == S(0)) --last;
     // A NaN maximum is not needed for the NaN policy: the exp pass propagates a kept NaN.
-    const S mx = max_kept ? *max_kept : simd::max_kept(v + first, f + first, last - first);
     if (!flagged_any || mx > flagged_max) flagged_max = mx;
     flagged_any = true;
     runs.push_back({first, last, true});

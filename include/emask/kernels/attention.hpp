@@ -60,16 +60,12 @@ namespace detail {
 template <class S>
 void attn_set_options(attn_problem<S>& p, const attention_options& opt, const char* where,
                       Index n_slope_heads, Index slope_head0) {
-  if (opt.scale && !is_finite(*opt.scale))
-    fail_argument(where, "options.scale", *opt.scale, "a finite value (unset: 1/sqrt(D))");
+  check_kernel_options(where, opt, "1/sqrt(D)");
   if (!is_finite(opt.softcap) || opt.softcap < 0)
     fail_argument(where, "options.softcap", opt.softcap, "a finite value >= 0 (0: off)");
   if (opt.tile_q < 1) fail_argument(where, "options.tile_q", opt.tile_q, ">= 1");
   if (opt.tile_k < 1) fail_argument(where, "options.tile_k", opt.tile_k, ">= 1");
   if (opt.decode_chunk < 1) fail_argument(where, "options.decode_chunk", opt.decode_chunk, ">= 1");
-  if (opt.q_offset < 0) fail_argument(where, "options.q_offset", opt.q_offset, ">= 0");
-  if (opt.k_offset < 0) fail_argument(where, "options.k_offset", opt.k_offset, ">= 0");
-  if (opt.threads < 0) fail_argument(where, "options.threads", opt.threads, ">= 0 (0: all)");
   const double scale =
       opt.scale ? *opt.scale : (p.d > 0 ? 1.0 / std::sqrt(static_cast<double>(p.d)) : 1.0);
   p.has_softcap = opt.softcap > 0;
@@ -202,8 +198,6 @@ void attn_single(const Eigen::Ref<const row_matrix<S>>& q, const Eigen::Ref<cons
                   " (rows of q x columns of v)");
   if (lse && lse_size != q.rows())
     fail_argument(where, "lse", concat(lse_size, " rows"), q.rows(), " (one per row of q)");
-  if (opt.slice.b < 0) fail_argument(where, "options.slice.b", opt.slice.b, ">= 0");
-  if (opt.slice.h < 0) fail_argument(where, "options.slice.h", opt.slice.h, ">= 0");
   attn_problem<S> p{};
   p.q = q.data();
   p.k = k.data();

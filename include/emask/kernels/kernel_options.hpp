@@ -8,6 +8,8 @@
 
 #include "emask/config.hpp"
 #include "emask/core/types.hpp"
+#include "emask/detail/ieee.hpp"
+#include "emask/error.hpp"
 
 EMASK_NAMESPACE_BEGIN
 
@@ -34,5 +36,20 @@ struct kernel_options {
   /// depend on it.
   int threads = 0;
 };
+
+namespace detail {
+/// Checks the shared fields for the kernel \p where; \p unset_scale says what an unset scale
+/// means there.
+inline void check_kernel_options(const char* where, const kernel_options& o,
+                                 const char* unset_scale) {
+  if (o.scale && !is_finite(*o.scale))
+    fail_argument(where, "options.scale", *o.scale, "a finite value (unset: ", unset_scale, ")");
+  if (o.slice.b < 0) fail_argument(where, "options.slice.b", o.slice.b, ">= 0");
+  if (o.slice.h < 0) fail_argument(where, "options.slice.h", o.slice.h, ">= 0");
+  if (o.q_offset < 0) fail_argument(where, "options.q_offset", o.q_offset, ">= 0");
+  if (o.k_offset < 0) fail_argument(where, "options.k_offset", o.k_offset, ">= 0");
+  if (o.threads < 0) fail_argument(where, "options.threads", o.threads, ">= 0 (0: all)");
+}
+}  // namespace detail
 
 EMASK_NAMESPACE_END

@@ -79,14 +79,8 @@ inline void check_softmax_args(const char* where, Index q_len, Index k_len, Inde
   if (lse_size && *lse_size != q_len)
     fail_argument(where, "lse", concat(*lse_size, " entries"), q_len,
                   " entries (one per row of scores)");
-  if (o.scale && !is_finite(*o.scale))
-    fail_argument(where, "options.scale", *o.scale, "a finite value (unset: 1)");
+  check_kernel_options(where, o, "1");
   if (o.tile < 1) fail_argument(where, "options.tile", o.tile, ">= 1");
-  if (o.slice.b < 0) fail_argument(where, "options.slice.b", o.slice.b, ">= 0");
-  if (o.slice.h < 0) fail_argument(where, "options.slice.h", o.slice.h, ">= 0");
-  if (o.q_offset < 0) fail_argument(where, "options.q_offset", o.q_offset, ">= 0");
-  if (o.k_offset < 0) fail_argument(where, "options.k_offset", o.k_offset, ">= 0");
-  if (o.threads < 0) fail_argument(where, "options.threads", o.threads, ">= 0 (0: all)");
   if (o.stream_bytes < 0) fail_argument(where, "options.stream_bytes", o.stream_bytes, ">= 0");
 }
 
