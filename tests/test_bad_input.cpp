@@ -153,9 +153,9 @@ TEMPLATE_TEST_CASE("bad input: masked_softmax and masked_log_softmax", "[bad_inp
   EMASK_BAD(emask_test::masked_log_softmax(x, emask::causal(), out, o), "masked_log_softmax",
             "options.scale", "a finite value");
   o = {};
-  o.tile = 0;
+  o.tile_q = o.tile_k = 0;
   EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), out, o), "masked_softmax",
-            "options.tile", ">= 1");
+            "options.tile_q", ">= 1");
   o = {};
   o.slice.b = -1;
   EMASK_BAD(emask_test::masked_softmax(x, emask::causal(), out, o), "masked_softmax",

@@ -182,11 +182,11 @@ void run_softmax_variants(const Mask& mask, const dmat& xd, const softmax_ref& r
     emask_test::softmax_options o;
     o.scale = scale;
     o.variant = variants[v];
-    o.tile = r.coin(0.5) ? 1 + skewed_len(r, 80) : 128;
+    o.tile_q = o.tile_k = r.coin(0.5) ? 1 + skewed_len(r, 80) : 128;
     o.slice.b = b;
     o.stream_bytes = r.coin(0.2) ? 0 : o.stream_bytes;
     const std::string w = what + " variant " + std::to_string(v) + " tile " +
-                          std::to_string(o.tile) + (sizeof(S) == 4 ? " float" : " double");
+                          std::to_string(o.tile_q) + (sizeof(S) == 4 ? " float" : " double");
     out.setConstant(S(123));
     lse.setConstant(S(123));
     if (!log) {

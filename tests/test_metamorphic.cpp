@@ -117,7 +117,7 @@ TEMPLATE_TEST_CASE("metamorphic: permuting keys with their mask columns", "[meta
     for (auto v : softmax_variants) {
       emask_test::softmax_options o;
       o.variant = v;
-      o.tile = r.between(1, 40);
+      o.tile_q = o.tile_k = r.between(1, 40);
       const row_matrix<S> a = emask_test::masked_softmax(x, emask::as_mask(keep), o);
       const row_matrix<S> b = emask_test::masked_softmax(px, emask::as_mask(pkeep), o);
       row_matrix<S> pa(lq, lk);
@@ -188,7 +188,7 @@ TEMPLATE_TEST_CASE("metamorphic: adding masked keys with any scores changes noth
     for (auto v : softmax_variants) {
       emask_test::softmax_options o;
       o.variant = v;
-      o.tile = r.between(1, 40);
+      o.tile_q = o.tile_k = r.between(1, 40);
       vec<S> la(lq), lb(lq);
       row_matrix<S> a(lq, lk), b(lq, n);
       emask_test::masked_softmax(x, emask::as_mask(keep), a, la, o);
@@ -359,7 +359,7 @@ TEMPLATE_TEST_CASE("metamorphic: 1 and 2 threads give identical bits", "[metamor
   for (auto v : softmax_variants) {
     emask_test::softmax_options o;
     o.variant = v;
-    o.tile = 32;
+    o.tile_q = o.tile_k = 32;
     omp_set_num_threads(1);
     const row_matrix<S> a = emask_test::masked_softmax(x, mask, o);
     omp_set_num_threads(2);

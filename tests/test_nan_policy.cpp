@@ -74,7 +74,7 @@ void softmax_policy(const Mask& mask, Index lq, Index lk, int variant, bool log,
   for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<S>(3 * r.normal());
   emask_test::softmax_options o;
   o.variant = softmax_variants[variant];
-  o.tile = tile;
+  o.tile_q = o.tile_k = tile;
   o.scale = 0.7;
   auto run = [&](const row_matrix<S>& in, row_matrix<S>& out,
                  Eigen::Matrix<S, Eigen::Dynamic, 1>& lse) {

@@ -201,7 +201,7 @@ void check_all_variants(const std::string& name, const Mask& mask, const bool_ma
       softmax_options o;
       o.scale = scale;
       o.variant = v;
-      o.tile = tile;
+      o.tile_q = o.tile_k = tile;
       o.stream_bytes = c.stream ? 0 : emask::unbounded;
       o.slice = {b, h};
       row_matrix<S> p(lq, lk), logp(lq, lk);
@@ -587,7 +587,7 @@ TEST_CASE("masked_softmax: results do not depend on the thread count", "[softmax
     INFO("variant " << variant_name(v));
     softmax_options o;
     o.variant = v;
-    o.tile = 64;
+    o.tile_q = o.tile_k = 64;
     o.stream_bytes = 0;
     row_matrix<float> p1(lq, lk), p2(lq, lk), l1(lq, lk), l2(lq, lk), d1(lq, lk), d2(lq, lk);
     Eigen::VectorXf e1(lq), e2(lq);
@@ -628,7 +628,7 @@ TEMPLATE_TEST_CASE("masked_softmax: options.q_offset and k_offset equal mask.off
     INFO("variant " << variant_name(v));
     softmax_options shifted, plain;
     shifted.variant = plain.variant = v;
-    shifted.tile = plain.tile = 16;
+    shifted.tile_q = shifted.tile_k = plain.tile_q = plain.tile_k = 16;
     shifted.q_offset = 30;
     shifted.k_offset = 11;
     row_matrix<S> a(lq, lk), b(lq, lk);
@@ -670,7 +670,7 @@ TEMPLATE_TEST_CASE("masked_softmax: results do not depend on the buffers' alignm
         INFO("variant " << variant_name(v) << (log ? ", log-softmax" : "") << ", mask " << which);
         softmax_options o;
         o.variant = v;
-        o.tile = 32;
+        o.tile_q = o.tile_k = 32;
         o.stream_bytes = 0;
         row_matrix<S> first;
         Eigen::Matrix<S, Eigen::Dynamic, 1> first_lse;
@@ -747,8 +747,8 @@ TEST_CASE("masked_softmax: bad arguments raise emask::error naming the argument"
   REQUIRE_THROWS_WITH(emask_test::masked_log_softmax(x, m, wrong), Contains("masked_log_softmax"));
   REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, short_lse), Contains("'lse'"));
   softmax_options o;
-  o.tile = 0;
-  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, o), Contains("'options.tile'"));
+  o.tile_q = o.tile_k = 0;
+  REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, o), Contains("'options.tile_q'"));
   o = softmax_options{};
   o.scale = std::numeric_limits<double>::quiet_NaN();
   REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, m, out, o), Contains("'options.scale'"));

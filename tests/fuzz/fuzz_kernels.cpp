@@ -74,7 +74,7 @@ void fuzz_softmax(const emask_rel::dyn_mask& mask, const emask::bool_matrix& kee
       emask_test::softmax_options o;
       o.scale = scale;
       o.variant = variants[v];
-      o.tile = tile;
+      o.tile_q = o.tile_k = tile;
       o.slice.b = b;
       if (log) {
         emask_test::masked_log_softmax(x, mask, out, lse, o);

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 
+#include "emask/core/tile_grid.hpp"
 #include "emask/detail/attn_common.hpp"
 #include "emask/detail/mask_tiles.hpp"
 
@@ -29,8 +30,8 @@ struct attn_decode_plan {
 inline attn_decode_plan attn_decode_make(Index batch, Index heads, Index lq, Index lk, Index dv,
                                          Index chunk) {
   attn_decode_plan d{};
-  d.chunk = chunk;
-  d.nchunks = lk > 0 ? (lk + chunk - 1) / chunk : 0;
+  d.chunk = tile_grid::clamp(chunk, lk);  // huge chunks are one chunk, and nothing overflows
+  d.nchunks = tile_grid::count(lk, chunk);
   d.part_stride = (dv + 3 + 15) / 16 * 16;
   d.per_thread = 2 * ((chunk + 15) / 16 * 16);
   d.parts = batch * heads * d.nchunks * lq * d.part_stride;

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "emask/core/tile_grid.hpp"
 #include "emask/detail/attn_common.hpp"
 #include "emask/detail/gemm_microkernel.hpp"
 #include "emask/detail/mask_tiles.hpp"
@@ -32,11 +33,13 @@ struct attn_tiles {
   Index dvp;  // Dv padded to gemm_cols
   Index per_thread;  // scalars of workspace per thread
 
+  /// Tiles are clamped to the problem (tile_grid::clamp) before they are rounded up, so huge
+  /// options mean one tile and no size overflows.
   template <class S>
-  static attn_tiles make(Index tile_q, Index tile_k, Index d, Index dv) {
+  static attn_tiles make(Index tile_q, Index tile_k, Index lq, Index lk, Index d, Index dv) {
     attn_tiles t{};
-    t.br = round_up(std::max<Index>(tile_q, 1), gemm_cols<S>);
-    t.bc = round_up(std::max<Index>(tile_k, 1), gemm_rows);
+    t.br = round_up(tile_grid::clamp(tile_q, lq), gemm_cols<S>);
+    t.bc = round_up(tile_grid::clamp(tile_k, lk), gemm_rows);
     t.dp = std::max<Index>(d, 1);
     t.dvp = round_up(std::max<Index>(dv, 1), gemm_cols<S>);
     const auto r = [](Index n) { return round_up(n, 16); };
@@ -46,16 +49,24 @@ struct attn_tiles {
                    + r(t.bc * t.br)   // keep flags of a partial tile
                    + r(t.bc * t.dvp)  // packed V
                    + r(t.br * t.dvp)  // output accumulator
-                   + 8 * r(t.br)      // m, l, alpha, has, tile max, tile any, span lo, hi
-                   + r(t.bc);         // keys kept by some query of the tile
+                   + 7 * r(t.br)      // m, l, alpha, tile max, tile any, span lo, hi
+                   + r((t.br + t.bc + static_cast<Index>(sizeof(S)) - 1) /
+                       static_cast<Index>(sizeof(S)));  // bytes: has (per query), col (per key)
     return t;
   }
+  /// The grid of one head's problem in these tiles.
+  tile_grid grid(Index lq, Index lk) const { return tile_grid(lq, lk, br, bc); }
 };
 
-/// Slices of one thread's workspace.
+/// One thread's workspace, in slices of their own types. Lane state that the vectorized loops
+/// blend (tile any, span bounds) stays in S lanes; per-row and per-key flags are bytes.
 template <class S>
 struct attn_tile_ws {
-  S *qt, *kp, *st, *fl, *vp, *o, *m, *l, *alpha, *has, *tmax, *tany, *lo, *hi, *col;
+  S *qt, *kp, *st, *fl, *vp, *o;  // packed Q^T, ragged K, scores^T, keep flags, packed V, O
+  S *m, *l, *alpha;               // online softmax state per query
+  S *tmax, *tany, *lo, *hi;       // this tile: max and any kept per query, key span per query
+  unsigned char* has;             // per query: some key kept so far
+  unsigned char* col;             // per key of the tile: kept by some query
   attn_tile_ws(S* base, const attn_tiles& t) {
     S* p = base;
     auto take = [&p](Index n) {
@@ -72,215 +83,280 @@ struct attn_tile_ws {
     m = take(t.br);
     l = take(t.br);
     alpha = take(t.br);
-    has = take(t.br);
     tmax = take(t.br);
     tany = take(t.br);
     lo = take(t.br);
     hi = take(t.br);
-    col = take(t.bc);
+    has = reinterpret_cast<unsigned char*>(p);
+    col = has + t.br;
   }
 };
 
-/// Computes one query tile [q0, q0 + nq) of head (b, h).
+/// One query tile of one head in flight: where it is and what the current key tile is.
 template <class S>
-void attn_tiled_query_tile(const attn_problem<S>& p, const mask_tiles<S>& mask, const attn_tiles& t,
-                           S* wsbase, Index b, Index h, Index q0) {
-  using Arr = Eigen::Array<S, Eigen::Dynamic, 1>;
-  using ArrMap = Eigen::Map<Arr>;
-  attn_tile_ws<S> w(wsbase, t);
-  const Index br = t.br;
-  const Index nq = std::min(br, p.lq - q0);
-  const Index d = p.d, dv = p.dv;
-  const Index mb = p.b0 + b, mh = p.h0 + h;  // mask coordinates
-  const S* Q = p.q_ptr(b, h);
-  const S* K = p.k_ptr(b, h);
-  const S* V = p.v_ptr(b, h);
-  const S lowest = std::numeric_limits<S>::lowest();
-  const S slope = p.slope(h);
+struct attn_tile_task {
+  const attn_problem<S>& p;
+  const attn_tiles& t;
+  attn_tile_ws<S> w;
+  Index b, h;    // head in the problem
+  Index mb, mh;  // the same head in mask coordinates
+  Index q0, nq;  // query rows [q0, q0 + nq) of the tile
+  Index qa;      // absolute position of query q0
+  // The key tile.
+  Index k0 = 0, nk = 0, ka = 0;
+  bool full = false;      // no mask test: every pair kept
+  bool intervals = true;  // partial: kept keys of query i are [lo[i], hi[i]); else flags fl
+};
 
-  // Pack Q^T (scaled): qt[c, i] = scale * Q[q0 + i, c]; padding queries are zero.
-  std::fill(w.qt, w.qt + t.dp * br, S(0));
-  for (Index i = 0; i < nq; ++i) {
-    const S* src = Q + (q0 + i) * p.q_sl;
-    for (Index c = 0; c < d; ++c) w.qt[c * br + i] = src[c] * p.scale;
+/// Stage 1. Packs Q^T (scaled): qt[c, i] = scale * Q[q0 + i, c], padding queries zero; resets
+/// the accumulators.
+template <class S>
+void tile_pack_q(attn_tile_task<S>& a) {
+  const auto& p = a.p;
+  const auto& w = a.w;
+  const Index br = a.t.br;
+  const S* Q = p.q_ptr(a.b, a.h);
+  std::fill(w.qt, w.qt + a.t.dp * br, S(0));
+  for (Index i = 0; i < a.nq; ++i) {
+    const S* src = Q + (a.q0 + i) * p.q_sl;
+    for (Index c = 0; c < p.d; ++c) w.qt[c * br + i] = src[c] * p.scale;
   }
-  std::fill(w.o, w.o + br * t.dvp, S(0));
-  std::fill(w.m, w.m + br, lowest);
+  std::fill(w.o, w.o + br * a.t.dvp, S(0));
+  std::fill(w.m, w.m + br, std::numeric_limits<S>::lowest());
   std::fill(w.l, w.l + br, S(0));
-  std::fill(w.has, w.has + br, S(0));
+  std::fill(w.has, w.has + br, static_cast<unsigned char>(0));
+}
 
-  ArrMap m(w.m, nq), l(w.l, nq), alpha(w.alpha, nq), has(w.has, nq), tmax(w.tmax, nq),
-      tany(w.tany, nq);
-  const Index qa = p.q_off + q0;  // absolute position of query 0 of the tile
-  const bool direct_v = dv == t.dvp;
-  for (Index k0 = 0; k0 < p.lk; k0 += t.bc) {
-    const Index nk = std::min(t.bc, p.lk - k0);
-    const Index ka = p.k_off + k0;
-    const tile_state ts = mask.tile(mb, mh, qa, qa + nq, ka, ka + nk);
-    if (ts == tile_state::empty) continue;
-    const bool full = ts == tile_state::full;
+/// Stage 2. Scores of the key tile, S^T = K_tile (scaled Q)^T, then softcap and ALiBi on every
+/// score (masked ones are discarded by stage 3). K rows are read in place unless the tile is
+/// ragged.
+template <class S>
+void tile_scores(attn_tile_task<S>& a) {
+  using ArrMap = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>;
+  const auto& p = a.p;
+  const auto& t = a.t;
+  const auto& w = a.w;
+  const Index br = t.br, nk = a.nk, nq = a.nq;
+  const Index nkp = round_up(nk, gemm_rows);
+  const S* kptr = p.k_ptr(a.b, a.h) + a.k0 * p.k_sl;
+  Index ldk = p.k_sl;
+  if (nkp != nk || p.d == 0) {
+    std::fill(w.kp, w.kp + nkp * t.dp, S(0));
+    for (Index j = 0; j < nk; ++j)
+      std::copy(kptr + j * p.k_sl, kptr + j * p.k_sl + p.d, w.kp + j * t.dp);
+    kptr = w.kp;
+    ldk = t.dp;
+  }
+  gemm_abt(kptr, ldk, w.qt, br, t.dp, w.st, br, nkp, br);
 
-    // S^T = K_tile (scaled Q)^T. K rows are read in place unless the tile is ragged.
-    const Index nkp = round_up(nk, gemm_rows);
-    const S* kptr = K + k0 * p.k_sl;
-    Index ldk = p.k_sl;
-    if (nkp != nk || d == 0) {
-      std::fill(w.kp, w.kp + nkp * t.dp, S(0));
-      for (Index j = 0; j < nk; ++j)
-        std::copy(kptr + j * p.k_sl, kptr + j * p.k_sl + d, w.kp + j * t.dp);
-      kptr = w.kp;
-      ldk = t.dp;
-    }
-    gemm_abt(kptr, ldk, w.qt, br, t.dp, w.st, br, nkp, br);
-
-    // Softcap and ALiBi on every score of the tile (masked ones are discarded below).
-    if (p.has_softcap) {
-      for (Index j = 0; j < nk; ++j) {
-        ArrMap row(w.st + j * br, nq);
-        row = p.softcap * row.tanh();
-      }
-    }
-    if (slope != S(0)) {
-      for (Index j = 0; j < nk; ++j) {
-        S* row = w.st + j * br;
-        const Index rel0 = ka + j - qa;
-        for (Index i = 0; i < nq; ++i) row[i] += slope * static_cast<S>(rel0 - i);
-      }
-    }
-
-    // Partial tile: the kept keys of each query. Interval masks give exact spans [lo, hi);
-    // otherwise keep flags, one column per query, refined with keep().
-    bool intervals = true;
-    if (!full) {
-      intervals = mask.spans(mb, mh, qa, nq, ka, ka + nk, w.lo, w.hi);
-      if (!intervals) {
-        std::fill(w.fl, w.fl + nk * br, S(0));
-        for (Index i = 0; i < nq; ++i) {
-          const Index lo_i = static_cast<Index>(w.lo[i]), hi_i = static_cast<Index>(w.hi[i]);
-          if (lo_i < hi_i)
-            mask.flags(mb, mh, qa + i, ka + lo_i, ka + hi_i, w.fl + lo_i * br + i, br);
-        }
-      }
-    }
-    const S* lo = w.lo;
-    const S* hi = w.hi;
-    // kept(j, i) for a partial tile; plain loops so that the compiler turns them into blends.
-    auto kept = [&](Index j, Index i) {
-      return intervals ? (lo[i] <= static_cast<S>(j) && static_cast<S>(j) < hi[i])
-                       : w.fl[j * br + i] != S(0);
-    };
-
-    // Tile max over kept keys, per query. Masked scores are overwritten: never read again.
-    tmax.setConstant(lowest);
-    if (full) {
-      tany.setConstant(S(1));
-      for (Index j = 0; j < nk; ++j) tmax = tmax.max(ArrMap(w.st + j * br, nq));
-    } else {
-      tany.setZero();
-      S* tm = w.tmax;
-      S* ta = w.tany;
-      for (Index j = 0; j < nk; ++j) {
-        S* row = w.st + j * br;
-        if (intervals) {
-          const S jf = static_cast<S>(j);
-          for (Index i = 0; i < nq; ++i) {
-            const bool k = lo[i] <= jf && jf < hi[i];
-            row[i] = k ? row[i] : lowest;
-            tm[i] = row[i] > tm[i] ? row[i] : tm[i];
-            ta[i] = k ? S(1) : ta[i];
-          }
-        } else {
-          const S* f = w.fl + j * br;
-          for (Index i = 0; i < nq; ++i) {
-            const bool k = f[i] != S(0);
-            row[i] = k ? row[i] : lowest;
-            tm[i] = row[i] > tm[i] ? row[i] : tm[i];
-            ta[i] = k ? S(1) : ta[i];
-          }
-        }
-      }
-    }
-    // Online-softmax update, explicit about rows without any kept key so far or in this tile.
-    bool any_row = false;
-    for (Index i = 0; i < nq; ++i) {
-      if (tany[i] == S(0)) {
-        alpha[i] = S(1);
-        continue;
-      }
-      any_row = true;
-      if (has[i] != S(0)) {
-        const S mn = std::max(m[i], tmax[i]);
-        alpha[i] = std::exp(m[i] - mn);
-        m[i] = mn;
-      } else {
-        alpha[i] = S(0);
-        m[i] = tmax[i];
-        has[i] = S(1);
-      }
-    }
-    if (!any_row) continue;
-    l *= alpha;
+  if (p.has_softcap) {
     for (Index j = 0; j < nk; ++j) {
       ArrMap row(w.st + j * br, nq);
-      row = (row - m).exp();
-      if (!full) {
-        // Masked entries get exactly 0 (their exp above is of a clamped, finite argument).
-        S* r = w.st + j * br;
-        S any = S(0);
+      row = p.softcap * row.tanh();
+    }
+  }
+  const S slope = p.slope(a.h);
+  if (slope != S(0)) {
+    for (Index j = 0; j < nk; ++j) {
+      S* row = w.st + j * br;
+      const Index rel0 = a.ka + j - a.qa;
+      for (Index i = 0; i < nq; ++i) row[i] += slope * static_cast<S>(rel0 - i);
+    }
+  }
+}
+
+/// Stage 3, the only step that asks the mask. A partial tile gets the kept keys of each query:
+/// exact spans [lo, hi) from interval masks, otherwise keep flags (one column per query). Then
+/// the tile max and "any kept" per query, with masked scores overwritten (never read again).
+template <class S>
+void tile_mask(attn_tile_task<S>& a, const mask_tiles<S>& mask) {
+  using ArrMap = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>;
+  const auto& w = a.w;
+  const Index br = a.t.br, nk = a.nk, nq = a.nq;
+  const S lowest = std::numeric_limits<S>::lowest();
+  ArrMap tmax(w.tmax, nq), tany(w.tany, nq);
+  tmax.setConstant(lowest);
+  if (a.full) {
+    tany.setConstant(S(1));
+    for (Index j = 0; j < nk; ++j) tmax = tmax.max(ArrMap(w.st + j * br, nq));
+    return;
+  }
+  a.intervals = mask.spans(a.mb, a.mh, a.qa, nq, a.ka, a.ka + nk, w.lo, w.hi);
+  if (!a.intervals) {
+    std::fill(w.fl, w.fl + nk * br, S(0));
+    for (Index i = 0; i < nq; ++i) {
+      const Index lo_i = static_cast<Index>(w.lo[i]), hi_i = static_cast<Index>(w.hi[i]);
+      if (lo_i < hi_i)
+        mask.flags(a.mb, a.mh, a.qa + i, a.ka + lo_i, a.ka + hi_i, w.fl + lo_i * br + i, br);
+    }
+  }
+  tany.setZero();
+  const S* lo = w.lo;
+  const S* hi = w.hi;
+  S* tm = w.tmax;
+  S* ta = w.tany;
+  // Plain loops so that the compiler turns them into blends.
+  for (Index j = 0; j < nk; ++j) {
+    S* row = w.st + j * br;
+    if (a.intervals) {
+      const S jf = static_cast<S>(j);
+      for (Index i = 0; i < nq; ++i) {
+        const bool k = lo[i] <= jf && jf < hi[i];
+        row[i] = k ? row[i] : lowest;
+        tm[i] = row[i] > tm[i] ? row[i] : tm[i];
+        ta[i] = k ? S(1) : ta[i];
+      }
+    } else {
+      const S* f = w.fl + j * br;
+      for (Index i = 0; i < nq; ++i) {
+        const bool k = f[i] != S(0);
+        row[i] = k ? row[i] : lowest;
+        tm[i] = row[i] > tm[i] ? row[i] : tm[i];
+        ta[i] = k ? S(1) : ta[i];
+      }
+    }
+  }
+}
+
+/// Stage 4. Online-softmax update of (m, alpha), explicit about rows without any kept key so
+/// far or in this tile. Returns whether some row of the tile keeps a key.
+template <class S>
+bool tile_online_update(attn_tile_task<S>& a) {
+  const auto& w = a.w;
+  bool any_row = false;
+  for (Index i = 0; i < a.nq; ++i) {
+    if (w.tany[i] == S(0)) {
+      w.alpha[i] = S(1);
+      continue;
+    }
+    any_row = true;
+    if (w.has[i]) {
+      const S mn = std::max(w.m[i], w.tmax[i]);
+      w.alpha[i] = std::exp(w.m[i] - mn);
+      w.m[i] = mn;
+    } else {
+      w.alpha[i] = S(0);
+      w.m[i] = w.tmax[i];
+      w.has[i] = 1;
+    }
+  }
+  return any_row;
+}
+
+/// Stage 5. P = exp(S - m) (masked entries exactly 0), l = alpha l + rowsum P, and
+/// O = alpha O + P V. V is read in place when its rows are whole SIMD blocks and every key of
+/// the tile is kept by some query; otherwise packed, with the rows of keys no query keeps set to
+/// zero (so that non-finite values there cannot reach the output through 0 * inf).
+template <class S>
+void tile_accumulate_pv(attn_tile_task<S>& a) {
+  using ArrMap = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>;
+  const auto& p = a.p;
+  const auto& t = a.t;
+  const auto& w = a.w;
+  const Index br = t.br, nk = a.nk, nq = a.nq;
+  const bool full = a.full;
+  ArrMap m(w.m, nq), l(w.l, nq), alpha(w.alpha, nq);
+  l *= alpha;
+  for (Index j = 0; j < nk; ++j) {
+    ArrMap row(w.st + j * br, nq);
+    row = (row - m).exp();
+    if (!full) {
+      // Masked entries get exactly 0 (their exp above is of a clamped, finite argument).
+      S* r = w.st + j * br;
+      S any = S(0);
+      if (a.intervals) {
+        const S jf = static_cast<S>(j);
         for (Index i = 0; i < nq; ++i) {
-          const bool k = kept(j, i);
+          const bool k = w.lo[i] <= jf && jf < w.hi[i];
           r[i] = k ? r[i] : S(0);
           any = k ? S(1) : any;
         }
-        w.col[j] = any;
-      }
-      l += row;
-    }
-    // Padding queries keep probability 0.
-    if (nq < br)
-      for (Index j = 0; j < nk; ++j) std::fill(w.st + j * br + nq, w.st + (j + 1) * br, S(0));
-
-    // V: read in place when its rows are whole SIMD blocks and every key of the tile is kept
-    // by some query; otherwise packed, with rows of keys no query keeps set to zero (so that
-    // non-finite values there cannot reach the output through 0 * inf).
-    const S* vptr = V + k0 * p.v_sl;
-    Index ldv = p.v_sl;
-    bool all_cols = full;
-    if (!full) {
-      all_cols = true;
-      for (Index j = 0; j < nk && all_cols; ++j) all_cols = w.col[j] != S(0);
-    }
-    if (!(direct_v && all_cols)) {
-      for (Index j = 0; j < nk; ++j) {
-        S* dst = w.vp + j * t.dvp;
-        if (full || w.col[j] != S(0)) {
-          const S* src = V + (k0 + j) * p.v_sl;
-          std::copy(src, src + dv, dst);
-          std::fill(dst + dv, dst + t.dvp, S(0));
-        } else {
-          std::fill(dst, dst + t.dvp, S(0));
+      } else {
+        const S* f = w.fl + j * br;
+        for (Index i = 0; i < nq; ++i) {
+          const bool k = f[i] != S(0);
+          r[i] = k ? r[i] : S(0);
+          any = k ? S(1) : any;
         }
       }
-      vptr = w.vp;
-      ldv = t.dvp;
+      w.col[j] = any != S(0);
     }
-    if (nq < br) std::fill(w.alpha + nq, w.alpha + br, S(1));
-    gemm_scale_add_ab(w.o, t.dvp, w.alpha, w.st, Index(1), br, vptr, ldv, nk, br, t.dvp);
+    l += row;
   }
+  // Padding queries keep probability 0.
+  if (nq < br)
+    for (Index j = 0; j < nk; ++j) std::fill(w.st + j * br + nq, w.st + (j + 1) * br, S(0));
 
-  S* out = p.out_ptr(b, h);
-  S* lse = p.lse_ptr(b, h);
-  for (Index i = 0; i < nq; ++i) {
-    S* orow = out + (q0 + i) * p.o_sl;
-    if (has[i] != S(0)) {
-      const S inv = S(1) / l[i];
-      for (Index c = 0; c < dv; ++c) orow[c] = w.o[i * t.dvp + c] * inv;
-      if (lse) lse[q0 + i] = m[i] + std::log(l[i]);
+  const S* V = p.v_ptr(a.b, a.h);
+  const S* vptr = V + a.k0 * p.v_sl;
+  Index ldv = p.v_sl;
+  bool all_cols = full;
+  if (!full) {
+    all_cols = true;
+    for (Index j = 0; j < nk && all_cols; ++j) all_cols = w.col[j] != 0;
+  }
+  if (!(p.dv == t.dvp && all_cols)) {
+    for (Index j = 0; j < nk; ++j) {
+      S* dst = w.vp + j * t.dvp;
+      if (full || w.col[j]) {
+        const S* src = V + (a.k0 + j) * p.v_sl;
+        std::copy(src, src + p.dv, dst);
+        std::fill(dst + p.dv, dst + t.dvp, S(0));
+      } else {
+        std::fill(dst, dst + t.dvp, S(0));
+      }
+    }
+    vptr = w.vp;
+    ldv = t.dvp;
+  }
+  if (nq < br) std::fill(w.alpha + nq, w.alpha + br, S(1));
+  gemm_scale_add_ab(w.o, t.dvp, w.alpha, w.st, Index(1), br, vptr, ldv, nk, br, t.dvp);
+}
+
+/// Stage 6. Normalizes O into out and writes the log-sum-exp; a row that kept no key gets
+/// zeros and -infinity.
+template <class S>
+void tile_epilogue(attn_tile_task<S>& a) {
+  const auto& p = a.p;
+  const auto& w = a.w;
+  S* out = p.out_ptr(a.b, a.h);
+  S* lse = p.lse_ptr(a.b, a.h);
+  for (Index i = 0; i < a.nq; ++i) {
+    S* orow = out + (a.q0 + i) * p.o_sl;
+    if (w.has[i]) {
+      const S inv = S(1) / w.l[i];
+      for (Index c = 0; c < p.dv; ++c) orow[c] = w.o[i * a.t.dvp + c] * inv;
+      if (lse) lse[a.q0 + i] = w.m[i] + std::log(w.l[i]);
     } else {
-      std::fill(orow, orow + dv, S(0));
-      if (lse) lse[q0 + i] = -std::numeric_limits<S>::infinity();
+      std::fill(orow, orow + p.dv, S(0));
+      if (lse) lse[a.q0 + i] = -std::numeric_limits<S>::infinity();
     }
   }
+}
+
+/// Computes one query tile [q0, q0 + br) of head (b, h): the stages above over the key tiles
+/// the mask does not rule out.
+template <class S>
+void attn_tiled_query_tile(const attn_problem<S>& p, const mask_tiles<S>& mask, const attn_tiles& t,
+                           S* wsbase, Index b, Index h, Index q0) {
+  attn_tile_task<S> a{p,        t,  attn_tile_ws<S>(wsbase, t), b,           h, p.b0 + b,
+                      p.h0 + h, q0, std::min(t.br, p.lq - q0),  p.q_off + q0};
+  tile_pack_q(a);
+  const tile_grid grid = t.grid(p.lq, p.lk);
+  for (Index kt = 0; kt < grid.k_tiles(); ++kt) {
+    a.k0 = grid.k_begin(kt);
+    a.nk = grid.k_end(kt) - a.k0;
+    a.ka = p.k_off + a.k0;
+    const tile_state ts = mask.tile(a.mb, a.mh, a.qa, a.qa + a.nq, a.ka, a.ka + a.nk);
+    if (ts == tile_state::empty) continue;
+    a.full = ts == tile_state::full;
+    a.intervals = true;
+    tile_scores(a);
+    tile_mask(a, mask);
+    if (!tile_online_update(a)) continue;
+    tile_accumulate_pv(a);
+  }
+  tile_epilogue(a);
 }
 
 /// Runs the tiled kernel over every (batch, head, query tile), in parallel with OpenMP.
@@ -288,7 +364,7 @@ void attn_tiled_query_tile(const attn_problem<S>& p, const mask_tiles<S>& mask, 
 template <class S>
 void attn_tiled_run(const attn_problem<S>& p, const mask_tiles<S>& mask, const attn_tiles& t,
                     S* ws) {
-  const Index nqt = (p.lq + t.br - 1) / t.br;
+  const Index nqt = t.grid(p.lq, p.lk).q_tiles();
   const Index items = p.batch * p.heads * nqt;
   if (items == 0) return;
   // Later query tiles of a causal mask carry more work: hand them out first.

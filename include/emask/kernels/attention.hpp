@@ -112,15 +112,16 @@ struct attn_kernel {
 template <>
 struct attn_kernel<tiled_t> {
   template <class S>
-  static Index workspace(Index, Index, Index, Index d, Index dv, const attention_options& opt) {
-    return thread_count(opt.threads) * attn_tiles::make<S>(std::max<Index>(opt.tile_q, 1),
-                                                           std::max<Index>(opt.tile_k, 1), d, dv)
-                                           .per_thread;
+  static Index workspace(Index, Index lq, Index lk, Index d, Index dv,
+                         const attention_options& opt) {
+    return thread_count(opt.threads) *
+           attn_tiles::make<S>(opt.tile_q, opt.tile_k, lq, lk, d, dv).per_thread;
   }
   template <class S, class Mask>
   static void run(attn_problem<S>& p, const Mask& mask, const attention_options& opt, S* ws) {
     const mask_tiles<S> tiles(mask);
-    attn_tiled_run(p, tiles, attn_tiles::make<S>(opt.tile_q, opt.tile_k, p.d, p.dv), ws);
+    attn_tiled_run(p, tiles, attn_tiles::make<S>(opt.tile_q, opt.tile_k, p.lq, p.lk, p.d, p.dv),
+                   ws);
     attn_rescue_overflow(p, tiles);
   }
 };
@@ -147,7 +148,7 @@ struct attn_kernel<decode_t> {
 
 /// \brief Scalars of workspace masked_attention(variant, ...) needs for \p batch_heads heads of
 /// Lq x D queries over Lk keys with Dv values, with the tiles and threads of \p opt.
-/// Tiled: threads x O(tile_q D + tile_k (D + Dv) + tile_q tile_k), independent of Lq and Lk.
+/// Tiled: threads x O(tile_q D + tile_k (D + Dv) + tile_q tile_k), tiles clamped to Lq and Lk.
 /// Decode: batch_heads x ceil(Lk / chunk) x Lq x (Dv + 3) + threads x 2 chunk.
 /// reference::naive: threads x (Lq + 2) x Lk.
 template <class Scalar, class Variant, std::enable_if_t<is_kernel_variant_v<Variant>, int> = 0>

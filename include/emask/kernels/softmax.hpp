@@ -25,6 +25,7 @@
 
 #include "emask/core/bits.hpp"
 #include "emask/core/polarity.hpp"
+#include "emask/core/tile_grid.hpp"
 #include "emask/detail/ieee.hpp"
 #include "emask/detail/softmax_row.hpp"
 #include "emask/detail/threads.hpp"
@@ -41,8 +42,10 @@ EMASK_NAMESPACE_BEGIN
 /// \brief Options of masked_softmax and masked_log_softmax: scale (unset: 1), slice, offsets
 /// and threads (kernel_options), and the tile and streaming settings.
 struct softmax_options : kernel_options {
-  /// Side of the square tiles of the tiled variant (query rows and keys), >= 1.
-  Index tile = 128;
+  /// Query rows per tile of the tiled variant, >= 1 (the same field as attention's).
+  Index tile_q = 128;
+  /// Keys per tile of the tiled variant, >= 1.
+  Index tile_k = 128;
   /// fused and tiled write the masked part of outputs of at least this many bytes with
   /// non-temporal (streaming) stores, which bypass the cache: faster when the output does not
   /// fit in cache and is not read back at once. 0: always; emask::unbounded: never.
@@ -80,7 +83,8 @@ inline void check_softmax_args(const char* where, Index q_len, Index k_len, Inde
     fail_argument(where, "lse", concat(*lse_size, " entries"), q_len,
                   " entries (one per row of scores)");
   check_kernel_options(where, o, "1");
-  if (o.tile < 1) fail_argument(where, "options.tile", o.tile, ">= 1");
+  if (o.tile_q < 1) fail_argument(where, "options.tile_q", o.tile_q, ">= 1");
+  if (o.tile_k < 1) fail_argument(where, "options.tile_k", o.tile_k, ">= 1");
   if (o.stream_bytes < 0) fail_argument(where, "options.stream_bytes", o.stream_bytes, ">= 0");
 }
 
@@ -142,9 +146,10 @@ void softmax_fused(const score_ref<S>& x, const mask_tiles<S>& mask, Eigen::Ref<
 
 template <bool Log, class S>
 void softmax_tiled(const score_ref<S>& x, const mask_tiles<S>& mask, Eigen::Ref<row_matrix<S>> out,
-                   S* lse, S scale, Index b, Index h, Index tile, bool stream, int threads) {
+                   S* lse, S scale, Index b, Index h, const tile_grid& grid, bool stream,
+                   int threads) {
   const Index q_len = x.rows(), k_len = x.cols();
-  const Index q_tiles = (q_len + tile - 1) / tile, k_tiles = (k_len + tile - 1) / tile;
+  const Index q_tiles = grid.q_tiles(), k_tiles = grid.k_tiles();
 #if EMASK_HAS_OPENMP
 #pragma omp parallel if (q_len * k_len >= softmax_parallel_threshold) num_threads(threads)
 #else
@@ -158,9 +163,9 @@ void softmax_tiled(const score_ref<S>& x, const mask_tiles<S>& mask, Eigen::Ref<
 #pragma omp for schedule(static, 1) nowait
 #endif
     for (Index qt = 0; qt < q_tiles; ++qt) {
-      const Index q0 = qt * tile, q1 = std::min(q0 + tile, q_len);
+      const Index q0 = grid.q_begin(qt), q1 = grid.q_end(qt);
       for (Index kt = 0; kt < k_tiles; ++kt) {
-        const Index k0 = kt * tile, k1 = std::min(k0 + tile, k_len);
+        const Index k0 = grid.k_begin(kt), k1 = grid.k_end(kt);
         states[static_cast<std::size_t>(kt)] = mask.tile(b, h, q0, q1, k0, k1);
       }
       for (Index q = q0; q < q1; ++q) {
@@ -170,7 +175,7 @@ void softmax_tiled(const score_ref<S>& x, const mask_tiles<S>& mask, Eigen::Ref<
         for (Index kt = 0; kt < k_tiles; ++kt) {
           const tile_state st = states[static_cast<std::size_t>(kt)];
           if (st == tile_state::empty) continue;
-          const Index k0 = kt * tile, k1 = std::min(k0 + tile, k_len);
+          const Index k0 = grid.k_begin(kt), k1 = grid.k_end(kt);
           if (st == tile_state::full) {
             plan.add_plain(k0, k1);
             continue;
@@ -240,8 +245,8 @@ void masked_softmax_impl(const char* where, const score_ref<S>& x, const Mask& m
     if constexpr (std::is_same<V, fused_t>::value) {
       softmax_fused<Log>(x, mask_tiles<S>(mask, qo, ko), out, lse, scale, b, h, stream, threads);
     } else if constexpr (std::is_same<V, tiled_t>::value) {
-      softmax_tiled<Log>(x, mask_tiles<S>(mask, qo, ko), out, lse, scale, b, h, o.tile, stream,
-                         threads);
+      softmax_tiled<Log>(x, mask_tiles<S>(mask, qo, ko), out, lse, scale, b, h,
+                         tile_grid(q_len, k_len, o.tile_q, o.tile_k), stream, threads);
     } else {
       softmax_kernel<V>::template run<Log>(x, mask.offset(qo, ko), out, lse, scale, b, h, threads);
     }
@@ -274,7 +279,7 @@ void masked_softmax_entry(const char* where, const Eigen::MatrixBase<Derived>& s
 /// \param scores Lq x Lk scores (any dense float or double expression).
 /// \param out Lq x Lk output; may be the storage of \p scores itself (in place).
 /// \param options scale, tile, slice (b, h), streaming threshold (softmax_options).
-/// \pre out has the shape of scores; options.scale finite; options.tile >= 1.
+/// \pre out has the shape of scores; options.scale finite; options.tile_q, options.tile_k >= 1.
 /// Masked entries are 0, fully masked rows are all 0.
 template <class Variant, class Derived, class Mask,
           std::enable_if_t<is_kernel_variant_v<Variant>, int> = 0>
