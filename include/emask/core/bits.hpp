@@ -2,6 +2,7 @@
 /// \brief Bit-packed keep-masks: one bit per entry in 64-bit words, rows padded to whole words.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -19,10 +20,40 @@ inline int popcount64(std::uint64_t x) noexcept {
   return n;
 #endif
 }
+/// Index of the lowest set bit of x != 0.
+inline int lowest_bit64(std::uint64_t x) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  return __builtin_ctzll(x);
+#else
+  int n = 0;
+  for (; !(x & 1u); x >>= 1) ++n;
+  return n;
+#endif
+}
+/// Index of the highest set bit of x != 0.
+inline int highest_bit64(std::uint64_t x) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  return 63 - __builtin_clzll(x);
+#else
+  int n = 0;
+  for (; x >>= 1;) ++n;
+  return n;
+#endif
+}
 /// Bits [lo, hi) of a word set, 0 <= lo < hi <= 64.
 inline std::uint64_t bit_range(int lo, int hi) noexcept {
   const std::uint64_t upper = hi == 64 ? ~std::uint64_t{0} : ((std::uint64_t{1} << hi) - 1);
   return upper & ~((std::uint64_t{1} << lo) - 1);
+}
+/// Sets bits [k0, k1) of the bit row starting at \p words.
+inline void set_bits(std::uint64_t* words, Index k0, Index k1) noexcept {
+  while (k0 < k1) {
+    const Index w = k0 >> 6;
+    const int lo = static_cast<int>(k0 & 63);
+    const int hi = static_cast<int>(std::min<Index>(k1 - (w << 6), 64));
+    words[w] |= bit_range(lo, hi);
+    k0 = (w << 6) + hi;
+  }
 }
 }  // namespace detail
 
@@ -50,6 +81,37 @@ class bit_row {
   }
   /// \brief Number of kept entries in the row.
   Index count() const { return count(0, cols_); }
+  /// \brief The first kept entry in [k0, k1), or k1 when there is none (one word per step).
+  Index first(Index k0, Index k1) const {
+    while (k0 < k1) {
+      const Index w = k0 >> 6;
+      const int lo = static_cast<int>(k0 & 63);
+      const int hi = static_cast<int>(std::min<Index>(k1 - (w << 6), 64));
+      const std::uint64_t bits = words_[w] & detail::bit_range(lo, hi);
+      if (bits) return (w << 6) + detail::lowest_bit64(bits);
+      k0 = (w << 6) + hi;
+    }
+    return k1;
+  }
+  /// \brief One past the last kept entry in [k0, k1), or k0 when there is none.
+  Index last_end(Index k0, Index k1) const {
+    while (k1 > k0) {
+      const Index w = (k1 - 1) >> 6;
+      const int lo = static_cast<int>(std::max<Index>(k0 - (w << 6), 0));
+      const int hi = static_cast<int>(k1 - (w << 6));
+      const std::uint64_t bits = words_[w] & detail::bit_range(lo, hi);
+      if (bits) return (w << 6) + detail::highest_bit64(bits) + 1;
+      k1 = (w << 6) + lo;
+    }
+    return k0;
+  }
+  /// \brief The kept keys of [k0, k1) as a key span (exact when they are one run).
+  key_span span(Index k0, Index k1) const {
+    const Index first_kept = first(k0, k1);
+    if (first_kept == k1) return detail::empty_span(k0);
+    const Index end = last_end(first_kept, k1);
+    return {first_kept, end, count(first_kept, end) == end - first_kept};
+  }
   /// \brief The row's words.
   const std::uint64_t* words() const noexcept { return words_; }
   /// \brief Number of entries.
@@ -109,14 +171,7 @@ class bit_matrix : public mask_base<bit_matrix> {
   }
   /// Sets bits [k0, k1) of row q.
   void set_range(Index q, Index k0, Index k1) {
-    std::uint64_t* r = words_.data() + q * words_per_row_;
-    while (k0 < k1) {
-      const Index w = k0 >> 6;
-      const int lo = static_cast<int>(k0 & 63);
-      const int hi = static_cast<int>(std::min<Index>(k1 - (w << 6), 64));
-      r[w] |= detail::bit_range(lo, hi);
-      k0 = (w << 6) + hi;
-    }
+    detail::set_bits(words_.data() + q * words_per_row_, k0, k1);
   }
   /// \brief Unpacks to a keep array.
   bool_matrix to_bool() const {
@@ -143,9 +198,7 @@ class bit_matrix : public mask_base<bit_matrix> {
     return any ? tile_state::full : tile_state::empty;
   }
   /// \brief Keys of row q that can be kept, inside [k0, k1).
-  key_span keys(Index b, Index h, Index q, Index k0, Index k1) const {
-    return detail::scan_keys(*this, b, h, q, k0, k1);
-  }
+  key_span keys(Index, Index, Index q, Index k0, Index k1) const { return row(q).span(k0, k1); }
   /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const {
     detail::check_range(where, "query positions", r.q_begin, r.q_end, rows_);

@@ -2,11 +2,55 @@
 /// \brief A dense user array of keep flags as a mask expression (tile answers by scanning).
 #pragma once
 
+#include <cstdint>
+#include <cstring>
 #include <memory>
 
 #include "emask/core/polarity.hpp"
 
 EMASK_NAMESPACE_BEGIN
+
+namespace detail {
+/// Scans of a row of bool flags eight at a time (a bool is one byte, 0 or 1).
+struct bool_run {
+  static constexpr std::uint64_t all_kept = 0x0101010101010101ull;
+  static std::uint64_t load8(const bool* p) noexcept {
+    std::uint64_t w;
+    std::memcpy(&w, p, sizeof w);
+    return w;
+  }
+  /// Adds to any / all what r[k0, k1) holds.
+  static void scan(const bool* r, Index k0, Index k1, bool& any, bool& all) noexcept {
+    std::uint64_t ored = 0, anded = all_kept;
+    Index k = k0;
+    for (; k + 8 <= k1; k += 8) {
+      const std::uint64_t w = load8(r + k);
+      ored |= w;
+      anded &= w;
+    }
+    for (; k < k1; ++k) {
+      ored |= r[k] ? 1u : 0u;
+      anded &= r[k] ? all_kept : 0u;
+    }
+    any = any || ored != 0;
+    all = all && anded == all_kept;
+  }
+  /// The first kept flag of r[k0, k1), or k1.
+  static Index first(const bool* r, Index k0, Index k1) noexcept {
+    Index k = k0;
+    while (k + 8 <= k1 && load8(r + k) == 0) k += 8;
+    while (k < k1 && !r[k]) ++k;
+    return k;
+  }
+  /// One past the last kept flag of r[k0, k1), or k0.
+  static Index last_end(const bool* r, Index k0, Index k1) noexcept {
+    Index k = k1;
+    while (k - 8 >= k0 && load8(r + k - 8) == 0) k -= 8;
+    while (k > k0 && !r[k - 1]) --k;
+    return k;
+  }
+};
+}  // namespace detail
 
 /// \brief Keep flags from a [q_len, k_len] boolean array, shared by every batch entry and head,
 /// or a contiguous [batch, heads, q_len, k_len] buffer in which batch or heads may be 1 and is
@@ -40,29 +84,24 @@ class dense_mask : public mask_base<dense_mask> {
   const bool* keep_row(Index b, Index h, Index q) const { return row(b, h, q); }
 
   /// \brief State of the tile [q0, q1) x [k0, k1): never full or empty when it is not.
+  /// Eight flags per step.
   tile_state tile(Index b, Index h, Index q0, Index q1, Index k0, Index k1) const {
     bool any = false, all = true;
     for (Index q = q0; q < q1; ++q) {
-      const bool* r = row(b, h, q);
-      for (Index k = k0; k < k1; ++k) {
-        any = any || r[k];
-        all = all && r[k];
-      }
+      detail::bool_run::scan(row(b, h, q), k0, k1, any, all);
       if (any && !all) return tile_state::partial;
     }
     return any ? tile_state::full : tile_state::empty;
   }
-  /// \brief Keys of row q that can be kept, inside [k0, k1).
+  /// \brief Keys of row q that can be kept, inside [k0, k1) (eight flags per step).
   key_span keys(Index b, Index h, Index q, Index k0, Index k1) const {
     const bool* r = row(b, h, q);
-    Index first = k0;
-    while (first < k1 && !r[first]) ++first;
+    const Index first = detail::bool_run::first(r, k0, k1);
     if (first == k1) return detail::empty_span(k0);
-    Index last = k1 - 1;
-    while (!r[last]) --last;
-    bool exact = true;
-    for (Index k = first; k <= last && exact; ++k) exact = r[k];
-    return {first, last + 1, exact};
+    const Index end = detail::bool_run::last_end(r, first, k1);
+    bool any = false, all = true;
+    detail::bool_run::scan(r, first, end, any, all);
+    return {first, end, all};
   }
   /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const {
