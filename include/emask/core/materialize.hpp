@@ -21,26 +21,31 @@ inline region slice_region(Index q_len, Index k_len, Index b, Index h) {
   return region{b, b + 1, h, h + 1, 0, q_len, 0, k_len};
 }
 
-/// Calls f(q, begin, end) for every maximal run of kept keys of every row, using key spans:
-/// an exact span is one run, an inexact one is refined with keep().
+/// Calls f(begin, end) for every maximal run of kept keys of row q inside [k0, k1), using the
+/// key span: an exact span is one run, an inexact one is refined with keep().
+template <class Mask, class F>
+void for_each_kept_run_in(const Mask& m, Index b, Index h, Index q, Index k0, Index k1, F&& f) {
+  if (k0 >= k1) return;
+  const key_span s = m.keys(b, h, q, k0, k1);
+  if (s.empty()) return;
+  if (s.exact) {
+    f(s.begin, s.end);
+    return;
+  }
+  Index k = s.begin;
+  while (k < s.end) {
+    while (k < s.end && !m.keep(b, h, q, k)) ++k;
+    const Index start = k;
+    while (k < s.end && m.keep(b, h, q, k)) ++k;
+    if (k > start) f(start, k);
+  }
+}
+
+/// Calls f(q, begin, end) for every maximal run of kept keys of every row.
 template <class Mask, class F>
 void for_each_kept_run(const Mask& m, Index q_len, Index k_len, Index b, Index h, F&& f) {
-  for (Index q = 0; q < q_len; ++q) {
-    if (k_len == 0) continue;
-    const key_span s = m.keys(b, h, q, 0, k_len);
-    if (s.empty()) continue;
-    if (s.exact) {
-      f(q, s.begin, s.end);
-      continue;
-    }
-    Index k = s.begin;
-    while (k < s.end) {
-      while (k < s.end && !m.keep(b, h, q, k)) ++k;
-      const Index start = k;
-      while (k < s.end && m.keep(b, h, q, k)) ++k;
-      if (k > start) f(q, start, k);
-    }
-  }
+  for (Index q = 0; q < q_len; ++q)
+    for_each_kept_run_in(m, b, h, q, 0, k_len, [&](Index begin, Index end) { f(q, begin, end); });
 }
 }  // namespace detail
 
