@@ -259,3 +259,35 @@ TEST_CASE("kernels accept a block mask and give the result of the mask it was bu
   for (std::size_t i = 0; i < o1.size(); ++i) worst = std::max(worst, std::abs(o1[i] - o2[i]));
   CHECK(worst <= 1e-5f);
 }
+
+TEST_CASE("huge tile and chunk options mean one tile: same results, no overflow",
+          "[tiles][kernels]") {
+  using namespace emask;
+  rng r(31);
+  const Index lq = 37, lk = 90, d = 8;
+  const row_matrix<double> q = random_matrix<double>(r, lq, d), k = random_matrix<double>(r, lk, d),
+                           v = random_matrix<double>(r, lk, d);
+  const auto m = causal::bottom_right(lq, lk) & sliding_window(30, 0);
+  const Index huge = std::numeric_limits<Index>::max();
+  for (auto variant :
+       {emask_test::attention_variant::tiled, emask_test::attention_variant::decode}) {
+    emask_test::attention_options plain, big;
+    plain.variant = big.variant = variant;
+    big.tile_q = huge;
+    big.tile_k = unbounded;
+    big.decode_chunk = huge;
+    row_matrix<double> want(lq, d), got(lq, d);
+    emask_test::masked_attention(q, k, v, m, want, plain);
+    emask_test::masked_attention(q, k, v, m, got, big);
+    REQUIRE((got - want).cwiseAbs().maxCoeff() <= 1e-12);
+    CHECK(attention_workspace_size<double>(1, lq, lk, d, d, big) > 0);
+  }
+  emask_test::softmax_options plain, big;
+  big.tile_q = huge;
+  big.tile_k = unbounded;
+  const row_matrix<double> x = random_matrix<double>(r, lq, lk);
+  row_matrix<double> want(lq, lk), got(lq, lk);
+  emask_test::masked_softmax(x, m, want, plain);
+  emask_test::masked_softmax(x, m, got, big);
+  REQUIRE((got - want).cwiseAbs().maxCoeff() <= 1e-15);
+}

@@ -33,7 +33,7 @@ inline attn_decode_plan attn_decode_make(Index batch, Index heads, Index lq, Ind
   d.chunk = tile_grid::clamp(chunk, lk);  // huge chunks are one chunk, and nothing overflows
   d.nchunks = tile_grid::count(lk, chunk);
   d.part_stride = (dv + 3 + 15) / 16 * 16;
-  d.per_thread = 2 * ((chunk + 15) / 16 * 16);
+  d.per_thread = 2 * ((d.chunk + 15) / 16 * 16);
   d.parts = batch * heads * d.nchunks * lq * d.part_stride;
   return d;
 }
