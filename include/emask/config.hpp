@@ -61,6 +61,41 @@
 #define EMASK_UNLIKELY(x) (x)
 #endif
 
+/// \def EMASK_NO_SIMD
+/// Define it to build every emask kernel without explicit SIMD code: no vector extensions in
+/// the GEMM micro-kernel, scalar packets in the row kernels, no streaming stores, no AVX2 Philox.
+/// \def EMASK_SIMD_BYTES
+/// Bytes of the widest vector the build targets: 64 (AVX-512F), 32 (AVX), else 16.
+/// \def EMASK_HAS_VECTOR_EXT
+/// 1 when the GEMM micro-kernel uses GCC / clang vector extensions.
+/// \def EMASK_HAS_STREAM_STORES
+/// 1 when the row kernels may write with non-temporal stores (x86 with SSE2).
+/// \def EMASK_HAS_AVX2_DISPATCH
+/// 1 when Philox has an AVX2 path chosen at run time (x86-64, GCC or clang); its stream is the
+/// scalar one, bit for bit.
+#if defined(__AVX512F__) && !defined(EMASK_NO_SIMD)
+#define EMASK_SIMD_BYTES 64
+#elif defined(__AVX__) && !defined(EMASK_NO_SIMD)
+#define EMASK_SIMD_BYTES 32
+#else
+#define EMASK_SIMD_BYTES 16
+#endif
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(EMASK_NO_SIMD)
+#define EMASK_HAS_VECTOR_EXT 1
+#else
+#define EMASK_HAS_VECTOR_EXT 0
+#endif
+#if (defined(__SSE2__) || defined(_M_X64)) && !defined(EMASK_NO_SIMD)
+#define EMASK_HAS_STREAM_STORES 1
+#else
+#define EMASK_HAS_STREAM_STORES 0
+#endif
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(EMASK_NO_SIMD)
+#define EMASK_HAS_AVX2_DISPATCH 1
+#else
+#define EMASK_HAS_AVX2_DISPATCH 0
+#endif
+
 /// The ABI namespace: bump it when a layout changes.
 #define EMASK_NAMESPACE_BEGIN \
   namespace emask {           \

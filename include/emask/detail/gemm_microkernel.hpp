@@ -17,39 +17,25 @@
 
 #include "emask/core/mask.hpp"
 
-#if defined(__GNUC__) || defined(__clang__)
-#define EMASK_GEMM_VECTOR_EXT 1
-#if defined(__AVX512F__)
-#define EMASK_GEMM_VBYTES 64
-#elif defined(__AVX__)
-#define EMASK_GEMM_VBYTES 32
-#else
-#define EMASK_GEMM_VBYTES 16
-#endif
-#else
-#define EMASK_GEMM_VECTOR_EXT 0
-#define EMASK_GEMM_VBYTES 16
-#endif
-
 EMASK_NAMESPACE_BEGIN
 namespace detail {
 
 /// Rows of the register block (accumulators: gemm_rows x gemm_vecs vectors).
-inline constexpr Index gemm_rows = EMASK_GEMM_VBYTES == 64 ? 8 : 4;
+inline constexpr Index gemm_rows = EMASK_SIMD_BYTES == 64 ? 8 : 4;
 /// Vectors per column chunk.
 inline constexpr Index gemm_vecs = 2;
 /// Lanes of one vector of S.
 template <class S>
-inline constexpr Index gemm_lanes = EMASK_GEMM_VBYTES / static_cast<Index>(sizeof(S));
+inline constexpr Index gemm_lanes = EMASK_SIMD_BYTES / static_cast<Index>(sizeof(S));
 /// Columns of one register block: every packed operand is padded to a multiple of it.
 template <class S>
 inline constexpr Index gemm_cols = Index{gemm_vecs} * gemm_lanes<S>;
 
 constexpr Index round_up(Index x, Index m) noexcept { return (x + m - 1) / m * m; }
 
-#if EMASK_GEMM_VECTOR_EXT
-typedef float gemm_vf __attribute__((vector_size(EMASK_GEMM_VBYTES)));
-typedef double gemm_vd __attribute__((vector_size(EMASK_GEMM_VBYTES)));
+#if EMASK_HAS_VECTOR_EXT
+typedef float gemm_vf __attribute__((vector_size(EMASK_SIMD_BYTES)));
+typedef double gemm_vd __attribute__((vector_size(EMASK_SIMD_BYTES)));
 template <class S>
 struct gemm_vec;
 template <>
@@ -68,7 +54,7 @@ struct gemm_vec<double> {
 template <class S>
 void gemm_abt(const S* a, Index lda, const S* bt, Index ldb, Index depth, S* c, Index ldc,
               Index rows, Index cols) {
-#if EMASK_GEMM_VECTOR_EXT
+#if EMASK_HAS_VECTOR_EXT
   using V = typename gemm_vec<S>::type;
   constexpr Index R = gemm_rows, NV = gemm_vecs, L = gemm_lanes<S>;
   for (Index c0 = 0; c0 < cols; c0 += NV * L) {
@@ -109,7 +95,7 @@ void gemm_abt(const S* a, Index lda, const S* bt, Index ldb, Index depth, S* c, 
 template <class S>
 void gemm_scale_add_ab(S* o, Index ldo, const S* alpha, const S* p, Index p_rs, Index p_cs,
                        const S* vp, Index ldv, Index depth, Index rows, Index cols) {
-#if EMASK_GEMM_VECTOR_EXT
+#if EMASK_HAS_VECTOR_EXT
   using V = typename gemm_vec<S>::type;
   constexpr Index R = gemm_rows, NV = gemm_vecs, L = gemm_lanes<S>;
   for (Index c0 = 0; c0 < cols; c0 += NV * L) {

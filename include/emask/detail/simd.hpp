@@ -30,15 +30,12 @@
 // Non-temporal stores: x86 only, and not with EMASK_NO_SIMD. Only the header of the ISA the
 // build targets, which Eigen has included already: <immintrin.h> costs every including
 // translation unit about a third of a second when it is not needed.
-#if (defined(__SSE2__) || defined(_M_X64)) && !defined(EMASK_NO_SIMD)
+#if EMASK_HAS_STREAM_STORES
 #if defined(__AVX__) || defined(_MSC_VER)
 #include <immintrin.h>
 #else
 #include <emmintrin.h>
 #endif
-#define EMASK_DETAIL_HAS_STREAM 1
-#else
-#define EMASK_DETAIL_HAS_STREAM 0
 #endif
 
 EMASK_NAMESPACE_BEGIN
@@ -343,7 +340,7 @@ inline void shift_kept(const S* v, const S* f, Index n, S m, S b, S fill, S* y) 
 /// y[0, n) = value, streamed.
 template <class S>
 inline void stream_fill(S* y, Index n, S value) {
-#if EMASK_DETAIL_HAS_STREAM
+#if EMASK_HAS_STREAM_STORES
 #if defined(__AVX512F__)
   constexpr std::uintptr_t align = 64;
 #elif defined(__AVX__)
@@ -385,7 +382,7 @@ inline void stream_fill(S* y, Index n, S value) {
 
 /// Orders earlier streaming stores before later stores (a no-op without them).
 inline void stream_fence() {
-#if EMASK_DETAIL_HAS_STREAM
+#if EMASK_HAS_STREAM_STORES
   _mm_sfence();
 #endif
 }
