@@ -423,10 +423,10 @@ TEST_CASE("bad input: RL action masks, policies and DQN helpers", "[bad_input][r
   const dmat q = dmat::Ones(2, 4);
   EMASK_BAD(emask::masked_q_argmax(q, legal), "masked_q_argmax", "legal",
             "at least one legal action");
-  EMASK_BAD(emask::masked_epsilon_greedy(q, legal, 0.1, 1, 2), "masked_epsilon_greedy", "legal",
+  EMASK_BAD(emask::masked_epsilon_greedy(q, legal, 0.1, {1, 2}), "masked_epsilon_greedy", "legal",
             "at least one legal action");
   const emask::bool_matrix all = emask::bool_matrix::Constant(2, 4, true);
-  EMASK_BAD(emask::masked_epsilon_greedy(q, all, 1.5, 1, 2), "masked_epsilon_greedy", "epsilon",
+  EMASK_BAD(emask::masked_epsilon_greedy(q, all, 1.5, {1, 2}), "masked_epsilon_greedy", "epsilon",
             "a probability in [0, 1]");
   EMASK_BAD(emask::masked_q_argmax(dmat(dmat::Ones(2, 3)), all), "masked_q_argmax", "q", "2 x 4");
   // NaN at a legal action

@@ -593,9 +593,11 @@ struct perf_run {
     std::uint64_t step = 0;
     check(r, [&](result& o) {
       std::tie(o.ms, o.limit_value) = paired_ms(
-          [&] { g_sink = g_sink + float(emask::masked_sample(logits, mask, 7, step++)(0, 0)); },
           [&] {
-            g_sink = g_sink + float(emask_bench::unmasked_sample(logits, 7, step++, p)(0, 0));
+            g_sink = g_sink + float(emask::masked_sample(logits, mask, {7, step++})(0, 0));
+          },
+          [&] {
+            g_sink = g_sink + float(emask_bench::unmasked_sample(logits, {7, step++}, p)(0, 0));
           },
           5);
       o.ratio = o.ms / o.limit_value;

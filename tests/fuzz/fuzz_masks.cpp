@@ -261,7 +261,7 @@ policy_out<S> run_policy(const row_matrix<S>& x, const action_mask& m, std::uint
   o.logits_sb3 = emask::masked_logits(x, m, sb3);
   o.e_probs = error_of([&] { o.probs = emask::masked_probs(x, m); });
   o.e_log_probs = error_of([&] { o.log_probs = emask::masked_log_probs(x, m); });
-  o.e_sample = error_of([&] { o.sample = emask::masked_sample(x, m, seed, step); });
+  o.e_sample = error_of([&] { o.sample = emask::masked_sample(x, m, {seed, step}); });
   o.e_entropy = error_of([&] {
     o.entropy_space = emask::masked_entropy_per_space(x, m);
     o.entropy = emask::masked_entropy(x, m);
@@ -534,12 +534,12 @@ void fuzz_policy(byte_source& s) {
       check(out.probs(b, off[i] + a) > S(0), "masked_sample: action of probability 0", b,
             double(a));
     }
-  check(emask::masked_sample(x, m, seed, step) == out.sample,
+  check(emask::masked_sample(x, m, {seed, step}) == out.sample,
         "masked_sample: same seed, different actions");
   if (k_rows > 0) {
     const row_matrix<S> top = x.topRows(k_rows);
     const action_matrix sk =
-        emask::masked_sample(top, make(bool_matrix(legal.topRows(k_rows))), seed, step);
+        emask::masked_sample(top, make(bool_matrix(legal.topRows(k_rows))), {seed, step});
     check(sk == out.sample.topRows(k_rows), "masked_sample: rows depend on the rows below", k_rows);
   }
 
@@ -665,8 +665,9 @@ dqn_out<S> run_dqn(const row_matrix<S>& q, const row_matrix<S>& q2, const bool_m
   dqn_out<S> o;
   o.e_argmax = error_of([&] { o.argmax = emask::masked_q_argmax(q, legal); });
   o.e_max = error_of([&] { o.max = emask::masked_q_max(q, legal); });
-  o.e_greedy =
-      error_of([&] { o.greedy = emask::masked_epsilon_greedy(q, legal, epsilon, seed, step); });
+  o.e_greedy = error_of([&] {
+    o.greedy = emask::masked_epsilon_greedy(q, legal, epsilon, {seed, step});
+  });
   o.e_td = error_of([&] { o.td = emask::masked_td_target(reward, done, q, legal, gamma); });
   // done as 0/1 integers, reward as a row vector
   const Eigen::VectorXi done_int = done.cast<int>().matrix();
@@ -792,18 +793,18 @@ void fuzz_dqn(byte_source& s) {
         if (epsilon == 0.0)
           check(a == greedy[static_cast<std::size_t>(b)], "epsilon 0 is not greedy", b);
       }
-      check(emask::masked_epsilon_greedy(q, legal, epsilon, seed, step) == out.greedy,
+      check(emask::masked_epsilon_greedy(q, legal, epsilon, {seed, step}) == out.greedy,
             "masked_epsilon_greedy: same seed, different actions");
       if (k_rows > 0) {
         const row_matrix<S> top = q.topRows(k_rows);
         const bool_matrix top_legal = legal.topRows(k_rows);
-        check(emask::masked_epsilon_greedy(top, top_legal, epsilon, seed, step) ==
+        check(emask::masked_epsilon_greedy(top, top_legal, epsilon, {seed, step}) ==
                   out.greedy.head(k_rows),
               "masked_epsilon_greedy: rows depend on the rows below", k_rows);
       }
       if (!has_empty)
-        check(emask::masked_epsilon_greedy(q, action_mask::discrete(legal), epsilon, seed, step) ==
-                  out.greedy,
+        check(emask::masked_epsilon_greedy(q, action_mask::discrete(legal), epsilon,
+                                           {seed, step}) == out.greedy,
               "masked_epsilon_greedy(action_mask) differs");
     }
   }
