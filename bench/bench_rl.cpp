@@ -84,7 +84,7 @@ void bm_masked_sample(benchmark::State& state, int threads) {
   const data& d = get_data();
   std::uint64_t step = 0;
   for (auto _ : state) {
-    emask::action_matrix a = emask::masked_sample(d.logits, d.mask, 7, step++);
+    emask::action_matrix a = emask::masked_sample(d.logits, d.mask, {7, step++});
     benchmark::DoNotOptimize(a.data());
   }
   state.SetItemsProcessed(state.iterations() * d.logits.rows());
@@ -97,7 +97,7 @@ void bm_unmasked_sample(benchmark::State& state) {
   row_matrix<float> p(d.logits.rows(), d.logits.cols());
   std::uint64_t step = 0;
   for (auto _ : state) {
-    emask::action_matrix a = emask_bench::unmasked_sample(d.logits, 7, step++, p);
+    emask::action_matrix a = emask_bench::unmasked_sample(d.logits, {7, step++}, p);
     benchmark::DoNotOptimize(a.data());
   }
   state.SetItemsProcessed(state.iterations() * d.logits.rows());
@@ -112,7 +112,7 @@ void bm_sb3_fill_sample(benchmark::State& state) {
   for (auto _ : state) {
     const row_matrix<float> filled =
         emask::masked_logits(d.logits, d.mask, emask::mask_fill::sb3_compatible);
-    emask::action_matrix a = emask_bench::unmasked_sample(filled, 7, step++, p);
+    emask::action_matrix a = emask_bench::unmasked_sample(filled, {7, step++}, p);
     benchmark::DoNotOptimize(a.data());
   }
   state.SetItemsProcessed(state.iterations() * d.logits.rows());
@@ -123,7 +123,7 @@ void bm_epsilon_greedy(benchmark::State& state) {
   const data& d = get_data();
   std::uint64_t step = 0;
   for (auto _ : state) {
-    emask::index_vector a = emask::masked_epsilon_greedy(d.logits, d.mask, 0.1, 7, step++);
+    emask::index_vector a = emask::masked_epsilon_greedy(d.logits, d.mask, 0.1, {7, step++});
     benchmark::DoNotOptimize(a.data());
   }
   state.SetItemsProcessed(state.iterations() * d.logits.rows());

@@ -9,8 +9,8 @@
 
 namespace emask_bench {
 
-inline emask::action_matrix unmasked_sample(const emask::row_matrix<float>& x, std::uint64_t seed,
-                                            std::uint64_t step, emask::row_matrix<float>& p) {
+inline emask::action_matrix unmasked_sample(const emask::row_matrix<float>& x,
+                                            emask::random_address at, emask::row_matrix<float>& p) {
   using emask::Index;
   emask::action_matrix out(x.rows(), 1);
   for (Index b = 0; b < x.rows(); ++b) {
@@ -19,7 +19,7 @@ inline emask::action_matrix unmasked_sample(const emask::row_matrix<float>& x, s
     row = (x.row(b).array() - m).exp();
     double total = 0.0;
     for (Index a = 0; a < x.cols(); ++a) total += double(row[a]);
-    emask::word_stream ws(seed, step, emask::purpose::rl_sample, std::uint32_t(b));
+    emask::word_stream ws(at.seed, at.sample, emask::purpose::rl_sample, std::uint32_t(b));
     const std::uint32_t w0 = ws.next(), w1 = ws.next();
     const double target = emask::uniform_double(w0, w1) * total;
     double cum = 0.0;

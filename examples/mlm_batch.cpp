@@ -26,9 +26,10 @@ int main() {
   opt.vocabulary = emask::special_tokens(V, {0, 1, 2, 3, 4});
   opt.mask_id = 4;
   opt.mlm_probability = 0.3;  // more than BERT's 0.15 so that a short demo shows some masks
-  opt.seed = 2;
 
-  const emask::mlm_result r = emask::mlm_mask(ids, lengths, opt, /*first_sample=*/100);
+  // Where the draws come from: seed 2, and row b is sample 100 + b.
+  const emask::random_address at{/*seed=*/2, /*sample=*/100};
+  const emask::mlm_result r = emask::mlm_mask(ids, lengths, opt, at);
 
   auto show = [&](const char* title, const emask::token_matrix& m, bool labels) {
     std::printf("%s\n", title);
@@ -51,7 +52,7 @@ int main() {
   bool same = true;
   for (emask::Index b = 0; b < ids.rows(); ++b) {
     const emask::mlm_result one =
-        emask::mlm_mask(ids.middleRows(b, 1), {8}, opt, 100 + static_cast<std::uint64_t>(b));
+        emask::mlm_mask(ids.middleRows(b, 1), {8}, opt, {at.seed, at.sample + std::uint64_t(b)});
     same = same && (one.input_ids == r.input_ids.middleRows(b, 1)).all() &&
            (one.labels == r.labels.middleRows(b, 1)).all();
   }

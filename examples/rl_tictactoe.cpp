@@ -101,7 +101,7 @@ struct games {
       if (out[e] != outcome::running) legal.row(static_cast<Index>(e)).setConstant(true);
     const row_matrix<double> zero = row_matrix<double>::Zero(size(), cells);
     const action_matrix reply =
-        emask::masked_sample(zero, action_mask::discrete(legal), seed, opponent_step++);
+        emask::masked_sample(zero, action_mask::discrete(legal), {seed, opponent_step++});
     for (std::size_t e = 0; e < b.size(); ++e) {
       if (out[e] != outcome::running) continue;
       board& g = b[e];
@@ -154,7 +154,7 @@ struct agent {
       const bool_matrix empty = g.empty_cells();
       const bool_matrix allowed = action_set(empty);
       const index_vector a =
-          emask::masked_epsilon_greedy(rows_of(g), allowed, epsilon, seed, explore_step++);
+          emask::masked_epsilon_greedy(rows_of(g), allowed, epsilon, {seed, explore_step++});
       std::vector<int> s(g.b.size());
       for (std::size_t e = 0; e < g.b.size(); ++e) s[e] = g.b[e].index();
       const std::vector<outcome> out = g.step(a);

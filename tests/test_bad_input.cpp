@@ -16,9 +16,12 @@
 #include <emask/random/feature.hpp>
 #include <emask/random/mlm.hpp>
 #include <emask/random/patch.hpp>
+#include <emask/random/span.hpp>
 #include <emask/random/t5.hpp>
+#include <emask/random/whole_word.hpp>
 #include <emask/rl/action_mask.hpp>
 #include <emask/rl/dqn.hpp>
+#include <emask/rl/dtqn.hpp>
 #include <emask/rl/policy.hpp>
 #include <emask/seq/loss.hpp>
 #include <emask/seq/pooling.hpp>
@@ -349,6 +352,8 @@ TEST_CASE("bad input: random masks", "[bad_input][random]") {
   EMASK_BAD(emask::mlm_mask(ids, empty), "mlm_mask", "vocabulary", "vocab_size >= 1");
   EMASK_BAD(emask::special_tokens(0, {}), "special_tokens", "vocab_size", ">= 1");
   EMASK_BAD(emask::special_tokens(10, {3, 10}), "special_tokens", "ids[1]", "an id in [0, 10)");
+  EMASK_BAD(emask::special_tokens::from_predicate(0, [](emask::token_id) { return false; }),
+            "special_tokens::from_predicate", "vocab_size", ">= 1");
   emask::mlm_options bad = o;
   bad.mask_id = 10;
   EMASK_BAD(emask::mlm_mask(ids, bad), "mlm_mask", "mask_id", "[0, 10)");
@@ -369,6 +374,34 @@ TEST_CASE("bad input: random masks", "[bad_input][random]") {
   // lengths
   EMASK_BAD(emask::mlm_mask(ids, {3}, o), "mlm_mask", "lengths", "2");
   EMASK_BAD(emask::mlm_mask(ids, {3, 7}, o), "mlm_mask", "lengths[1]", "a length in [0, 6]");
+  emask::token_matrix labels(2, 5);
+  EMASK_BAD(emask::mlm_mask_inplace(ids, labels, o), "mlm_mask_inplace", "labels", "2x6");
+  EMASK_BAD(emask::mlm_mask_inplace(ids, labels, {3, 7}, o), "mlm_mask_inplace", "lengths[1]",
+            "a length in [0, 6]");
+  // whole words and spans: every overload names itself and the argument
+  const emask::bool_matrix starts = emask::bool_matrix::Constant(2, 6, true);
+  const emask::bool_matrix starts5 = emask::bool_matrix::Constant(2, 5, true);
+  emask::whole_word_options w;
+  w.vocabulary = o.vocabulary;
+  w.mask_id = o.mask_id;
+  EMASK_BAD(emask::whole_word_mask(ids, starts5, w), "whole_word_mask", "word_starts", "2x6");
+  EMASK_BAD(emask::whole_word_mask(ids, starts, {3, 7}, w), "whole_word_mask", "lengths[1]",
+            "[0, 6]");
+  EMASK_BAD(emask::whole_word_mask_by_ids(ids, emask::token_matrix::Zero(1, 6), w),
+            "whole_word_mask_by_ids", "word_ids", "2x6");
+  EMASK_BAD(emask::whole_word_mask_by_ids(ids, emask::token_matrix::Zero(2, 6), {3}, w),
+            "whole_word_mask_by_ids", "lengths", "2");
+  w.max_predictions = -1;
+  EMASK_BAD(emask::whole_word_mask_by_ids(ids, emask::token_matrix::Zero(2, 6), w),
+            "whole_word_mask_by_ids", "max_predictions", ">= 0");
+  emask::span_options sp;
+  sp.vocabulary = o.vocabulary;
+  sp.mask_id = o.mask_id;
+  EMASK_BAD(emask::span_mask(ids, {3, 7}, sp), "span_mask", "lengths[1]", "[0, 6]");
+  EMASK_BAD(emask::span_mask(ids, starts5, sp), "span_mask", "word_starts", "2x6");
+  EMASK_BAD(emask::span_mask(ids, starts5, {3, 3}, sp), "span_mask", "word_starts", "2x6");
+  sp.max_span_words = 0;
+  EMASK_BAD(emask::span_mask(ids, {3, 3}, sp), "span_mask", "max_span_words", ">= 1");
   // MAE and MGD
   EMASK_BAD(emask::mae_random_masking(-1, 16), "mae_random_masking", "batch", ">= 0");
   EMASK_BAD(emask::mae_random_masking(2, 0), "mae_random_masking", "num_patches",
@@ -423,10 +456,10 @@ TEST_CASE("bad input: RL action masks, policies and DQN helpers", "[bad_input][r
   const dmat q = dmat::Ones(2, 4);
   EMASK_BAD(emask::masked_q_argmax(q, legal), "masked_q_argmax", "legal",
             "at least one legal action");
-  EMASK_BAD(emask::masked_epsilon_greedy(q, legal, 0.1, 1, 2), "masked_epsilon_greedy", "legal",
+  EMASK_BAD(emask::masked_epsilon_greedy(q, legal, 0.1, {1, 2}), "masked_epsilon_greedy", "legal",
             "at least one legal action");
   const emask::bool_matrix all = emask::bool_matrix::Constant(2, 4, true);
-  EMASK_BAD(emask::masked_epsilon_greedy(q, all, 1.5, 1, 2), "masked_epsilon_greedy", "epsilon",
+  EMASK_BAD(emask::masked_epsilon_greedy(q, all, 1.5, {1, 2}), "masked_epsilon_greedy", "epsilon",
             "a probability in [0, 1]");
   EMASK_BAD(emask::masked_q_argmax(dmat(dmat::Ones(2, 3)), all), "masked_q_argmax", "q", "2 x 4");
   // NaN at a legal action
@@ -440,6 +473,24 @@ TEST_CASE("bad input: RL action masks, policies and DQN helpers", "[bad_input][r
   EMASK_BAD(emask::masked_log_probs(fmat(fmat::Ones(3, 4)), am), "masked_log_probs", "logits",
             "2 x 4");
   EMASK_BAD(emask::masked_logits(dmat(dmat::Ones(2, 5)), am), "masked_logits", "logits", "2 x 4");
+  // each function names itself, not the function it shares its work with
+  const Eigen::VectorXi acts = Eigen::VectorXi::Zero(2);
+  EMASK_BAD(emask::masked_log_prob_per_space(dmat(dmat::Ones(2, 5)), am, acts),
+            "masked_log_prob_per_space", "logits", "2 x 4");
+  EMASK_BAD(emask::masked_log_prob(dmat(dmat::Ones(2, 5)), am, acts), "masked_log_prob", "logits",
+            "2 x 4");
+  EMASK_BAD(emask::masked_entropy_per_space(dmat(dmat::Ones(2, 5)), am), "masked_entropy_per_space",
+            "logits", "2 x 4");
+  EMASK_BAD(emask::masked_entropy(dmat(dmat::Ones(2, 5)), am), "masked_entropy", "logits", "2 x 4");
+  EMASK_BAD(emask::masked_sample(dmat(dmat::Ones(2, 5)), am, {1, 2}), "masked_sample", "logits",
+            "2 x 4");
+  EMASK_BAD(emask::masked_epsilon_greedy(q, am, 1.5, {1, 2}), "masked_epsilon_greedy", "epsilon",
+            "a probability in [0, 1]");
+  // DTQN: the mask builders name themselves, not the id builders they call
+  EMASK_BAD(emask::dtqn_mask_from_starts(emask::bool_matrix(0, 3)), "dtqn_mask_from_starts",
+            "starts", "at least one row");
+  EMASK_BAD(emask::dtqn_mask_from_dones(emask::bool_matrix(2, 0)), "dtqn_mask_from_dones", "dones",
+            "at least one row");
   // an action mask with a row that has no legal action is refused when it is built
   EMASK_BAD(emask::action_mask::discrete(legal), "action_mask", "legal",
             "at least one legal action in every");
@@ -456,6 +507,8 @@ TEST_CASE("bad input: sequence utilities", "[bad_input][seq]") {
   EMASK_BAD(emask::masked_sum(x, m), "masked_sum", "mask.cols()", "3 (x.rows() / batch");
   EMASK_BAD(emask::masked_mean(x, emask::bool_matrix(0, 3)), "masked_mean", "mask.rows()", ">= 1");
   EMASK_BAD(emask::masked_max(x, m), "masked_max", "mask.cols()", "3 (x.rows() / batch");
+  EMASK_BAD(emask::masked_pool(x, m, emask::pooling::mean), "masked_pool", "mask.cols()",
+            "3 (x.rows() / batch");
   const dmat logits = dmat::Ones(6, 0);
   const Eigen::Array<int, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> targets =
       Eigen::Array<int, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>::Zero(2, 3);
@@ -470,4 +523,11 @@ TEST_CASE("bad input: sequence utilities", "[bad_input][seq]") {
           dmat(dmat::Ones(6, 4)),
           Eigen::Array<int, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>::Constant(2, 3, 9)),
       "masked_cross_entropy", "targets(0, 0)", "");
+  // the optional token mask is an overload: its shape is checked and named
+  const dmat scores = dmat::Ones(6, 4);
+  const Eigen::Array<int, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> y =
+      Eigen::Array<int, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>::Zero(2, 3);
+  const emask::bool_matrix m23 = emask::bool_matrix::Constant(2, 2, true);
+  EMASK_BAD(emask::masked_cross_entropy(scores, y, m23), "masked_cross_entropy", "mask", "2x3");
+  EMASK_BAD(emask::masked_nll(scores, y, m23), "masked_nll", "mask", "2x3");
 }

@@ -17,11 +17,10 @@ using Catch::Matchers::Contains;
 namespace {
 const std::vector<std::int32_t> kSpecials = {0, 100, 101, 102, 103};
 
-mlm_options bert_options(std::uint64_t seed = 2024) {
+mlm_options bert_options() {
   mlm_options o;
   o.vocabulary = special_tokens(30522, kSpecials);
   o.mask_id = 103;
-  o.seed = seed;
   return o;
 }
 
@@ -53,23 +52,23 @@ token_matrix big_batch(Index B, Index L, std::vector<Index>& lens) {
 
 // Plain reference written from docs/random.md, one token at a time, no chunking or threads.
 mlm_result reference_mlm(const token_matrix& ids, const std::vector<Index>* lens,
-                         const mlm_options& o, std::uint64_t first_sample) {
+                         const mlm_options& o, random_address at) {
   mlm_result r{ids, token_matrix::Constant(ids.rows(), ids.cols(), o.ignore_index)};
   const auto thr = [](double p) { return static_cast<std::uint64_t>(std::ceil(p * 4294967296.0)); };
   const std::uint64_t t_sel = thr(o.mlm_probability), t_mask = thr(o.mask_replace_prob);
   const std::uint64_t t_rand = thr(o.random_replace_prob / (1.0 - o.mask_replace_prob));
   const auto& pool = o.vocabulary.regular_ids();
   for (Index b = 0; b < ids.rows(); ++b) {
-    const std::uint64_t sample = first_sample + static_cast<std::uint64_t>(b);
+    const std::uint64_t sample = at.sample + static_cast<std::uint64_t>(b);
     const Index len = lens ? (*lens)[static_cast<std::size_t>(b)] : ids.cols();
     for (Index t = 0; t < len; ++t) {
       const std::int32_t id = ids(b, t);
       if (o.vocabulary.is_special(id) || id == o.pad_id) continue;
-      if (!(packed_word(o.seed, sample, purpose::mlm_select, static_cast<std::uint64_t>(t)) <
+      if (!(packed_word(at.seed, sample, purpose::mlm_select, static_cast<std::uint64_t>(t)) <
             t_sel))
         continue;
       r.labels(b, t) = id;
-      word_stream s(o.seed, sample, purpose::mlm_replace, static_cast<std::uint32_t>(t));
+      word_stream s(at.seed, sample, purpose::mlm_replace, static_cast<std::uint32_t>(t));
       if (s.next() < t_mask) {
         r.input_ids(b, t) = o.mask_id;
       } else if (s.next() < t_rand) {
@@ -91,7 +90,7 @@ mlm_result reference_mlm(const token_matrix& ids, const std::vector<Index>* lens
 TEST_CASE("mlm_mask golden output", "[random][mlm]") {
   mlm_options o = bert_options();
   o.mlm_probability = 0.3;
-  const mlm_result r = mlm_mask(small_batch(), o);
+  const mlm_result r = mlm_mask(small_batch(), o, {2024});
   token_matrix ids(2, 12), labels(2, 12);
   ids << 101, 103, 2088, 2003, 1037, 103, 1997, 1996, 5292, 102, 0, 0,  //
       101, 2023, 103, 2178, 6251, 2005, 3231, 2075, 2009, 2041, 1012, 102;
@@ -102,7 +101,7 @@ TEST_CASE("mlm_mask golden output", "[random][mlm]") {
 
   SECTION("exact count") {
     o.selection = mlm_selection::exact_count;
-    const mlm_result e = mlm_mask(small_batch(), {10, 12}, o);
+    const mlm_result e = mlm_mask(small_batch(), {10, 12}, o, {2024});
     token_matrix eids(2, 12), elabels(2, 12);
     eids << 101, 103, 2088, 2003, 1037, 3231, 1997, 1996, 4248, 102, 0, 0,  //
         101, 2023, 103, 2178, 6251, 2005, 3231, 2075, 103, 2041, 1012, 102;
@@ -117,19 +116,19 @@ TEST_CASE("mlm_mask equals the plain reference", "[random][mlm]") {
   std::vector<Index> lens;
   const token_matrix ids = big_batch(16, 300, lens);  // rows longer than one 256-word chunk
   for (double p : {0.0, 0.15, 0.5, 1.0}) {
-    mlm_options o = bert_options(77);
+    mlm_options o = bert_options();
     o.mlm_probability = p;
-    const mlm_result got = mlm_mask(ids, index_list(lens), o, 1000);
-    const mlm_result want = reference_mlm(ids, &lens, o, 1000);
+    const mlm_result got = mlm_mask(ids, index_list(lens), o, {77, 1000});
+    const mlm_result want = reference_mlm(ids, &lens, o, {77, 1000});
     CHECK((got.input_ids == want.input_ids).all());
     CHECK((got.labels == want.labels).all());
   }
   SECTION("pad id instead of lengths") {
-    mlm_options o = bert_options(5);
+    mlm_options o = bert_options();
     o.vocabulary = special_tokens(30522, {100, 101, 102, 103});  // pad 0 not special
     o.pad_id = 0;
-    const mlm_result got = mlm_mask(ids, o, 3);
-    const mlm_result want = reference_mlm(ids, nullptr, o, 3);
+    const mlm_result got = mlm_mask(ids, o, {5, 3});
+    const mlm_result want = reference_mlm(ids, nullptr, o, {5, 3});
     CHECK((got.input_ids == want.input_ids).all());
     CHECK((got.labels == want.labels).all());
     CHECK((got.input_ids == 0).count() == (ids == 0).count());  // padding untouched
@@ -139,8 +138,8 @@ TEST_CASE("mlm_mask equals the plain reference", "[random][mlm]") {
 TEST_CASE("mlm_mask statistics (fixed seeds, 4 sigma)", "[random][mlm]") {
   std::vector<Index> lens;
   const token_matrix ids = big_batch(256, 512, lens);
-  const mlm_options o = bert_options(99);
-  const mlm_result r = mlm_mask(ids, index_list(lens), o);
+  const mlm_options o = bert_options();
+  const mlm_result r = mlm_mask(ids, index_list(lens), o, {99});
   double n = 0, selected = 0, masked = 0, changed = 0, kept = 0;
   bool specials_or_padding_selected = false, random_special = false;
   for (Index b = 0; b < ids.rows(); ++b) {
@@ -181,7 +180,7 @@ TEST_CASE("mlm_mask statistics (fixed seeds, 4 sigma)", "[random][mlm]") {
   SECTION("exact count selects round(p * n) per row") {
     mlm_options e = o;
     e.selection = mlm_selection::exact_count;
-    const mlm_result x = mlm_mask(ids, index_list(lens), e);
+    const mlm_result x = mlm_mask(ids, index_list(lens), e, {99});
     for (Index b = 0; b < ids.rows(); ++b) {
       const Index len = lens[static_cast<std::size_t>(b)];
       const Index selectable = len - 2;  // [CLS] and [SEP]
@@ -191,7 +190,7 @@ TEST_CASE("mlm_mask statistics (fixed seeds, 4 sigma)", "[random][mlm]") {
     }
   }
   SECTION("HF parity option: random ids over the whole vocabulary, specials included") {
-    mlm_options h = bert_options(4);
+    mlm_options h = bert_options();
     h.vocabulary = special_tokens(8, {0, 1, 2, 3});
     h.mask_id = 3;
     h.mask_replace_prob = 0.0;
@@ -199,11 +198,11 @@ TEST_CASE("mlm_mask statistics (fixed seeds, 4 sigma)", "[random][mlm]") {
     h.mlm_probability = 1.0;
     h.random_includes_special = true;
     token_matrix small = token_matrix::Constant(64, 64, 5);
-    const mlm_result x = mlm_mask(small, h);
+    const mlm_result x = mlm_mask(small, h, {4});
     CHECK((x.input_ids < 4).count() > 0);
     CHECK((x.input_ids < 8).all());
     h.random_includes_special = false;
-    const mlm_result y = mlm_mask(small, h);
+    const mlm_result y = mlm_mask(small, h, {4});
     CHECK((y.input_ids >= 4).all());
     CHECK((y.input_ids < 8).all());
     CHECK((y.input_ids != 5).count() > 0);
@@ -213,25 +212,25 @@ TEST_CASE("mlm_mask statistics (fixed seeds, 4 sigma)", "[random][mlm]") {
 TEST_CASE("mlm_mask is reproducible across thread counts and batch splits", "[random][mlm]") {
   std::vector<Index> lens;
   const token_matrix ids = big_batch(64, 384, lens);
-  mlm_options o = bert_options(1234);
+  mlm_options o = bert_options();
   for (mlm_selection sel : {mlm_selection::bernoulli, mlm_selection::exact_count}) {
     o.selection = sel;
-    const mlm_result whole = mlm_mask(ids, index_list(lens), o, 500);
+    const mlm_result whole = mlm_mask(ids, index_list(lens), o, {1234, 500});
     SECTION("two calls with the right sample ids") {
       const std::vector<Index> lens_a(lens.begin(), lens.begin() + 25),
           lens_b(lens.begin() + 25, lens.end());
-      const mlm_result a = mlm_mask(ids.topRows(25), index_list(lens_a), o, 500);
-      const mlm_result b = mlm_mask(ids.bottomRows(39), index_list(lens_b), o, 525);
+      const mlm_result a = mlm_mask(ids.topRows(25), index_list(lens_a), o, {1234, 500});
+      const mlm_result b = mlm_mask(ids.bottomRows(39), index_list(lens_b), o, {1234, 525});
       CHECK((a.input_ids == whole.input_ids.topRows(25)).all());
       CHECK((b.input_ids == whole.input_ids.bottomRows(39)).all());
       CHECK((b.labels == whole.labels.bottomRows(39)).all());
-      const mlm_result wrong = mlm_mask(ids.bottomRows(39), index_list(lens_b), o, 0);
+      const mlm_result wrong = mlm_mask(ids.bottomRows(39), index_list(lens_b), o, {1234, 0});
       CHECK_FALSE((wrong.labels == whole.labels.bottomRows(39)).all());
     }
     SECTION("in place equals out of place") {
       token_matrix work = ids;
       token_matrix labels(ids.rows(), ids.cols());
-      mlm_mask_inplace(work, labels, index_list(lens), o, 500);
+      mlm_mask_inplace(work, labels, index_list(lens), o, {1234, 500});
       CHECK((work == whole.input_ids).all());
       CHECK((labels == whole.labels).all());
     }
@@ -239,9 +238,9 @@ TEST_CASE("mlm_mask is reproducible across thread counts and batch splits", "[ra
     SECTION("1 and 2 threads") {
       const int before = omp_get_max_threads();
       omp_set_num_threads(1);
-      const mlm_result one = mlm_mask(ids, index_list(lens), o, 500);
+      const mlm_result one = mlm_mask(ids, index_list(lens), o, {1234, 500});
       omp_set_num_threads(2);
-      const mlm_result two = mlm_mask(ids, index_list(lens), o, 500);
+      const mlm_result two = mlm_mask(ids, index_list(lens), o, {1234, 500});
       omp_set_num_threads(before);
       CHECK((one.input_ids == whole.input_ids).all());
       CHECK((two.input_ids == whole.input_ids).all());
@@ -250,9 +249,7 @@ TEST_CASE("mlm_mask is reproducible across thread counts and batch splits", "[ra
 #endif
   }
   SECTION("different seeds differ") {
-    mlm_options other = o;
-    other.seed = 1235;
-    CHECK_FALSE((mlm_mask(ids, o).labels == mlm_mask(ids, other).labels).all());
+    CHECK_FALSE((mlm_mask(ids, o, {1234}).labels == mlm_mask(ids, o, {1235}).labels).all());
   }
 }
 

@@ -13,7 +13,7 @@ using namespace emask;
 using Catch::Matchers::Contains;
 
 TEST_CASE("mae_random_masking golden output", "[random][mae]") {
-  const mae_result r = mae_random_masking(2, 8, 0.75, 2024);
+  const mae_result r = mae_random_masking(2, 8, 0.75, {2024});
   token_matrix keep(2, 2), restore(2, 8);
   keep << 5, 6, 4, 2;
   restore << 4, 3, 2, 7, 5, 0, 1, 6,  //
@@ -24,7 +24,7 @@ TEST_CASE("mae_random_masking golden output", "[random][mae]") {
 
 TEST_CASE("mae_random_masking: permutations, counts and conventions", "[random][mae]") {
   const Index B = 64, L = 196;
-  const mae_result r = mae_random_masking(B, L, 0.75, 11, 300);
+  const mae_result r = mae_random_masking(B, L, 0.75, {11, 300});
   const Index keep = mae_keep_count(L, 0.75);
   CHECK(keep == 49);
   REQUIRE(r.ids_keep.cols() == 49);
@@ -35,8 +35,8 @@ TEST_CASE("mae_random_masking: permutations, counts and conventions", "[random][
     bool inverse = true;
     for (Index j = 0; j < L; ++j) inverse = inverse && r.ids_restore(b, r.ids_shuffle(b, j)) == j;
     CHECK(inverse);
-    CHECK(r.mask.row(b).count() == keep);
-    for (Index j = 0; j < keep; ++j) CHECK(r.mask(b, r.ids_keep(b, j)));
+    CHECK(r.kept.row(b).count() == keep);
+    for (Index j = 0; j < keep; ++j) CHECK(r.kept(b, r.ids_keep(b, j)));
     // noise order: ascending noise words
     for (Index j = 1; j < L; ++j) {
       const auto p0 = static_cast<std::uint32_t>(r.ids_shuffle(b, j - 1));
@@ -51,19 +51,19 @@ TEST_CASE("mae_random_masking: permutations, counts and conventions", "[random][
     CHECK(removed.rows() == B);
     CHECK(removed.sum() == static_cast<float>(B * (L - keep)));
     for (Index b = 0; b < B; ++b)
-      for (Index p = 0; p < L; ++p) CHECK(removed(b, p) == (r.mask(b, p) ? 0.0f : 1.0f));
+      for (Index p = 0; p < L; ++p) CHECK(removed(b, p) == (r.kept(b, p) ? 0.0f : 1.0f));
     const row_matrix<double> d = mae_removed<double>(r);
     CHECK(d.cast<float>() == removed);
   }
   SECTION("every patch equally likely to be kept") {
-    const mae_result big = mae_random_masking(4000, 16, 0.75, 3);
+    const mae_result big = mae_random_masking(4000, 16, 0.75, {3});
     for (Index p = 0; p < 16; ++p) {
-      const double kept = static_cast<double>(big.mask.col(p).count());
+      const double kept = static_cast<double>(big.kept.col(p).count());
       CHECK(std::abs(kept - 4000 * 0.25) < 4 * std::sqrt(4000 * 0.25 * 0.75));
     }
   }
   SECTION("batch split") {
-    const mae_result a = mae_random_masking(10, L, 0.75, 11, 310);
+    const mae_result a = mae_random_masking(10, L, 0.75, {11, 310});
     CHECK((a.ids_keep == r.ids_keep.middleRows(10, 10)).all());
   }
   SECTION("truncation as int(L * (1 - ratio))") {
@@ -83,8 +83,8 @@ TEST_CASE("mae errors name the argument", "[random][mae][errors]") {
 
 TEST_CASE("mgd feature masks", "[random][mgd]") {
   SECTION("golden") {
-    const bool_matrix s = mgd_spatial_mask(2, 2, 3, 0.5, 2024);
-    const bool_matrix c = mgd_channel_mask(2, 4, 0.5, 2024);
+    const bool_matrix s = mgd_spatial_mask(2, 2, 3, 0.5, {2024});
+    const bool_matrix c = mgd_channel_mask(2, 4, 0.5, {2024});
     CHECK((s.cast<int>() == (Eigen::Array<int, 2, 6, Eigen::RowMajor>() << 0, 0, 0, 1, 1, 0,  //
                              0, 1, 1, 1, 0, 0)
                                 .finished())
@@ -95,25 +95,25 @@ TEST_CASE("mgd feature masks", "[random][mgd]") {
   }
   SECTION("drop rate within 4 sigma and extremes") {
     const double lambda = 0.65;
-    const bool_matrix s = mgd_spatial_mask(64, 32, 32, lambda, 1);
+    const bool_matrix s = mgd_spatial_mask(64, 32, 32, lambda, {1});
     const double n = static_cast<double>(s.size());
     const double dropped = n - static_cast<double>(s.count());
     CHECK(std::abs(dropped - n * lambda) < 4 * std::sqrt(n * lambda * (1 - lambda)));
-    CHECK(mgd_channel_mask(8, 256, 0.0, 1).all());
-    CHECK_FALSE(mgd_channel_mask(8, 256, 1.0, 1).any());
+    CHECK(mgd_channel_mask(8, 256, 0.0, {1}).all());
+    CHECK_FALSE(mgd_channel_mask(8, 256, 1.0, {1}).any());
     // spatial and channel draws are independent purposes
-    CHECK_FALSE((mgd_spatial_mask(4, 1, 64, 0.5, 1) == mgd_channel_mask(4, 64, 0.5, 1)).all());
+    CHECK_FALSE((mgd_spatial_mask(4, 1, 64, 0.5, {1}) == mgd_channel_mask(4, 64, 0.5, {1})).all());
   }
   SECTION("apply to an NCHW feature map") {
     const Index N = 3, C = 4, H = 2, W = 5;
     row_matrix<float> f = row_matrix<float>::Constant(N, C * H * W, 2.0f);
-    const bool_matrix s = mgd_spatial_mask(N, H, W, 0.5, 4);
+    const bool_matrix s = mgd_spatial_mask(N, H, W, 0.5, {4});
     apply_spatial_mask(f, C, s);
     for (Index n = 0; n < N; ++n)
       for (Index c = 0; c < C; ++c)
         for (Index i = 0; i < H * W; ++i) CHECK(f(n, c * H * W + i) == (s(n, i) ? 2.0f : 0.0f));
     row_matrix<double> g = row_matrix<double>::Constant(N, C * H * W, 1.0);
-    const bool_matrix ch = mgd_channel_mask(N, C, 0.5, 4);
+    const bool_matrix ch = mgd_channel_mask(N, C, 0.5, {4});
     apply_channel_mask(g, ch);
     for (Index n = 0; n < N; ++n)
       for (Index c = 0; c < C; ++c)

@@ -250,7 +250,7 @@ TEST_CASE("geometric draws", "[random][distributions]") {
 }
 
 TEST_CASE("argsort of uniform noise", "[random][distributions]") {
-  const auto order = noise_argsort(1, 2, purpose::mae_noise, 50);
+  const auto order = noise_argsort(purpose::mae_noise, 50, {1, 2});
   REQUIRE(order.size() == 50);
   CHECK(std::set<std::uint32_t>(order.begin(), order.end()).size() == 50);
   for (std::size_t j = 1; j < order.size(); ++j)
@@ -259,7 +259,7 @@ TEST_CASE("argsort of uniform noise", "[random][distributions]") {
   // ties are broken by index
   CHECK(detail::noise_key(5u, 1u) < detail::noise_key(5u, 2u));
   CHECK(detail::noise_key(4u, 9u) < detail::noise_key(5u, 0u));
-  CHECK(noise_argsort(1, 2, purpose::mae_noise, 0).empty());
+  CHECK(noise_argsort(purpose::mae_noise, 0, {1, 2}).empty());
 }
 
 TEST_CASE("round half to even, as Python and numpy round", "[random][distributions]") {

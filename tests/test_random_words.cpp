@@ -17,11 +17,10 @@ using Catch::Matchers::Contains;
 
 namespace {
 template <class Options>
-Options bert(std::uint64_t seed = 2024) {
+Options bert() {
   Options o;
   o.vocabulary = special_tokens(30522, {0, 100, 101, 102, 103});
   o.mask_id = 103;
-  o.seed = seed;
   return o;
 }
 
@@ -90,7 +89,7 @@ std::vector<std::pair<Index, Index>> words_of(const token_matrix& ids, const boo
 TEST_CASE("whole_word_mask golden output", "[random][wwm]") {
   auto o = bert<whole_word_options>();
   o.mlm_probability = 0.3;
-  const mlm_result r = whole_word_mask(small_batch(), small_starts(), o);
+  const mlm_result r = whole_word_mask(small_batch(), small_starts(), o, {2024});
   token_matrix ids(2, 12), labels(2, 12);
   ids << 101, 7592, 2088, 2003, 103, 3231, 1997, 103, 4248, 102, 0, 0,  //
       101, 2023, 2003, 2178, 103, 6372, 103, 2075, 2009, 103, 1012, 102;
@@ -105,9 +104,9 @@ TEST_CASE("whole_word_mask selects whole words within HF's budget", "[random][ww
   bool_matrix starts;
   std::vector<Index> lens;
   big_batch(48, 256, ids, starts, word_ids, lens);
-  auto o = bert<whole_word_options>(31);
+  auto o = bert<whole_word_options>();
   o.pad_id = 0;
-  const mlm_result r = whole_word_mask(ids, starts, index_list(lens), o, 10);
+  const mlm_result r = whole_word_mask(ids, starts, index_list(lens), o, {31, 10});
   double total = 0, total_budget = 0;
   for (Index b = 0; b < ids.rows(); ++b) {
     const Index len = lens[static_cast<std::size_t>(b)];
@@ -131,34 +130,36 @@ TEST_CASE("whole_word_mask selects whole words within HF's budget", "[random][ww
   CHECK(total > 0.97 * total_budget);
 
   SECTION("word ids give the same words") {
-    const mlm_result by_ids = whole_word_mask_by_ids(ids, word_ids, o, 10);
+    const mlm_result by_ids = whole_word_mask_by_ids(ids, word_ids, o, {31, 10});
     // word_ids is -1 on [CLS]/[SEP]/padding, so only the lengths differ: n counts non-pad tokens
     CHECK((by_ids.labels == r.labels).all());
     CHECK((by_ids.input_ids == r.input_ids).all());
-    const mlm_result by_ids_len = whole_word_mask_by_ids(ids, word_ids, index_list(lens), o, 10);
+    const mlm_result by_ids_len =
+        whole_word_mask_by_ids(ids, word_ids, index_list(lens), o, {31, 10});
     CHECK((by_ids_len.labels == r.labels).all());
-    REQUIRE_THROWS_WITH(whole_word_mask_by_ids(ids, word_ids, {1, 2}, o, 10), Contains("lengths"));
+    REQUIRE_THROWS_WITH(whole_word_mask_by_ids(ids, word_ids, {1, 2}, o, {31, 10}),
+                        Contains("lengths"));
   }
   SECTION("max_predictions caps every row") {
     auto capped = o;
     capped.max_predictions = 2;
-    const mlm_result c = whole_word_mask(ids, starts, index_list(lens), capped, 10);
+    const mlm_result c = whole_word_mask(ids, starts, index_list(lens), capped, {31, 10});
     for (Index b = 0; b < ids.rows(); ++b) CHECK((c.labels.row(b) != o.ignore_index).count() <= 2);
   }
   SECTION("batch split and threads") {
     const std::vector<Index> la(lens.begin(), lens.begin() + 20), lb(lens.begin() + 20, lens.end());
     const mlm_result a =
-        whole_word_mask(ids.topRows(20), starts.topRows(20), index_list(la), o, 10);
+        whole_word_mask(ids.topRows(20), starts.topRows(20), index_list(la), o, {31, 10});
     const mlm_result b =
-        whole_word_mask(ids.bottomRows(28), starts.bottomRows(28), index_list(lb), o, 30);
+        whole_word_mask(ids.bottomRows(28), starts.bottomRows(28), index_list(lb), o, {31, 30});
     CHECK((a.input_ids == r.input_ids.topRows(20)).all());
     CHECK((b.input_ids == r.input_ids.bottomRows(28)).all());
 #if EMASK_HAS_OPENMP
     const int before = omp_get_max_threads();
     omp_set_num_threads(1);
-    const mlm_result one = whole_word_mask(ids, starts, index_list(lens), o, 10);
+    const mlm_result one = whole_word_mask(ids, starts, index_list(lens), o, {31, 10});
     omp_set_num_threads(2);
-    const mlm_result two = whole_word_mask(ids, starts, index_list(lens), o, 10);
+    const mlm_result two = whole_word_mask(ids, starts, index_list(lens), o, {31, 10});
     omp_set_num_threads(before);
     CHECK((one.input_ids == r.input_ids).all());
     CHECK((two.input_ids == r.input_ids).all());
@@ -183,7 +184,7 @@ TEST_CASE("whole_word_mask errors name the argument", "[random][wwm][errors]") {
 TEST_CASE("span_mask golden output", "[random][span]") {
   auto o = bert<span_options>();
   o.mlm_probability = 0.3;
-  const mlm_result r = span_mask(small_batch(), o);
+  const mlm_result r = span_mask(small_batch(), o, {2024});
   token_matrix ids(2, 12), labels(2, 12);
   ids << 101, 7592, 2088, 103, 103, 103, 1997, 1996, 4248, 102, 0, 0,  //
       101, 2023, 2003, 2178, 6251, 2005, 3231, 103, 103, 103, 1012, 102;
@@ -198,9 +199,10 @@ TEST_CASE("span_mask: budget, whole words, contiguity and replacement", "[random
   bool_matrix starts;
   std::vector<Index> lens;
   big_batch(48, 256, ids, starts, word_ids, lens);
-  auto o = bert<span_options>(8);
+  auto o = bert<span_options>();
   o.pad_id = 0;
-  const mlm_result r = span_mask(ids, starts, index_list(lens), o, 3);
+  const random_address at{8, 3};
+  const mlm_result r = span_mask(ids, starts, index_list(lens), o, at);
   for (Index b = 0; b < ids.rows(); ++b) {
     const Index len = lens[static_cast<std::size_t>(b)];
     const auto words = words_of(ids, starts, b, len, o);
@@ -221,13 +223,13 @@ TEST_CASE("span_mask: budget, whole words, contiguity and replacement", "[random
       }
   }
   SECTION("single-token words (no word_starts) also meet the budget") {
-    const mlm_result t = span_mask(ids, o, 3);
+    const mlm_result t = span_mask(ids, o, at);
     const bool_matrix every = bool_matrix::Constant(ids.rows(), ids.cols(), true);
-    CHECK((span_mask(ids, every, o, 3).labels == t.labels).all());  // same words, same spans
+    CHECK((span_mask(ids, every, o, at).labels == t.labels).all());  // same words, same spans
     token_matrix cut = ids;
     for (Index b = 0; b < ids.rows(); ++b)
       cut.row(b).tail(ids.cols() - lens[static_cast<std::size_t>(b)]).setConstant(7);
-    const mlm_result tc = span_mask(cut, every, index_list(lens), o, 3);
+    const mlm_result tc = span_mask(cut, every, index_list(lens), o, at);
     CHECK((tc.labels == t.labels).all());  // positions past the length are never selected
     for (Index b = 0; b < ids.rows(); ++b) {
       const Index n = lens[static_cast<std::size_t>(b)] - 2;
@@ -239,11 +241,11 @@ TEST_CASE("span_mask: budget, whole words, contiguity and replacement", "[random
     auto m = o;
     m.mask_replace_prob = 1.0;
     m.random_replace_prob = 0.0;
-    const mlm_result all_mask = span_mask(ids, starts, index_list(lens), m, 3);
+    const mlm_result all_mask = span_mask(ids, starts, index_list(lens), m, at);
     CHECK(((all_mask.labels != m.ignore_index) == (all_mask.input_ids == m.mask_id)).all());
     CHECK((all_mask.labels == r.labels).all());  // replacement draws never move the selection
     m.mask_replace_prob = 0.0;
-    const mlm_result keep = span_mask(ids, starts, index_list(lens), m, 3);
+    const mlm_result keep = span_mask(ids, starts, index_list(lens), m, at);
     CHECK((keep.input_ids == ids).all());
   }
   SECTION("80/10/10 over spans and over tokens") {
@@ -254,7 +256,7 @@ TEST_CASE("span_mask: budget, whole words, contiguity and replacement", "[random
     for (bool per_span : {false, true}) {
       auto p = o;
       p.replace_per_span = per_span;
-      const mlm_result x = span_mask(big, bs, index_list(bl), p, 0);
+      const mlm_result x = span_mask(big, bs, index_list(bl), p, {8, 0});
       double selected = 0, masked = 0;
       for (Index b = 0; b < big.rows(); ++b)
         for (Index t = 0; t < big.cols(); ++t)
@@ -271,17 +273,17 @@ TEST_CASE("span_mask: budget, whole words, contiguity and replacement", "[random
   }
   SECTION("batch split and threads") {
     const std::vector<Index> la(lens.begin(), lens.begin() + 17), lb(lens.begin() + 17, lens.end());
-    const mlm_result a = span_mask(ids.topRows(17), starts.topRows(17), index_list(la), o, 3);
+    const mlm_result a = span_mask(ids.topRows(17), starts.topRows(17), index_list(la), o, at);
     const mlm_result b =
-        span_mask(ids.bottomRows(31), starts.bottomRows(31), index_list(lb), o, 20);
+        span_mask(ids.bottomRows(31), starts.bottomRows(31), index_list(lb), o, {8, 20});
     CHECK((a.input_ids == r.input_ids.topRows(17)).all());
     CHECK((b.input_ids == r.input_ids.bottomRows(31)).all());
 #if EMASK_HAS_OPENMP
     const int before = omp_get_max_threads();
     omp_set_num_threads(1);
-    const mlm_result one = span_mask(ids, starts, index_list(lens), o, 3);
+    const mlm_result one = span_mask(ids, starts, index_list(lens), o, at);
     omp_set_num_threads(2);
-    const mlm_result two = span_mask(ids, starts, index_list(lens), o, 3);
+    const mlm_result two = span_mask(ids, starts, index_list(lens), o, at);
     omp_set_num_threads(before);
     CHECK((one.input_ids == r.input_ids).all());
     CHECK((two.labels == r.labels).all());

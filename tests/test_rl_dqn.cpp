@@ -78,11 +78,11 @@ TEST_CASE("dqn: epsilon-greedy raises for a legal NaN in a row that explores", "
   q << nan_d, 0.0;
   const bool_matrix legal = bool_matrix::Constant(1, 2, true);
   for (double eps : {0.0, 1.0})
-    REQUIRE_THROWS_WITH(emask::masked_epsilon_greedy(q, legal, eps, 1, 2),
+    REQUIRE_THROWS_WITH(emask::masked_epsilon_greedy(q, legal, eps, {1, 2}),
                         Contains("argument 'q[0, 0]' = nan"));
   bool_matrix legal1 = legal;
   legal1(0, 0) = false;  // an illegal NaN is never read
-  CHECK(emask::masked_epsilon_greedy(q, legal1, 1.0, 1, 2)(0) == 1);
+  CHECK(emask::masked_epsilon_greedy(q, legal1, 1.0, {1, 2})(0) == 1);
 }
 
 TEST_CASE("dqn: epsilon-greedy never leaves the legal set", "[rl][dqn]") {
@@ -106,7 +106,7 @@ TEST_CASE("dqn: epsilon-greedy never leaves the legal set", "[rl][dqn]") {
       }
     }
     for (double eps : {0.0, 0.3, 1.0}) {
-      const index_vector act = emask::masked_epsilon_greedy(q, legal, eps, 17, step);
+      const index_vector act = emask::masked_epsilon_greedy(q, legal, eps, {17, step});
       for (Index b = 0; b < batch; ++b, ++total) illegal += legal(b, act[b]) ? 0 : 1;
       if (eps == 0.0) CHECK(act == emask::masked_q_argmax(q, legal));
     }
@@ -125,7 +125,7 @@ TEST_CASE("dqn: epsilon-greedy exploration rate and uniformity (chi-square)", "[
   const row_matrix<double> q = one.replicate(batch, 1);
   const bool_matrix legal = l1.replicate(batch, 1);
   for (double eps : {0.2, 1.0}) {
-    const index_vector a = emask::masked_epsilon_greedy(q, legal, eps, 2024, 1);
+    const index_vector a = emask::masked_epsilon_greedy(q, legal, eps, {2024, 1});
     std::vector<double> count(8, 0.0);
     for (Index b = 0; b < batch; ++b) count[static_cast<std::size_t>(a[b])] += 1.0;
     // Expected: eps / 4 on each legal action, plus 1 - eps on the greedy one.
@@ -142,16 +142,16 @@ TEST_CASE("dqn: epsilon-greedy exploration rate and uniformity (chi-square)", "[
     CHECK(chi2 < chi2_critical(3.0));
   }
   // Reproducible per (seed, step, row), different across steps.
-  const index_vector a1 = emask::masked_epsilon_greedy(q, legal, 0.5, 9, 1);
-  CHECK(emask::masked_epsilon_greedy(q, legal, 0.5, 9, 1) == a1);
-  CHECK(emask::masked_epsilon_greedy(q, legal, 0.5, 9, 2) != a1);
-  REQUIRE_THROWS_WITH(emask::masked_epsilon_greedy(q, legal, 1.5, 0, 0),
+  const index_vector a1 = emask::masked_epsilon_greedy(q, legal, 0.5, {9, 1});
+  CHECK(emask::masked_epsilon_greedy(q, legal, 0.5, {9, 1}) == a1);
+  CHECK(emask::masked_epsilon_greedy(q, legal, 0.5, {9, 2}) != a1);
+  REQUIRE_THROWS_WITH(emask::masked_epsilon_greedy(q, legal, 1.5, {0, 0}),
                       Contains("argument 'epsilon' = 1.5"));
-  REQUIRE_THROWS_WITH(emask::masked_epsilon_greedy(q, legal, nan_d, 0, 0),
+  REQUIRE_THROWS_WITH(emask::masked_epsilon_greedy(q, legal, nan_d, {0, 0}),
                       Contains("argument 'epsilon'"));
   bool_matrix empty = legal;
   empty.row(7).setConstant(false);
-  REQUIRE_THROWS_WITH(emask::masked_epsilon_greedy(q, empty, 0.1, 0, 0),
+  REQUIRE_THROWS_WITH(emask::masked_epsilon_greedy(q, empty, 0.1, {0, 0}),
                       Contains("no legal action in row 7"));
 }
 

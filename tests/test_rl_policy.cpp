@@ -215,7 +215,7 @@ TEST_CASE("policy: hand-computed MultiDiscrete and MultiBinary cases", "[rl][pol
   CHECK(pb(0, 1) == 1.0f);
   CHECK_THAT(pb(0, 2), WithinAbs(0.5, 1e-7));
   CHECK_THAT(emask::masked_entropy(lb, bm)[0], WithinAbs(std::log(2.0), 1e-6));
-  const action_matrix sb = emask::masked_sample(lb, bm, 1, 2);
+  const action_matrix sb = emask::masked_sample(lb, bm, {1, 2});
   CHECK(sb(0, 0) == 1);
 }
 
@@ -234,7 +234,7 @@ TEMPLATE_TEST_CASE("policy: float64 reference on random MultiDiscrete masks", "[
   const row_matrix<S> lp = emask::masked_log_probs(xs, m);
   const row_matrix<S> h = emask::masked_entropy_per_space(xs, m);
   const action_matrix am = emask::masked_argmax(xs, m);
-  const action_matrix draws = emask::masked_sample(xs, m, 99, 0);
+  const action_matrix draws = emask::masked_sample(xs, m, {99, 0});
   const row_matrix<S> lpa = emask::masked_log_prob_per_space(xs, m, draws);
   for (Index b = 0; b < batch; ++b) {
     for (Index j = 0; j < sp.width(); ++j) {
@@ -317,7 +317,7 @@ TEST_CASE("policy: sampling frequencies match the probabilities (chi-square)", "
   const action_mask m = action_mask::discrete(legal1.replicate(n_draws, 1));
   const row_matrix<double> p = emask::masked_probs(one, action_mask::discrete(legal1));
   for (std::uint64_t seed : {1ull, 2ull, 3ull}) {
-    const action_matrix a = emask::masked_sample(logits, m, seed, 5);
+    const action_matrix a = emask::masked_sample(logits, m, {seed, 5});
     std::vector<double> count(6, 0.0);
     for (Index b = 0; b < n_draws; ++b) count[static_cast<std::size_t>(a(b, 0))] += 1.0;
     CHECK(count[3] == 0.0);
@@ -338,7 +338,7 @@ TEST_CASE("policy: sampling frequencies match the probabilities (chi-square)", "
   lm << true, true, true, true, true, false, true;
   const row_matrix<float> pf = emask::masked_probs(lf, action_mask(sp, lm));
   const action_matrix a = emask::masked_sample(row_matrix<float>(lf.replicate(n_draws, 1)),
-                                               action_mask(sp, lm.replicate(n_draws, 1)), 42, 0);
+                                               action_mask(sp, lm.replicate(n_draws, 1)), {42, 0});
   for (Index i = 0; i < 2; ++i) {
     std::vector<double> count(static_cast<std::size_t>(sp.size(i)), 0.0);
     for (Index b = 0; b < n_draws; ++b) count[static_cast<std::size_t>(a(b, i))] += 1.0;
@@ -362,13 +362,13 @@ TEST_CASE("policy: sampling is reproducible and addressed by (seed, step, row)",
   const action_space sp = action_space::discrete(10);
   const action_mask m = random_mask(sp, 200, 0.7, gen);
   const row_matrix<double> x = random_logits(200, 10, gen, 0.5);
-  const action_matrix a = emask::masked_sample(x, m, 7, 3);
-  CHECK(emask::masked_sample(x, m, 7, 3) == a);
-  CHECK(emask::masked_sample(x, m, 7, 4) != a);
-  CHECK(emask::masked_sample(x, m, 8, 3) != a);
+  const action_matrix a = emask::masked_sample(x, m, {7, 3});
+  CHECK(emask::masked_sample(x, m, {7, 3}) == a);
+  CHECK(emask::masked_sample(x, m, {7, 4}) != a);
+  CHECK(emask::masked_sample(x, m, {8, 3}) != a);
   // Row b's draw does not depend on the other rows: recompute the first 50 rows alone.
   const action_mask m50 = action_mask::discrete(bool_matrix(m.flat().topRows(50)));
-  CHECK(emask::masked_sample(row_matrix<double>(x.topRows(50)), m50, 7, 3) == a.topRows(50));
+  CHECK(emask::masked_sample(row_matrix<double>(x.topRows(50)), m50, {7, 3}) == a.topRows(50));
 }
 
 TEST_CASE("policy: masked_sample is the inverse-CDF draw from masked_probs", "[rl][policy]") {
@@ -399,12 +399,12 @@ TEST_CASE("policy: masked_sample is the inverse-CDF draw from masked_probs", "[r
       expected(b, i) = chosen;
     }
   }
-  CHECK(emask::masked_sample(x, m, seed, step) == expected);
+  CHECK(emask::masked_sample(x, m, {seed, step}) == expected);
 #if EMASK_HAS_OPENMP
   const int saved = omp_get_max_threads();
   for (int threads : {1, 2}) {
     omp_set_num_threads(threads);
-    CHECK(emask::masked_sample(x, m, seed, step) == expected);
+    CHECK(emask::masked_sample(x, m, {seed, step}) == expected);
   }
   omp_set_num_threads(saved);
 #endif
@@ -414,7 +414,7 @@ TEST_CASE("policy: masked_sample is the inverse-CDF draw from masked_probs", "[r
   Index legal_col = 0;
   while (!m.flat()(row, sp.offset(1) + legal_col)) ++legal_col;
   bad(row, sp.offset(1) + legal_col) = std::numeric_limits<float>::quiet_NaN();
-  REQUIRE_THROWS_WITH(emask::masked_sample(bad, m, seed, step), Contains("row 777, sub-space 1"));
+  REQUIRE_THROWS_WITH(emask::masked_sample(bad, m, {seed, step}), Contains("row 777, sub-space 1"));
 }
 
 TEST_CASE("policy: no illegal action over 10^6 draws with random masks", "[rl][policy]") {
@@ -450,7 +450,7 @@ TEST_CASE("policy: no illegal action over 10^6 draws with random masks", "[rl][p
     for (Index b = 0; b < batch; ++b)
       for (Index j = 0; j < sp.width(); ++j)
         x(b, j) = legal(b, j) ? float(pool((b + Index(step)) % batch, j)) : garbage[j % 3];
-    const action_matrix a = emask::masked_sample(x, m, 31337, step);
+    const action_matrix a = emask::masked_sample(x, m, {31337, step});
     for (Index b = 0; b < batch; ++b)
       for (Index i = 0; i < sp.sub_spaces(); ++i) {
         illegal += legal(b, sp.offset(i) + a(b, i)) ? 0 : 1;
@@ -466,7 +466,7 @@ TEST_CASE("policy: errors name the argument, the row and the sub-space", "[rl][p
   const row_matrix<double> bad_shape(2, 4);
   REQUIRE_THROWS_AS(emask::masked_probs(bad_shape, m), emask::error);
   REQUIRE_THROWS_WITH(emask::masked_probs(bad_shape, m), Contains("argument 'logits' = 2 x 4"));
-  REQUIRE_THROWS_WITH(emask::masked_sample(bad_shape, m, 0, 0), Contains("2 x 5"));
+  REQUIRE_THROWS_WITH(emask::masked_sample(bad_shape, m, {0, 0}), Contains("2 x 5"));
   REQUIRE_THROWS_WITH(emask::masked_argmax(bad_shape, m), Contains("argument 'logits'"));
   REQUIRE_THROWS_WITH(emask::masked_logits(bad_shape, m), Contains("argument 'logits'"));
 
@@ -474,7 +474,7 @@ TEST_CASE("policy: errors name the argument, the row and the sub-space", "[rl][p
   x(1, 3) = std::numeric_limits<double>::quiet_NaN();  // legal position, row 1, sub-space 1
   REQUIRE_THROWS_WITH(emask::masked_probs(x, m), Contains("row 1, sub-space 1"));
   REQUIRE_THROWS_WITH(emask::masked_log_probs(x, m), Contains("argument 'logits'"));
-  REQUIRE_THROWS_WITH(emask::masked_sample(x, m, 0, 0), Contains("row 1, sub-space 1"));
+  REQUIRE_THROWS_WITH(emask::masked_sample(x, m, {0, 0}), Contains("row 1, sub-space 1"));
   REQUIRE_THROWS_WITH(emask::masked_entropy(x, m), Contains("row 1, sub-space 1"));
   REQUIRE_THROWS_WITH(emask::masked_argmax(x, m), Contains("'logits[1, 3]'"));
   REQUIRE_THROWS_WITH(emask::masked_probs(x, m, mask_fill::sb3_compatible),
@@ -527,13 +527,13 @@ TEST_CASE("policy: samples do not depend on the thread count", "[rl][policy]") {
 #if EMASK_HAS_OPENMP
   const int saved = omp_get_max_threads();
   omp_set_num_threads(1);
-  const action_matrix one = emask::masked_sample(x, m, 5, 6);
+  const action_matrix one = emask::masked_sample(x, m, {5, 6});
   omp_set_num_threads(2);
-  const action_matrix two = emask::masked_sample(x, m, 5, 6);
+  const action_matrix two = emask::masked_sample(x, m, {5, 6});
   omp_set_num_threads(saved);
   CHECK(one == two);
 #else
-  CHECK(emask::masked_sample(x, m, 5, 6) == emask::masked_sample(x, m, 5, 6));
+  CHECK(emask::masked_sample(x, m, {5, 6}) == emask::masked_sample(x, m, {5, 6}));
 #endif
 }
 
@@ -542,7 +542,7 @@ TEST_CASE("policy: an empty batch gives empty results", "[rl][policy]") {
   const row_matrix<double> x(0, 5);
   CHECK(emask::masked_probs(x, m).rows() == 0);
   CHECK(emask::masked_log_probs(x, m, mask_fill::sb3_compatible).rows() == 0);
-  const action_matrix a = emask::masked_sample(x, m, 1, 1);
+  const action_matrix a = emask::masked_sample(x, m, {1, 1});
   CHECK(a.rows() == 0);
   CHECK(a.cols() == 2);
   CHECK(emask::masked_entropy(x, m).size() == 0);
@@ -555,7 +555,7 @@ TEST_CASE("policy: log-prob gradient against central differences", "[rl][policy]
   const action_space sp = action_space::multi_discrete({4, 6});
   const action_mask m = random_mask(sp, 8, 0.5, gen);
   row_matrix<double> x = random_logits(8, sp.width(), gen);
-  const action_matrix a = emask::masked_sample(x, m, 3, 0);
+  const action_matrix a = emask::masked_sample(x, m, {3, 0});
   const row_matrix<double> g = emask::masked_log_prob_grad(x, m, a);
   const double h = 1e-6;
   for (Index b = 0; b < 8; ++b)

@@ -60,6 +60,13 @@ TEST_CASE("masking by value matches Keras Masking; mask_zero masks id 0", "[seq]
   bool_matrix mz(2, 3);
   mz << 1, 0, 1, 0, 0, 1;
   CHECK((mask_zero(ids) == mz).all());
+  // pad_id is a token_id; int32 token matrices and int64 ids both work
+  token_matrix tok(2, 3);
+  tok << 4, 7, 9, 7, 0, 1;
+  CHECK((mask_zero(tok, token_id{7}) == (tok != 7)).all());
+  const Eigen::Array<std::int64_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> ids64 =
+      ids.cast<std::int64_t>();
+  CHECK((mask_zero(ids64, 9) == (ids64 != 9)).all());
   REQUIRE_THROWS_WITH(masking(x, 4), Catch::Matchers::Contains("x.rows()"));
   REQUIRE_THROWS_WITH(masking(x, 0), Catch::Matchers::Contains("batch"));
 }
@@ -124,15 +131,15 @@ TEMPLATE_TEST_CASE("masked cross-entropy and NLL against a double reference", "[
       ++n;
     }
   loss_options opt;
-  const auto mean = masked_cross_entropy(logits, y, opt, &mask);
+  const auto mean = masked_cross_entropy(logits, y, mask, opt);
   CHECK(mean.counted == n);
   CHECK(n == 7);
   CHECK_THAT(static_cast<double>(mean.value), WithinRel(total / static_cast<double>(n), 1e-5));
   opt.reduction = loss_reduction::sum;
-  CHECK_THAT(static_cast<double>(masked_cross_entropy(logits, y, opt, &mask).value),
+  CHECK_THAT(static_cast<double>(masked_cross_entropy(logits, y, mask, opt).value),
              WithinRel(total, 1e-5));
   opt.reduction = loss_reduction::none;
-  const auto none = masked_cross_entropy(logits, y, opt, &mask);
+  const auto none = masked_cross_entropy(logits, y, mask, opt);
   for (Index b = 0; b < B; ++b)
     for (Index t = 0; t < T; ++t)
       CHECK_THAT(static_cast<double>(none.per_token(b, t)), WithinAbs(expected(b, t), 1e-5));
@@ -144,11 +151,20 @@ TEMPLATE_TEST_CASE("masked cross-entropy and NLL against a double reference", "[
         logits.row(i).array() - (m + std::log((logits.row(i).array() - m).exp().sum()));
   }
   opt.reduction = loss_reduction::mean;
-  CHECK_THAT(static_cast<double>(masked_nll(log_probs, y, opt, &mask).value),
+  CHECK_THAT(static_cast<double>(masked_nll(log_probs, y, mask, opt).value),
              WithinRel(total / static_cast<double>(n), 1e-5));
+  // The mask is an overload: without it every token counts, an all-true mask changes nothing,
+  // and the options default to PyTorch's mean.
+  const bool_matrix all = bool_matrix::Constant(B, T, true);
+  CHECK(masked_cross_entropy(logits, y, all, opt).value ==
+        masked_cross_entropy(logits, y, opt).value);
+  CHECK(masked_cross_entropy(logits, y, mask).value == mean.value);
+  CHECK(masked_cross_entropy(logits, y).counted == 8);  // 7 and the padded last token
+  CHECK(masked_nll(log_probs, y, all).value == masked_nll(log_probs, y).value);
+  CHECK(masked_nll(log_probs, y, mask).counted == 7);
   // Large logits stay finite (stable log-sum-exp).
   row_matrix<S> big = logits.array() * S(1000);
-  CHECK(std::isfinite(static_cast<double>(masked_cross_entropy(big, y, opt, &mask).value)));
+  CHECK(std::isfinite(static_cast<double>(masked_cross_entropy(big, y, mask, opt).value)));
   // No counted token: 0, not NaN.
   Eigen::Array<std::int64_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> all_ignored =
       decltype(all_ignored)::Constant(B, T, -100);
@@ -162,7 +178,7 @@ TEMPLATE_TEST_CASE("masked cross-entropy and NLL against a double reference", "[
   REQUIRE_THROWS_WITH(masked_cross_entropy(logits, y), Catch::Matchers::Contains("targets(1, 1)"));
   const bool_matrix wrong = sequence_mask({1, 1}, T);
   y(1, 1) = -100;
-  REQUIRE_THROWS_WITH(masked_cross_entropy(logits, y, opt, &wrong),
+  REQUIRE_THROWS_WITH(masked_cross_entropy(logits, y, wrong, opt),
                       Catch::Matchers::Contains("mask"));
 }
 

@@ -593,9 +593,11 @@ struct perf_run {
     std::uint64_t step = 0;
     check(r, [&](result& o) {
       std::tie(o.ms, o.limit_value) = paired_ms(
-          [&] { g_sink = g_sink + float(emask::masked_sample(logits, mask, 7, step++)(0, 0)); },
           [&] {
-            g_sink = g_sink + float(emask_bench::unmasked_sample(logits, 7, step++, p)(0, 0));
+            g_sink = g_sink + float(emask::masked_sample(logits, mask, {7, step++})(0, 0));
+          },
+          [&] {
+            g_sink = g_sink + float(emask_bench::unmasked_sample(logits, {7, step++}, p)(0, 0));
           },
           5);
       o.ratio = o.ms / o.limit_value;
@@ -618,7 +620,6 @@ struct perf_run {
     emask::mlm_options o;
     o.vocabulary = emask::special_tokens(30522, {0, 100, 101, 102, 103});
     o.mask_id = 103;
-    o.seed = 42;
     set_threads(1);
     result r;
     r.name = "mlm-bert-256x512/t1";
@@ -636,7 +637,7 @@ struct perf_run {
       std::tie(res.ms, res.limit_value) = paired_ms(
           [&] {
             work = ids;
-            emask::mlm_mask_inplace(work, labels, o, sample);
+            emask::mlm_mask_inplace(work, labels, o, {42, sample});
             sample += static_cast<std::uint64_t>(b);
           },
           [&] {

@@ -39,8 +39,8 @@
 //   id elsewhere; selected positions lie inside the row length and are selectable (in the
 //   vocabulary, not special, not pad_id); unselected ids are unchanged; replaced ids are
 //   mask_id, the original or a random id from the documented pool; probabilities 0 and 1 give
-//   none / all; the same seed gives identical output; two calls over a split batch with the
-//   matching first_sample give the batch's output; in place into a block of a larger buffer
+//   none / all; the same random_address gives identical output; two calls over a split batch
+//   (the second at sample + k) give the batch's output; in place into a block of a larger buffer
 //   equals out of place and touches nothing else; MLM, whole-word, span, T5 segmentation, MAE
 //   shuffles and MGD drops equal references written from docs/random.md; whole words are taken
 //   whole and within HF's budget, spans within the budget with at most one cut word; T5 sizes,
@@ -261,7 +261,7 @@ policy_out<S> run_policy(const row_matrix<S>& x, const action_mask& m, std::uint
   o.logits_sb3 = emask::masked_logits(x, m, sb3);
   o.e_probs = error_of([&] { o.probs = emask::masked_probs(x, m); });
   o.e_log_probs = error_of([&] { o.log_probs = emask::masked_log_probs(x, m); });
-  o.e_sample = error_of([&] { o.sample = emask::masked_sample(x, m, seed, step); });
+  o.e_sample = error_of([&] { o.sample = emask::masked_sample(x, m, {seed, step}); });
   o.e_entropy = error_of([&] {
     o.entropy_space = emask::masked_entropy_per_space(x, m);
     o.entropy = emask::masked_entropy(x, m);
@@ -534,12 +534,12 @@ void fuzz_policy(byte_source& s) {
       check(out.probs(b, off[i] + a) > S(0), "masked_sample: action of probability 0", b,
             double(a));
     }
-  check(emask::masked_sample(x, m, seed, step) == out.sample,
+  check(emask::masked_sample(x, m, {seed, step}) == out.sample,
         "masked_sample: same seed, different actions");
   if (k_rows > 0) {
     const row_matrix<S> top = x.topRows(k_rows);
     const action_matrix sk =
-        emask::masked_sample(top, make(bool_matrix(legal.topRows(k_rows))), seed, step);
+        emask::masked_sample(top, make(bool_matrix(legal.topRows(k_rows))), {seed, step});
     check(sk == out.sample.topRows(k_rows), "masked_sample: rows depend on the rows below", k_rows);
   }
 
@@ -665,8 +665,9 @@ dqn_out<S> run_dqn(const row_matrix<S>& q, const row_matrix<S>& q2, const bool_m
   dqn_out<S> o;
   o.e_argmax = error_of([&] { o.argmax = emask::masked_q_argmax(q, legal); });
   o.e_max = error_of([&] { o.max = emask::masked_q_max(q, legal); });
-  o.e_greedy =
-      error_of([&] { o.greedy = emask::masked_epsilon_greedy(q, legal, epsilon, seed, step); });
+  o.e_greedy = error_of([&] {
+    o.greedy = emask::masked_epsilon_greedy(q, legal, epsilon, {seed, step});
+  });
   o.e_td = error_of([&] { o.td = emask::masked_td_target(reward, done, q, legal, gamma); });
   // done as 0/1 integers, reward as a row vector
   const Eigen::VectorXi done_int = done.cast<int>().matrix();
@@ -792,18 +793,18 @@ void fuzz_dqn(byte_source& s) {
         if (epsilon == 0.0)
           check(a == greedy[static_cast<std::size_t>(b)], "epsilon 0 is not greedy", b);
       }
-      check(emask::masked_epsilon_greedy(q, legal, epsilon, seed, step) == out.greedy,
+      check(emask::masked_epsilon_greedy(q, legal, epsilon, {seed, step}) == out.greedy,
             "masked_epsilon_greedy: same seed, different actions");
       if (k_rows > 0) {
         const row_matrix<S> top = q.topRows(k_rows);
         const bool_matrix top_legal = legal.topRows(k_rows);
-        check(emask::masked_epsilon_greedy(top, top_legal, epsilon, seed, step) ==
+        check(emask::masked_epsilon_greedy(top, top_legal, epsilon, {seed, step}) ==
                   out.greedy.head(k_rows),
               "masked_epsilon_greedy: rows depend on the rows below", k_rows);
       }
       if (!has_empty)
-        check(emask::masked_epsilon_greedy(q, action_mask::discrete(legal), epsilon, seed, step) ==
-                  out.greedy,
+        check(emask::masked_epsilon_greedy(q, action_mask::discrete(legal), epsilon,
+                                           {seed, step}) == out.greedy,
               "masked_epsilon_greedy(action_mask) differs");
     }
   }
@@ -899,8 +900,9 @@ struct token_case {
   token_matrix ids;
   bool use_lengths = false;
   std::vector<Index> lengths;
-  std::uint64_t first = 0;
+  std::uint64_t seed = 0, first = 0;
 
+  emask::random_address at() const { return {seed, first}; }
   Index length(Index b) const { return use_lengths ? lengths[static_cast<std::size_t>(b)] : width; }
   bool selectable(std::int32_t id) const {
     return id >= 0 && id < o.vocabulary.vocab_size() && !flag[static_cast<std::size_t>(id)] &&
@@ -909,8 +911,7 @@ struct token_case {
   bool in_pool(std::int32_t id) const { return std::binary_search(pool.begin(), pool.end(), id); }
   // The replacement of a selected token (docs/random.md section 4).
   std::int32_t replace(std::uint64_t sample, Index t, std::int32_t original) const {
-    emask::word_stream st(o.seed, sample, emask::purpose::mlm_replace,
-                          static_cast<std::uint32_t>(t));
+    emask::word_stream st(seed, sample, emask::purpose::mlm_replace, static_cast<std::uint32_t>(t));
     return apply(st, sample, t, original);
   }
   // 0: mask, 1: random, 2: keep, from words 0 and 1 of \p st.
@@ -922,8 +923,7 @@ struct token_case {
     return emask::bernoulli(scaled)(st.next()) ? 1 : 2;
   }
   std::int32_t random_id(std::uint64_t sample, Index t) const {
-    emask::word_stream st(o.seed, sample, emask::purpose::mlm_replace,
-                          static_cast<std::uint32_t>(t));
+    emask::word_stream st(seed, sample, emask::purpose::mlm_replace, static_cast<std::uint32_t>(t));
     st.next();
     st.next();
     return pool[emask::bounded(st, static_cast<std::uint32_t>(pool.size()))];
@@ -976,7 +976,7 @@ void decode_tokens(byte_source& s, token_case& c) {
   o.ignore_index = ignore[s.between(0, 2)];
   o.pad_id = s.coin(0.3) ? static_cast<std::int32_t>(s.between(0, vocab - 1)) : -1;
   o.selection = s.coin(0.3) ? emask::mlm_selection::exact_count : emask::mlm_selection::bernoulli;
-  o.seed = s.u64();
+  c.seed = s.u64();
   for (std::int32_t id = 0; id < vocab; ++id)
     if (o.random_includes_special || !c.flag[static_cast<std::size_t>(id)]) c.pool.push_back(id);
 
@@ -1068,7 +1068,7 @@ emask::mlm_result check_repeat_and_split(byte_source& s, const token_case& c, Ca
       const Index pb = b < k ? b : b - k;
       check(same_bits(part.input_ids.row(pb), r.input_ids.row(b)) &&
                 same_bits(part.labels.row(pb), r.labels.row(b)),
-            "split batch (first_sample + k) differs from one call", b, double(k));
+            "split batch (sample + k) differs from one call", b, double(k));
     }
   }
   return r;
@@ -1087,7 +1087,7 @@ emask::mlm_result ref_mlm(const token_case& c) {
       const emask::bernoulli select(o.mlm_probability);
       for (Index t = 0; t < c.length(b); ++t)
         if (c.selectable(c.ids(b, t)) &&
-            select(emask::packed_word(o.seed, sample, emask::purpose::mlm_select,
+            select(emask::packed_word(c.seed, sample, emask::purpose::mlm_select,
                                       static_cast<std::uint64_t>(t))))
           chosen.push_back(t);
     } else {
@@ -1095,7 +1095,7 @@ emask::mlm_result ref_mlm(const token_case& c) {
       for (Index t = 0; t < c.length(b); ++t)
         if (c.selectable(c.ids(b, t)))
           keys.push_back(
-              (std::uint64_t(emask::packed_word(o.seed, sample, emask::purpose::mlm_select,
+              (std::uint64_t(emask::packed_word(c.seed, sample, emask::purpose::mlm_select,
                                                 static_cast<std::uint64_t>(t)))
                << 32) |
               static_cast<std::uint64_t>(t));
@@ -1114,8 +1114,8 @@ emask::mlm_result ref_mlm(const token_case& c) {
 }
 
 emask::mlm_result call_mlm(const token_case& c) {
-  return c.use_lengths ? emask::mlm_mask(c.ids, emask::index_list(c.lengths), c.o, c.first)
-                       : emask::mlm_mask(c.ids, c.o, c.first);
+  return c.use_lengths ? emask::mlm_mask(c.ids, emask::index_list(c.lengths), c.o, c.at())
+                       : emask::mlm_mask(c.ids, c.o, c.at());
 }
 
 void fuzz_mlm(byte_source& s) {
@@ -1128,9 +1128,9 @@ void fuzz_mlm(byte_source& s) {
     expect_error(error_of([&] {
                    if (c.use_lengths)
                      emask::mlm_mask_inplace(ids, labels, emask::index_list(c.lengths), c.o,
-                                             c.first);
+                                             c.at());
                    else
-                     emask::mlm_mask_inplace(ids, labels, c.o, c.first);
+                     emask::mlm_mask_inplace(ids, labels, c.o, c.at());
                  }),
                  parts, "mlm_mask_inplace: bad argument not reported");
     return;
@@ -1163,10 +1163,10 @@ void fuzz_mlm(byte_source& s) {
   ids.block(1, 2, c.batch, c.width) = c.ids;
   if (c.use_lengths)
     emask::mlm_mask_inplace(ids.block(1, 2, c.batch, c.width), labels.block(1, 2, c.batch, c.width),
-                            emask::index_list(c.lengths), o, c.first);
+                            emask::index_list(c.lengths), o, c.at());
   else
     emask::mlm_mask_inplace(ids.block(1, 2, c.batch, c.width), labels.block(1, 2, c.batch, c.width),
-                            o, c.first);
+                            o, c.at());
   check(same_bits(ids.block(1, 2, c.batch, c.width), r.input_ids) &&
             same_bits(labels.block(1, 2, c.batch, c.width), r.labels),
         "mlm_mask_inplace into a block differs from mlm_mask");
@@ -1177,7 +1177,7 @@ void fuzz_mlm(byte_source& s) {
               "mlm_mask_inplace wrote outside its block", i, double(j));
   if (s.rare(0.1)) {
     token_matrix ids2 = c.ids, wrong(c.batch, c.width + 1);
-    expect_error(error_of([&] { emask::mlm_mask_inplace(ids2, wrong, o, c.first); }),
+    expect_error(error_of([&] { emask::mlm_mask_inplace(ids2, wrong, o, c.at()); }),
                  {"argument 'labels'"}, "mlm_mask_inplace: labels of another shape not reported");
   }
 }
@@ -1240,11 +1240,11 @@ emask::mlm_result call_wwm(const word_case& c) {
   const emask::whole_word_options o = wwm_options(c);
   if (c.by_ids)
     return c.use_lengths ? emask::whole_word_mask_by_ids(c.ids, c.word_ids,
-                                                         emask::index_list(c.lengths), o, c.first)
-                         : emask::whole_word_mask_by_ids(c.ids, c.word_ids, o, c.first);
+                                                         emask::index_list(c.lengths), o, c.at())
+                         : emask::whole_word_mask_by_ids(c.ids, c.word_ids, o, c.at());
   return c.use_lengths
-             ? emask::whole_word_mask(c.ids, c.starts, emask::index_list(c.lengths), o, c.first)
-             : emask::whole_word_mask(c.ids, c.starts, o, c.first);
+             ? emask::whole_word_mask(c.ids, c.starts, emask::index_list(c.lengths), o, c.at())
+             : emask::whole_word_mask(c.ids, c.starts, o, c.at());
 }
 
 void decode_words(byte_source& s, word_case& c) {
@@ -1329,7 +1329,7 @@ void fuzz_whole_word(byte_source& s) {
     std::vector<std::uint64_t> keys;
     for (std::size_t w = 0; w < words.size(); ++w)
       keys.push_back(
-          (std::uint64_t(emask::packed_word(o.seed, sample, emask::purpose::wwm_order, w)) << 32) |
+          (std::uint64_t(emask::packed_word(c.seed, sample, emask::purpose::wwm_order, w)) << 32) |
           w);
     std::sort(keys.begin(), keys.end());
     Index got = 0;
@@ -1368,10 +1368,10 @@ emask::span_options span_opts(const span_case& c) {
 
 emask::mlm_result call_span(const span_case& c) {
   const emask::span_options o = span_opts(c);
-  if (c.form == 0) return emask::span_mask(c.ids, o, c.first);
+  if (c.form == 0) return emask::span_mask(c.ids, o, c.at());
   if (c.form == 1)
-    return emask::span_mask(c.ids, c.starts, emask::index_list(c.lengths), o, c.first);
-  return emask::span_mask(c.ids, c.starts, o, c.first);
+    return emask::span_mask(c.ids, c.starts, emask::index_list(c.lengths), o, c.at());
+  return emask::span_mask(c.ids, c.starts, o, c.at());
 }
 
 void fuzz_span(byte_source& s) {
@@ -1441,7 +1441,7 @@ void fuzz_span(byte_source& s) {
     Index got = 0;
     const std::uint64_t max_tries = 64u * std::uint64_t{nw} + 64u;
     for (std::uint64_t a = 0; a < max_tries && got < budget; ++a) {
-      emask::word_stream st(o.seed, sample, emask::purpose::span_draw,
+      emask::word_stream st(c.seed, sample, emask::purpose::span_draw,
                             static_cast<std::uint32_t>(a));
       const std::uint32_t l =
           emask::truncated_geometric(st, success, static_cast<std::uint32_t>(c.max_span_words));
@@ -1459,7 +1459,7 @@ void fuzz_span(byte_source& s) {
         }
       }
       if (c.per_span) {
-        emask::word_stream d(o.seed, sample, emask::purpose::span_replace,
+        emask::word_stream d(c.seed, sample, emask::purpose::span_replace,
                              static_cast<std::uint32_t>(span_begin));
         const int act = c.decide(d);
         for (Index t = span_begin; t < span_end; ++t)
@@ -1517,7 +1517,7 @@ void fuzz_t5(byte_source& s) {
   o.first_sentinel_id = s.rare(0.1) ? static_cast<std::int32_t>(s.between(0, 3))
                                     : static_cast<std::int32_t>(s.between(20, 300));
   o.eos_id = static_cast<std::int32_t>(s.between(0, 3));
-  o.seed = s.u64();
+  const std::uint64_t seed = s.u64();
   const std::uint64_t first = s.u64();
   token_matrix ids(batch, length);
   for (Index i = 0; i < ids.size(); ++i)
@@ -1541,11 +1541,13 @@ void fuzz_t5(byte_source& s) {
   const std::string e_sizes = error_of(
       [&] { sz = emask::t5_corruption_sizes(length, o.noise_density, o.mean_noise_span_length); });
   emask::t5_result r;
-  const std::string e = error_of([&] { r = emask::t5_span_corruption(ids, o, first); });
+  const std::string e = error_of([&] { r = emask::t5_span_corruption(ids, o, {seed, first}); });
   if (sizes_bad) {
     expect_error(e_sizes, argument_parts(bad), "t5_corruption_sizes: bad argument not reported");
-    expect_error(error_of([&] { emask::t5_keep_mask(length, o, first); }), argument_parts(bad),
-                 "t5_keep_mask: bad argument not reported");
+    expect_error(error_of([&] {
+                   emask::t5_keep_mask(length, o, {seed, first});
+                 }),
+                 argument_parts(bad), "t5_keep_mask: bad argument not reported");
   } else {
     expect_no_error(e_sizes, "t5_corruption_sizes raised for valid arguments");
     check(sz.num_noise_tokens == noise && sz.num_noise_spans == spans &&
@@ -1566,9 +1568,9 @@ void fuzz_t5(byte_source& s) {
       const std::uint64_t sample = first + static_cast<std::uint64_t>(b);
       // reference keep mask
       const std::vector<Index> noise_len =
-          ref_segmentation(o.seed, sample, emask::purpose::t5_noise_cuts, noise, spans);
+          ref_segmentation(seed, sample, emask::purpose::t5_noise_cuts, noise, spans);
       const std::vector<Index> kept_len =
-          ref_segmentation(o.seed, sample, emask::purpose::t5_nonnoise_cuts, length - noise, spans);
+          ref_segmentation(seed, sample, emask::purpose::t5_nonnoise_cuts, length - noise, spans);
       check(static_cast<Index>(noise_len.size()) == spans &&
                 static_cast<Index>(kept_len.size()) == spans,
             "reference segmentation size (harness)", b);
@@ -1595,16 +1597,17 @@ void fuzz_t5(byte_source& s) {
             "t5 row does not add up", b);
       check(r.inputs(b, in) == o.eos_id && r.targets(b, tg) == o.eos_id, "t5: no eos at the end",
             b);
-      check(same_bits(emask::t5_keep_mask(length, o, sample), r.kept.row(b)),
+      check(same_bits(emask::t5_keep_mask(length, o, {seed, sample}), r.kept.row(b)),
             "t5_keep_mask differs from t5_span_corruption", b);
     }
-    const emask::t5_result r2 = emask::t5_span_corruption(ids, o, first);
+    const emask::t5_result r2 = emask::t5_span_corruption(ids, o, {seed, first});
     check(same_bits(r2.inputs, r.inputs) && same_bits(r2.targets, r.targets) &&
               same_bits(r2.kept, r.kept),
           "t5: same seed, different output");
     if (batch > 1) {
       const Index k = s.between(1, batch - 1);
-      const emask::t5_result p = emask::t5_span_corruption(ids.bottomRows(batch - k), o, first + k);
+      const emask::t5_result p =
+          emask::t5_span_corruption(ids.bottomRows(batch - k), o, {seed, first + k});
       check(same_bits(p.inputs, r.inputs.bottomRows(batch - k)) &&
                 same_bits(p.targets, r.targets.bottomRows(batch - k)),
             "t5: split batch differs from one call", k);
@@ -1664,8 +1667,9 @@ void fuzz_patch_feature(byte_source& s) {
     const Index keep = ratio_bad ? 0 : static_cast<Index>(double(patches) * (1.0 - ratio));
     if (!ratio_bad && keep < 1) bad.push_back("mask_ratio");
     emask::mae_result r;
-    const std::string e =
-        error_of([&] { r = emask::mae_random_masking(batch, patches, ratio, seed, first); });
+    const std::string e = error_of([&] {
+      r = emask::mae_random_masking(batch, patches, ratio, {seed, first});
+    });
     if (ratio_bad)
       expect_error(error_of([&] { emask::mae_keep_count(patches, ratio); }),
                    {"argument 'mask_ratio'"}, "mae_keep_count: bad ratio not reported");
@@ -1679,13 +1683,13 @@ void fuzz_patch_feature(byte_source& s) {
       check(r.ids_keep.rows() == batch && r.ids_keep.cols() == keep &&
                 r.ids_restore.rows() == batch && r.ids_restore.cols() == patches &&
                 r.ids_shuffle.rows() == batch && r.ids_shuffle.cols() == patches &&
-                r.mask.rows() == batch && r.mask.cols() == patches,
+                r.kept.rows() == batch && r.kept.cols() == patches,
             "mae_random_masking shapes");
       const row_matrix<float> removed = emask::mae_removed(r);
       for (Index b = 0; b < batch; ++b) {
         const std::vector<std::uint32_t> order =
-            emask::noise_argsort(seed, first + static_cast<std::uint64_t>(b),
-                                 emask::purpose::mae_noise, static_cast<std::uint32_t>(patches));
+            emask::noise_argsort(emask::purpose::mae_noise, static_cast<std::uint32_t>(patches),
+                                 {seed, first + static_cast<std::uint64_t>(b)});
         std::vector<char> seen(static_cast<std::size_t>(patches), 0);
         Index kept = 0;
         for (Index j = 0; j < patches; ++j) {
@@ -1697,9 +1701,9 @@ void fuzz_patch_feature(byte_source& s) {
                 "ids_shuffle differs from noise_argsort", b, p);
           check(r.ids_restore(b, p) == j, "ids_restore does not invert ids_shuffle", b, double(j));
           if (j < keep) check(r.ids_keep(b, j) == p, "ids_keep is not the head of ids_shuffle", b);
-          check(r.mask(b, p) == (j < keep), "mask differs from ids_keep", b, double(p));
+          check(r.kept(b, p) == (j < keep), "mask differs from ids_keep", b, double(p));
           check(removed(b, p) == (j < keep ? 0.0f : 1.0f), "mae_removed is not !mask", b);
-          kept += r.mask(b, p) ? 1 : 0;
+          kept += r.kept(b, p) ? 1 : 0;
         }
         check(kept == keep, "MAE kept count differs from int(L (1 - ratio))", b, double(kept),
               double(keep));
@@ -1707,9 +1711,9 @@ void fuzz_patch_feature(byte_source& s) {
       if (batch > 1) {
         const Index k2 = s.between(1, batch - 1);
         const emask::mae_result p =
-            emask::mae_random_masking(batch - k2, patches, ratio, seed, first + k2);
+            emask::mae_random_masking(batch - k2, patches, ratio, {seed, first + k2});
         check(same_bits(p.ids_shuffle, r.ids_shuffle.bottomRows(batch - k2)) &&
-                  same_bits(p.mask, r.mask.bottomRows(batch - k2)),
+                  same_bits(p.kept, r.kept.bottomRows(batch - k2)),
               "mae_random_masking: split batch differs", k2);
       }
     }
@@ -1721,10 +1725,12 @@ void fuzz_patch_feature(byte_source& s) {
   const double lambda = decode_prob(s, 0.5, &lambda_bad);
   const std::uint64_t seed = s.u64(), first = s.u64();
   bool_matrix spatial, channel;
-  const std::string es =
-      error_of([&] { spatial = emask::mgd_spatial_mask(n, h, w, lambda, seed, first); });
-  const std::string ec =
-      error_of([&] { channel = emask::mgd_channel_mask(n, channels, lambda, seed, first); });
+  const std::string es = error_of([&] {
+    spatial = emask::mgd_spatial_mask(n, h, w, lambda, {seed, first});
+  });
+  const std::string ec = error_of([&] {
+    channel = emask::mgd_channel_mask(n, channels, lambda, {seed, first});
+  });
   if (lambda_bad) {
     expect_error(es, {"argument 'lambda'"}, "mgd_spatial_mask: bad lambda not reported");
     expect_error(ec, {"argument 'lambda'", "argument 'channels'"},

@@ -1,6 +1,7 @@
 /// \file
 /// \brief The vocabulary every emask header shares, at the bottom floor (it includes only
-/// config.hpp): sizes, the "no limit" bound, the storage types and the tile answer.
+/// config.hpp): sizes, the "no limit" bound, the storage types, token ids, the address of a
+/// random draw and the tile answer.
 #pragma once
 
 #include <cstdint>
@@ -27,8 +28,19 @@ using row_matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::
 template <class Scalar>
 using lse_vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
 
+/// \brief A token id (the element type of token_matrix).
+using token_id = std::int32_t;
+
 /// \brief Token ids [batch, length], int32, row-major (one row per sequence).
-using token_matrix = Eigen::Array<std::int32_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using token_matrix = Eigen::Array<token_id, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// \brief Where a random draw comes from: the Philox key (seed) and the first sample id.
+/// Row b of a batched call draws as sample `sample + b` (in rl/, `sample` is the step and row b is
+/// the index of the draw within it).
+struct random_address {
+  std::uint64_t seed = 0;    ///< the Philox key
+  std::uint64_t sample = 0;  ///< the sample id of the first row (row b draws as sample + b)
+};
 
 /// \brief What a rectangle of (query, key) positions holds.
 enum class tile_state : unsigned char {

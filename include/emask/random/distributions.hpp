@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "emask/core/types.hpp"
 #include "emask/error.hpp"
 #include "emask/random/philox.hpp"
 
@@ -113,12 +114,12 @@ Int round_half_even_to(double x) noexcept {
 }  // namespace detail
 
 /// \brief Argsort of uniform noise: the permutation that sorts the packed words 0..n-1 of
-/// (seed, sample, purpose) ascending, ties broken by index. Element j of the result is the index
-/// with the j-th smallest noise. \pre n < 2^32.
-inline std::vector<std::uint32_t> noise_argsort(std::uint64_t seed, std::uint64_t sample,
-                                                std::uint16_t purpose_id, std::uint32_t n) {
+/// (at.seed, at.sample, purpose) ascending, ties broken by index. Element j of the result is the
+/// index with the j-th smallest noise. \pre n < 2^32.
+inline std::vector<std::uint32_t> noise_argsort(std::uint16_t purpose_id, std::uint32_t n,
+                                                random_address at) {
   std::vector<std::uint32_t> words(n);
-  detail::fill_packed_words(seed, sample, purpose_id, 0, n, words.data());
+  detail::fill_packed_words(at.seed, at.sample, purpose_id, 0, n, words.data());
   std::vector<std::uint64_t> keys(n);
   for (std::uint32_t i = 0; i < n; ++i) keys[i] = detail::noise_key(words[i], i);
   std::sort(keys.begin(), keys.end());

@@ -5,7 +5,8 @@
 ///
 /// Element i of sample s is dropped iff bernoulli(lambda) fires on packed word i of
 /// (seed, s, purpose::mgd_spatial) (spatial, i = h * W + w) or (seed, s, purpose::mgd_channel)
-/// (channel, i = c). The masks use emask's convention: true = kept.
+/// (channel, i = c); row r of a call at random_address{seed, sample} is sample s = sample + r.
+/// The masks use emask's convention: true = kept.
 #pragma once
 
 #include <cstdint>
@@ -19,8 +20,7 @@ EMASK_NAMESPACE_BEGIN
 
 namespace detail {
 inline bool_matrix drop_flags(const char* where, Index n, Index width, double lambda,
-                              std::uint64_t seed, std::uint64_t first_sample,
-                              std::uint16_t purpose_id) {
+                              random_address at, std::uint16_t purpose_id) {
   if (n < 0) fail_argument(where, "n", n, ">= 0");
   if (width < 0) fail_argument(where, "width", width, ">= 0");
   if (detail::is_nan(lambda) || !(lambda >= 0.0 && lambda <= 1.0))
@@ -29,7 +29,7 @@ inline bool_matrix drop_flags(const char* where, Index n, Index width, double la
   bool_matrix keep(n, width);
   std::vector<std::uint32_t> words(static_cast<std::size_t>(width));
   for (Index s = 0; s < n; ++s) {
-    fill_packed_words(seed, first_sample + static_cast<std::uint64_t>(s), purpose_id, 0,
+    fill_packed_words(at.seed, at.sample + static_cast<std::uint64_t>(s), purpose_id, 0,
                       static_cast<std::uint64_t>(width), words.data());
     for (Index i = 0; i < width; ++i) keep(s, i) = !drop(words[static_cast<std::size_t>(i)]);
   }
@@ -38,22 +38,21 @@ inline bool_matrix drop_flags(const char* where, Index n, Index width, double la
 }  // namespace detail
 
 /// \brief Spatial mask [n, height * width]: true = kept; each position dropped with probability
-/// \p lambda. Sample s is first_sample + s.
+/// \p lambda. Row s is sample at.sample + s of seed at.seed.
 inline bool_matrix mgd_spatial_mask(Index n, Index height, Index width, double lambda,
-                                    std::uint64_t seed = 0, std::uint64_t first_sample = 0) {
+                                    random_address at = {}) {
   if (height < 0) detail::fail_argument("mgd_spatial_mask", "height", height, ">= 0");
   if (width < 0) detail::fail_argument("mgd_spatial_mask", "width", width, ">= 0");
-  return detail::drop_flags("mgd_spatial_mask", n, height * width, lambda, seed, first_sample,
+  return detail::drop_flags("mgd_spatial_mask", n, height * width, lambda, at,
                             purpose::mgd_spatial);
 }
 
 /// \brief Channel mask [n, channels]: true = kept; each channel dropped with probability
-/// \p lambda.
-inline bool_matrix mgd_channel_mask(Index n, Index channels, double lambda, std::uint64_t seed = 0,
-                                    std::uint64_t first_sample = 0) {
+/// \p lambda. Row s is sample at.sample + s of seed at.seed.
+inline bool_matrix mgd_channel_mask(Index n, Index channels, double lambda,
+                                    random_address at = {}) {
   if (channels < 0) detail::fail_argument("mgd_channel_mask", "channels", channels, ">= 0");
-  return detail::drop_flags("mgd_channel_mask", n, channels, lambda, seed, first_sample,
-                            purpose::mgd_channel);
+  return detail::drop_flags("mgd_channel_mask", n, channels, lambda, at, purpose::mgd_channel);
 }
 
 namespace detail {

@@ -1,6 +1,8 @@
 /// \file
 /// \brief BERT masked-language-model masking with the semantics of Hugging Face's
 /// DataCollatorForLanguageModeling, reproducible bit for bit from (seed, sample id, position).
+/// Every masker takes the address of its draws, random_address{seed, sample}, as its last
+/// argument; row b of a batch is sample `at.sample + b`.
 ///
 /// Selection: each selectable token (not special, not padding, inside its row's length) is
 /// selected with probability mlm_probability (Bernoulli mode, as HF), or exactly
@@ -27,17 +29,17 @@ enum class mlm_selection {
 };
 
 /// \brief Parameters of BERT masking. vocabulary and mask_id have no defaults and must be set.
+/// The seed is not an option: it is part of the random_address every masker takes last.
 struct mlm_options {
   special_tokens vocabulary;             ///< vocab size and special ids (never selected)
-  std::int32_t mask_id = -1;             ///< the [MASK] id, in [0, vocab_size)
+  token_id mask_id = -1;                 ///< the [MASK] id, in [0, vocab_size)
   double mlm_probability = 0.15;         ///< selection probability
   double mask_replace_prob = 0.8;        ///< of the selected: replaced by mask_id
   double random_replace_prob = 0.1;      ///< of the selected: replaced by a random id
   bool random_includes_special = false;  ///< true: random ids over all of [0, vocab) (HF parity)
-  std::int32_t ignore_index = -100;      ///< label of unselected positions
-  std::int32_t pad_id = -1;              ///< tokens equal to pad_id are never selected (< 0: none)
+  token_id ignore_index = -100;          ///< label of unselected positions
+  token_id pad_id = -1;                  ///< tokens equal to pad_id are never selected (< 0: none)
   mlm_selection selection = mlm_selection::bernoulli;  ///< Bernoulli per token (HF) or exact count
-  std::uint64_t seed = 0;                              ///< the Philox key
 };
 
 /// \brief Masked inputs and labels, both [batch, length].
@@ -69,19 +71,19 @@ inline void check_mlm_options(const char* where, const mlm_options& o) {
                   "random_includes_special = true)");
 }
 
-/// The 80/10/10 replacement of one selected token, drawn from the word stream
+/// The 80/10/10 replacement of one selected token of seed \p seed, drawn from the word stream
 /// (seed, sample, purpose::mlm_replace, position): word 0 decides [MASK] (Bernoulli
 /// mask_replace_prob), word 1 decides random (Bernoulli of the scaled probability), words 2...
 /// give the random id (bounded() over the pool).
 class replacer {
  public:
-  explicit replacer(const mlm_options& o)
+  replacer(const mlm_options& o, std::uint64_t seed)
       : to_mask_(o.mask_replace_prob),
         to_random_(o.mask_replace_prob >= 1.0 || o.random_replace_prob <= 0.0
                        ? 0.0
                        : std::min(1.0, o.random_replace_prob / (1.0 - o.mask_replace_prob))),
         mask_id_(o.mask_id),
-        seed_(o.seed),
+        seed_(seed),
         pool_(o.random_includes_special ? nullptr : o.vocabulary.regular_ids().data()),
         pool_size_(o.random_includes_special
                        ? static_cast<std::uint32_t>(o.vocabulary.vocab_size())
@@ -95,14 +97,14 @@ class replacer {
     return to_random_(s.next()) ? action::random : action::keep;
   }
   /// A random id from words 2... of the stream of (sample, position).
-  std::int32_t random_id(std::uint64_t sample, std::uint32_t position) const noexcept {
+  token_id random_id(std::uint64_t sample, std::uint32_t position) const noexcept {
     word_stream s(seed_, sample, purpose::mlm_replace, position);
     s.next();
     s.next();
     return draw_id(s);
   }
   /// Replacement of one selected token, per-token 80/10/10, from its mlm_replace stream.
-  std::int32_t apply(word_stream& s, std::int32_t original) const noexcept {
+  token_id apply(word_stream& s, token_id original) const noexcept {
     switch (decide(s)) {
       case action::mask: return mask_id_;
       case action::random: return draw_id(s);
@@ -110,22 +112,22 @@ class replacer {
     }
   }
   /// Replacement of the token at \p position of \p sample.
-  std::int32_t operator()(std::uint64_t sample, std::uint32_t position,
-                          std::int32_t original) const noexcept {
+  token_id operator()(std::uint64_t sample, std::uint32_t position,
+                      token_id original) const noexcept {
     word_stream s(seed_, sample, purpose::mlm_replace, position);
     return apply(s, original);
   }
-  std::int32_t mask_id() const noexcept { return mask_id_; }
+  token_id mask_id() const noexcept { return mask_id_; }
 
  private:
-  std::int32_t draw_id(word_stream& s) const noexcept {
+  token_id draw_id(word_stream& s) const noexcept {
     const std::uint32_t r = bounded(s, pool_size_);
-    return pool_ ? pool_[r] : static_cast<std::int32_t>(r);
+    return pool_ ? pool_[r] : static_cast<token_id>(r);
   }
   bernoulli to_mask_, to_random_;
-  std::int32_t mask_id_;
+  token_id mask_id_;
   std::uint64_t seed_;
-  const std::int32_t* pool_;
+  const token_id* pool_;
   std::uint32_t pool_size_;
 };
 
@@ -147,8 +149,8 @@ inline Index count_trailing_zeros(std::uint64_t x) noexcept {
 struct selectable {
   const unsigned char* special;
   std::int32_t vocab;
-  std::int32_t pad;
-  bool operator()(std::int32_t id) const noexcept {
+  token_id pad;
+  bool operator()(token_id id) const noexcept {
     // one unsigned compare covers id < 0 and id >= vocab
     return static_cast<std::uint32_t>(id) < static_cast<std::uint32_t>(vocab) && !special[id] &&
            id != pad;
@@ -157,14 +159,14 @@ struct selectable {
 
 /// Bit j set when position j (< m <= 64) is selected: its word is below the Bernoulli threshold
 /// and its id is selectable. Branch-free, all state in registers.
-inline std::uint64_t selection_bits(const std::uint32_t* words, const std::int32_t* ids, Index m,
+inline std::uint64_t selection_bits(const std::uint32_t* words, const token_id* ids, Index m,
                                     std::uint64_t threshold, selectable ok) noexcept {
   const unsigned char* special = ok.special;
   const auto vocab = static_cast<std::uint32_t>(ok.vocab);
-  const std::int32_t pad = ok.pad;
+  const token_id pad = ok.pad;
   std::uint64_t bits = 0;
   for (Index j = 0; j < m; ++j) {
-    const std::int32_t id = ids[j];
+    const token_id id = ids[j];
     const auto u = static_cast<std::uint32_t>(id);
     const bool in_vocab = u < vocab;
     const std::uint32_t safe = in_vocab ? u : 0u;  // a select, not a branch
@@ -180,7 +182,7 @@ inline std::uint64_t selection_bits(const std::uint32_t* words, const std::int32
 /// selection_bits() eight positions at a time with AVX2; same bits. The flag table must be
 /// readable 3 bytes past its last id (special_tokens pads it).
 __attribute__((target("avx2"))) inline std::uint64_t selection_bits_avx2(const std::uint32_t* words,
-                                                                         const std::int32_t* ids,
+                                                                         const token_id* ids,
                                                                          Index m,
                                                                          std::uint64_t threshold,
                                                                          selectable ok) noexcept {
@@ -220,8 +222,9 @@ inline selectable make_selectable(const mlm_options& o) {
   return {o.vocabulary.flags().data(), o.vocabulary.vocab_size(), o.pad_id};
 }
 
-/// Masks one row in place. Words of the selection come in chunks of 256 packed words.
-inline void mlm_row(std::int32_t* ids, std::int32_t* labels, Index width, Index length,
+/// Masks one row (sample \p sample of seed \p seed) in place. Words of the selection come in
+/// chunks of 256 packed words.
+inline void mlm_row(token_id* ids, token_id* labels, Index width, Index length, std::uint64_t seed,
                     std::uint64_t sample, const mlm_options& o, const replacer& rep,
                     const selectable& ok, const bernoulli& select, std::vector<std::uint64_t>& keys,
                     std::vector<std::uint32_t>& row_words) {
@@ -239,7 +242,7 @@ inline void mlm_row(std::int32_t* ids, std::int32_t* labels, Index width, Index 
     for (Index c = 0; c < length; c += chunk) {
       const Index n = std::min(chunk, length - c);
       std::size_t count = 0;
-      fill_packed_words(o.seed, sample, purpose::mlm_select, static_cast<std::uint64_t>(c),
+      fill_packed_words(seed, sample, purpose::mlm_select, static_cast<std::uint64_t>(c),
                         static_cast<std::uint64_t>(c + n), words);
       for (Index g = 0; g < n; g += 64) {
         const Index m = std::min<Index>(64, n - g);
@@ -256,12 +259,12 @@ inline void mlm_row(std::int32_t* ids, std::int32_t* labels, Index width, Index 
         }
       }
       // replacement streams of the selected positions: first blocks computed together
-      fill_stream_heads(o.seed, sample, purpose::mlm_replace, selected, count, heads);
+      fill_stream_heads(seed, sample, purpose::mlm_replace, selected, count, heads);
       for (std::size_t j = 0; j < count; ++j) {
         const std::uint32_t t = selected[j];
-        const std::int32_t id = ids[t];
+        const token_id id = ids[t];
         labels[t] = id;
-        word_stream st(o.seed, sample, purpose::mlm_replace, t, heads + 4 * j, 0);
+        word_stream st(seed, sample, purpose::mlm_replace, t, heads + 4 * j, 0);
         ids[t] = rep.apply(st, id);
       }
     }
@@ -270,7 +273,7 @@ inline void mlm_row(std::int32_t* ids, std::int32_t* labels, Index width, Index 
   // exact count: the k selectable tokens with the smallest selection words (ties by position)
   keys.clear();
   row_words.resize(static_cast<std::size_t>(length));
-  fill_packed_words(o.seed, sample, purpose::mlm_select, 0, static_cast<std::uint64_t>(length),
+  fill_packed_words(seed, sample, purpose::mlm_select, 0, static_cast<std::uint64_t>(length),
                     row_words.data());
   for (Index t = 0; t < length; ++t)
     if (ok(ids[t]))
@@ -289,13 +292,13 @@ inline void mlm_row(std::int32_t* ids, std::int32_t* labels, Index width, Index 
 }
 
 inline void mlm_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
-                      const index_list* lengths, const mlm_options& o, std::uint64_t first_sample) {
+                      const index_list* lengths, const mlm_options& o, random_address at) {
   const Index B = ids.rows(), L = ids.cols();
-  const replacer rep(o);
+  const replacer rep(o, at.seed);
   const selectable ok = make_selectable(o);
   const bernoulli select(o.mlm_probability);
-  std::int32_t* id_data = ids.data();
-  std::int32_t* label_data = labels.data();
+  token_id* id_data = ids.data();
+  token_id* label_data = labels.data();
   const Index id_stride = ids.outerStride(), label_stride = labels.outerStride();
 #if EMASK_HAS_OPENMP
 #pragma omp parallel if (B > 1 && B * L >= 16384)
@@ -308,7 +311,8 @@ inline void mlm_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> lab
 #endif
     for (Index b = 0; b < B; ++b)
       mlm_row(id_data + b * id_stride, label_data + b * label_stride, L, row_length(lengths, b, L),
-              first_sample + static_cast<std::uint64_t>(b), o, rep, ok, select, keys, row_words);
+              at.seed, at.sample + static_cast<std::uint64_t>(b), o, rep, ok, select, keys,
+              row_words);
   }
 }
 
@@ -319,49 +323,52 @@ inline void check_mlm_call(const char* where, Index rows, Index cols, const inde
     fail_argument(where, "ids", concat(cols, " columns"), "at most 2^32 - 1 positions per row");
   check_lengths(where, lengths, rows, cols);
 }
+
+/// The checks of both mlm_mask_inplace overloads: check_mlm_call, then labels of the ids' shape.
+inline void check_mlm_inplace(const char* where, const Eigen::Ref<token_matrix>& ids,
+                              const Eigen::Ref<token_matrix>& labels, const index_list* lengths,
+                              const mlm_options& o) {
+  check_mlm_call(where, ids.rows(), ids.cols(), lengths, o);
+  if (labels.rows() != ids.rows() || labels.cols() != ids.cols())
+    fail_argument(where, "labels", concat(labels.rows(), "x", labels.cols()), "the shape of ids, ",
+                  ids.rows(), "x", ids.cols());
+}
 }  // namespace detail
 
 /// \brief Masks \p ids in place and writes \p labels (same shape). Row b is sample
-/// first_sample + b: processing a batch in pieces with the matching first_sample gives the same
-/// result as one call, for any thread count.
+/// at.sample + b of seed at.seed: processing a batch in pieces with the matching at.sample gives
+/// the same result as one call, for any thread count.
 inline void mlm_mask_inplace(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
-                             const mlm_options& options, std::uint64_t first_sample = 0) {
-  detail::check_mlm_call("mlm_mask_inplace", ids.rows(), ids.cols(), nullptr, options);
-  if (labels.rows() != ids.rows() || labels.cols() != ids.cols())
-    detail::fail_argument("mlm_mask_inplace", "labels",
-                          detail::concat(labels.rows(), "x", labels.cols()), "the shape of ids, ",
-                          ids.rows(), "x", ids.cols());
-  detail::mlm_batch(ids, labels, nullptr, options, first_sample);
+                             const mlm_options& options, random_address at = {}) {
+  detail::check_mlm_inplace("mlm_mask_inplace", ids, labels, nullptr, options);
+  detail::mlm_batch(ids, labels, nullptr, options, at);
 }
 
 /// \brief In-place masking of rows with valid lengths \p lengths (positions >= lengths[b] are
 /// padding and never selected).
 inline void mlm_mask_inplace(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
                              const index_list& lengths, const mlm_options& options,
-                             std::uint64_t first_sample = 0) {
-  detail::check_mlm_call("mlm_mask_inplace", ids.rows(), ids.cols(), &lengths, options);
-  if (labels.rows() != ids.rows() || labels.cols() != ids.cols())
-    detail::fail_argument("mlm_mask_inplace", "labels",
-                          detail::concat(labels.rows(), "x", labels.cols()), "the shape of ids, ",
-                          ids.rows(), "x", ids.cols());
-  detail::mlm_batch(ids, labels, &lengths, options, first_sample);
+                             random_address at = {}) {
+  detail::check_mlm_inplace("mlm_mask_inplace", ids, labels, &lengths, options);
+  detail::mlm_batch(ids, labels, &lengths, options, at);
 }
 
-/// \brief Out-of-place BERT masking: returns the masked ids and the labels.
+/// \brief Out-of-place BERT masking: returns the masked ids and the labels. Row b is sample
+/// at.sample + b of seed at.seed.
 inline mlm_result mlm_mask(const Eigen::Ref<const token_matrix>& ids, const mlm_options& options,
-                           std::uint64_t first_sample = 0) {
+                           random_address at = {}) {
   detail::check_mlm_call("mlm_mask", ids.rows(), ids.cols(), nullptr, options);
   mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
-  detail::mlm_batch(r.input_ids, r.labels, nullptr, options, first_sample);
+  detail::mlm_batch(r.input_ids, r.labels, nullptr, options, at);
   return r;
 }
 
 /// \brief Out-of-place BERT masking of rows with valid lengths \p lengths.
 inline mlm_result mlm_mask(const Eigen::Ref<const token_matrix>& ids, const index_list& lengths,
-                           const mlm_options& options, std::uint64_t first_sample = 0) {
+                           const mlm_options& options, random_address at = {}) {
   detail::check_mlm_call("mlm_mask", ids.rows(), ids.cols(), &lengths, options);
   mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
-  detail::mlm_batch(r.input_ids, r.labels, &lengths, options, first_sample);
+  detail::mlm_batch(r.input_ids, r.labels, &lengths, options, at);
   return r;
 }
 

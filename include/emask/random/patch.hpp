@@ -3,7 +3,7 @@
 /// Learners", random_masking): per sample keep exactly int(L * (1 - mask_ratio)) patches chosen
 /// by an argsort of uniform noise.
 ///
-/// For sample s: ids_shuffle = noise_argsort(seed, s, purpose::mae_noise, L) (ascending noise,
+/// For sample s: ids_shuffle = noise_argsort(purpose::mae_noise, L, {seed, s}) (ascending noise,
 /// ties by index); ids_keep = the first len_keep entries; ids_restore = the inverse permutation
 /// of ids_shuffle; the mask is true (kept, visible) at ids_keep. MAE's own mask (1 = removed) is
 /// available by name through mae_removed().
@@ -24,7 +24,7 @@ struct mae_result {
   token_matrix ids_keep;     ///< [batch, len_keep] indices of the kept patches, noise order
   token_matrix ids_restore;  ///< [batch, L] position of each patch in the shuffled order
   token_matrix ids_shuffle;  ///< [batch, L] patches in ascending-noise order
-  bool_matrix mask;          ///< [batch, L] emask convention: true = kept (visible to the encoder)
+  bool_matrix kept;          ///< [batch, L] emask convention: true = kept (visible to the encoder)
 };
 
 /// \brief Number of kept patches: int(num_patches * (1 - mask_ratio)), truncated as MAE does.
@@ -34,10 +34,10 @@ inline Index mae_keep_count(Index num_patches, double mask_ratio) {
   return static_cast<Index>(static_cast<double>(num_patches) * (1.0 - mask_ratio));
 }
 
-/// \brief MAE random masking of \p batch samples of \p num_patches patches; sample b is
-/// first_sample + b.
+/// \brief MAE random masking of \p batch samples of \p num_patches patches; row b is sample
+/// at.sample + b of seed at.seed.
 inline mae_result mae_random_masking(Index batch, Index num_patches, double mask_ratio = 0.75,
-                                     std::uint64_t seed = 0, std::uint64_t first_sample = 0) {
+                                     random_address at = {}) {
   const char* where = "mae_random_masking";
   if (batch < 0) detail::fail_argument(where, "batch", batch, ">= 0");
   if (num_patches < 1 || num_patches > (Index{1} << 31) - 1)
@@ -56,15 +56,15 @@ inline mae_result mae_random_masking(Index batch, Index num_patches, double mask
 #endif
   for (Index b = 0; b < batch; ++b) {
     const std::vector<std::uint32_t> order =
-        noise_argsort(seed, first_sample + static_cast<std::uint64_t>(b), purpose::mae_noise,
-                      static_cast<std::uint32_t>(num_patches));
+        noise_argsort(purpose::mae_noise, static_cast<std::uint32_t>(num_patches),
+                      {at.seed, at.sample + static_cast<std::uint64_t>(b)});
     for (Index j = 0; j < num_patches; ++j) {
       const auto p = static_cast<Index>(order[static_cast<std::size_t>(j)]);
-      r.ids_shuffle(b, j) = static_cast<std::int32_t>(p);
-      r.ids_restore(b, p) = static_cast<std::int32_t>(j);
+      r.ids_shuffle(b, j) = static_cast<token_id>(p);
+      r.ids_restore(b, p) = static_cast<token_id>(j);
       if (j < keep) {
-        r.ids_keep(b, j) = static_cast<std::int32_t>(p);
-        r.mask(b, p) = true;
+        r.ids_keep(b, j) = static_cast<token_id>(p);
+        r.kept(b, p) = true;
       }
     }
   }
@@ -75,7 +75,7 @@ inline mae_result mae_random_masking(Index batch, Index num_patches, double mask
 /// is kept, as a float (or \p Scalar) matrix [batch, L] like MAE's returned `mask`.
 template <class Scalar = float>
 row_matrix<Scalar> mae_removed(const mae_result& r) {
-  return (!r.mask).template cast<Scalar>().matrix();
+  return (!r.kept).template cast<Scalar>().matrix();
 }
 
 EMASK_NAMESPACE_END

@@ -38,10 +38,10 @@ struct span_options : mlm_options {
 namespace detail {
 template <class StartsOf>
 void span_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
-                const index_list* lengths, const span_options& o, std::uint64_t first_sample,
+                const index_list* lengths, const span_options& o, random_address at,
                 StartsOf&& starts_of) {
   const Index B = ids.rows(), L = ids.cols();
-  const replacer rep(o);
+  const replacer rep(o, at.seed);
   const selectable ok = make_selectable(o);
   const bernoulli success(o.geometric_p);
   const auto max_l = static_cast<std::uint32_t>(o.max_span_words);
@@ -55,10 +55,10 @@ void span_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
 #pragma omp for schedule(static)
 #endif
     for (Index b = 0; b < B; ++b) {
-      std::int32_t* row = ids.data() + b * ids.outerStride();
-      std::int32_t* lab = labels.data() + b * labels.outerStride();
+      token_id* row = ids.data() + b * ids.outerStride();
+      token_id* lab = labels.data() + b * labels.outerStride();
       const Index len = row_length(lengths, b, L);
-      const std::uint64_t sample = first_sample + static_cast<std::uint64_t>(b);
+      const std::uint64_t sample = at.sample + static_cast<std::uint64_t>(b);
       std::fill(lab, lab + L, o.ignore_index);
       build_words(row, len, ok, starts_of(b), words);
       std::int64_t n = 0;
@@ -71,7 +71,7 @@ void span_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
       std::int64_t covered = 0;
       const std::uint64_t max_tries = 64u * std::uint64_t{nw} + 64u;
       for (std::uint64_t a = 0; a < max_tries && covered < budget; ++a) {
-        word_stream s(o.seed, sample, purpose::span_draw, static_cast<std::uint32_t>(a));
+        word_stream s(at.seed, sample, purpose::span_draw, static_cast<std::uint32_t>(a));
         const std::uint32_t l = truncated_geometric(s, success, max_l);
         const std::uint32_t anchor = bounded(s, nw);
         if (taken[anchor]) continue;
@@ -88,7 +88,7 @@ void span_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
         }
         // replacement of the span [span_begin, span_end)
         if (o.replace_per_span) {
-          word_stream d(o.seed, sample, purpose::span_replace, span_begin);
+          word_stream d(at.seed, sample, purpose::span_replace, span_begin);
           const replacer::action act = rep.decide(d);
           for (std::uint32_t t = span_begin; t < span_end; ++t) {
             if (act == replacer::action::mask)
@@ -109,6 +109,20 @@ inline void check_span(const char* where, const span_options& o) {
     fail_argument(where, "geometric_p", o.geometric_p, "a probability in (0, 1]");
   if (o.max_span_words < 1) fail_argument(where, "max_span_words", o.max_span_words, ">= 1");
 }
+
+/// Every span_mask overload: the checks shared with whole-word masking, then the batch.
+template <class StartsOf>
+mlm_result span_call(const Eigen::Ref<const token_matrix>& ids, const word_input& words,
+                     const index_list* lengths, const span_options& o, random_address at,
+                     StartsOf&& starts_of) {
+  check_word_call("span_mask", ids, words, lengths, o, &check_span);
+  mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
+  span_batch(r.input_ids, r.labels, lengths, o, at, starts_of);
+  return r;
+}
+
+/// Every selectable token its own word, for each row.
+inline starts_every_token starts_of_tokens(Index) noexcept { return {}; }
 }  // namespace detail
 
 /// \brief Probability of a span of k words, k in [1, max_span_words]: the renormalized truncated
@@ -126,49 +140,37 @@ inline std::vector<double> span_length_distribution(double geometric_p,
   return pk;
 }
 
-/// \brief SpanBERT masking where every selectable token is a word.
+/// \brief SpanBERT masking where every selectable token is a word. Row b is sample
+/// at.sample + b of seed at.seed.
 inline mlm_result span_mask(const Eigen::Ref<const token_matrix>& ids, const span_options& options,
-                            std::uint64_t first_sample = 0) {
-  detail::check_mlm_call("span_mask", ids.rows(), ids.cols(), nullptr, options);
-  detail::check_span("span_mask", options);
-  mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
-  detail::span_batch(r.input_ids, r.labels, nullptr, options, first_sample,
-                     [](Index) { return detail::starts_every_token{}; });
-  return r;
+                            random_address at = {}) {
+  return detail::span_call(ids, {}, nullptr, options, at, &detail::starts_of_tokens);
+}
+
+/// \brief SpanBERT masking where every selectable token is a word, rows of valid lengths
+/// \p lengths.
+inline mlm_result span_mask(const Eigen::Ref<const token_matrix>& ids, const index_list& lengths,
+                            const span_options& options, random_address at = {}) {
+  return detail::span_call(ids, {}, &lengths, options, at, &detail::starts_of_tokens);
 }
 
 /// \brief SpanBERT masking over whole words given by \p word_starts (true on a word's first
-/// token), rows of valid lengths \p lengths.
+/// token), full rows.
+inline mlm_result span_mask(const Eigen::Ref<const token_matrix>& ids,
+                            const Eigen::Ref<const bool_matrix>& word_starts,
+                            const span_options& options, random_address at = {}) {
+  return detail::span_call(ids, {"word_starts", word_starts.rows(), word_starts.cols()}, nullptr,
+                           options, at, detail::starts_of_flags(word_starts));
+}
+
+/// \brief SpanBERT masking over whole words given by \p word_starts, rows of valid lengths
+/// \p lengths.
 inline mlm_result span_mask(const Eigen::Ref<const token_matrix>& ids,
                             const Eigen::Ref<const bool_matrix>& word_starts,
                             const index_list& lengths, const span_options& options,
-                            std::uint64_t first_sample = 0) {
-  const char* where = "span_mask";
-  detail::check_mlm_call(where, ids.rows(), ids.cols(), &lengths, options);
-  detail::check_span(where, options);
-  detail::check_word_input(where, "word_starts", word_starts.rows(), word_starts.cols(), ids.rows(),
-                           ids.cols());
-  mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
-  detail::span_batch(r.input_ids, r.labels, &lengths, options, first_sample, [&](Index b) {
-    return detail::starts_from_flags{word_starts.data() + b * word_starts.outerStride()};
-  });
-  return r;
-}
-
-/// \brief SpanBERT masking over whole words given by \p word_starts, full rows.
-inline mlm_result span_mask(const Eigen::Ref<const token_matrix>& ids,
-                            const Eigen::Ref<const bool_matrix>& word_starts,
-                            const span_options& options, std::uint64_t first_sample = 0) {
-  const char* where = "span_mask";
-  detail::check_mlm_call(where, ids.rows(), ids.cols(), nullptr, options);
-  detail::check_span(where, options);
-  detail::check_word_input(where, "word_starts", word_starts.rows(), word_starts.cols(), ids.rows(),
-                           ids.cols());
-  mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
-  detail::span_batch(r.input_ids, r.labels, nullptr, options, first_sample, [&](Index b) {
-    return detail::starts_from_flags{word_starts.data() + b * word_starts.outerStride()};
-  });
-  return r;
+                            random_address at = {}) {
+  return detail::span_call(ids, {"word_starts", word_starts.rows(), word_starts.cols()}, &lengths,
+                           options, at, detail::starts_of_flags(word_starts));
 }
 
 EMASK_NAMESPACE_END

@@ -23,13 +23,13 @@
 EMASK_NAMESPACE_BEGIN
 
 /// \brief Parameters of T5 span corruption. first_sentinel_id has no default: T5's vocabulary
-/// puts `<extra_id_0>` at 32099 (= len(tokenizer) - 1), counting down.
+/// puts `<extra_id_0>` at 32099 (= len(tokenizer) - 1), counting down. The seed is not an
+/// option: it is part of the random_address the functions take last.
 struct t5_options {
   double noise_density = 0.15;          ///< fraction of tokens corrupted
   double mean_noise_span_length = 3.0;  ///< mean noise span length
-  std::int32_t first_sentinel_id = -1;  ///< id of the first sentinel; later ones count down
-  std::int32_t eos_id = 1;              ///< appended to inputs and targets
-  std::uint64_t seed = 0;               ///< the Philox key
+  token_id first_sentinel_id = -1;      ///< id of the first sentinel; later ones count down
+  token_id eos_id = 1;                  ///< appended to inputs and targets
 };
 
 /// \brief Sizes of the corruption of a row of \p length tokens (the same for every row).
@@ -135,18 +135,19 @@ inline t5_lengths compute_input_and_target_lengths(Index inputs_length, double n
 }
 
 /// \brief The noise mask of one row in keep convention (true = kept token, false = noise), for
-/// sample id \p sample. Same draws as t5_span_corruption.
+/// sample at.sample of seed at.seed: row b of t5_span_corruption(ids, options, {seed, s}) is
+/// t5_keep_mask(length, options, {seed, s + b}).
 inline Eigen::Array<bool, 1, Eigen::Dynamic> t5_keep_mask(Index length, const t5_options& options,
-                                                          std::uint64_t sample) {
+                                                          random_address at) {
   const t5_sizes s = detail::t5_sizes_checked("t5_keep_mask", length, options.noise_density,
                                               options.mean_noise_span_length);
   std::vector<std::uint64_t> keys;
   std::vector<unsigned char> cut;
   std::vector<std::uint32_t> words;
   std::vector<Index> noise_len, kept_len;
-  detail::random_segmentation(options.seed, sample, purpose::t5_noise_cuts, s.num_noise_tokens,
+  detail::random_segmentation(at.seed, at.sample, purpose::t5_noise_cuts, s.num_noise_tokens,
                               s.num_noise_spans, keys, cut, words, noise_len);
-  detail::random_segmentation(options.seed, sample, purpose::t5_nonnoise_cuts,
+  detail::random_segmentation(at.seed, at.sample, purpose::t5_nonnoise_cuts,
                               length - s.num_noise_tokens, s.num_noise_spans, keys, cut, words,
                               kept_len);
   Eigen::Array<bool, 1, Eigen::Dynamic> keep(length);
@@ -158,9 +159,10 @@ inline Eigen::Array<bool, 1, Eigen::Dynamic> t5_keep_mask(Index length, const t5
   return keep;
 }
 
-/// \brief T5 span corruption of every row of \p ids (row b is sample first_sample + b).
+/// \brief T5 span corruption of every row of \p ids (row b is sample at.sample + b of seed
+/// at.seed).
 inline t5_result t5_span_corruption(const Eigen::Ref<const token_matrix>& ids,
-                                    const t5_options& options, std::uint64_t first_sample = 0) {
+                                    const t5_options& options, random_address at = {}) {
   const char* where = "t5_span_corruption";
   const Index B = ids.rows(), L = ids.cols();
   const t5_sizes s =
@@ -183,16 +185,16 @@ inline t5_result t5_span_corruption(const Eigen::Ref<const token_matrix>& ids,
 #pragma omp for schedule(static)
 #endif
     for (Index b = 0; b < B; ++b) {
-      const std::uint64_t sample = first_sample + static_cast<std::uint64_t>(b);
-      detail::random_segmentation(options.seed, sample, purpose::t5_noise_cuts, s.num_noise_tokens,
+      const std::uint64_t sample = at.sample + static_cast<std::uint64_t>(b);
+      detail::random_segmentation(at.seed, sample, purpose::t5_noise_cuts, s.num_noise_tokens,
                                   s.num_noise_spans, keys, cut, words, noise_len);
-      detail::random_segmentation(options.seed, sample, purpose::t5_nonnoise_cuts,
+      detail::random_segmentation(at.seed, sample, purpose::t5_nonnoise_cuts,
                                   L - s.num_noise_tokens, s.num_noise_spans, keys, cut, words,
                                   kept_len);
       Index t = 0, in = 0, tg = 0;
       for (std::size_t j = 0; j < noise_len.size(); ++j) {
         const auto sentinel =
-            static_cast<std::int32_t>(options.first_sentinel_id - static_cast<std::int32_t>(j));
+            static_cast<token_id>(options.first_sentinel_id - static_cast<token_id>(j));
         for (Index i = 0; i < kept_len[j]; ++i, ++t) {
           r.kept(b, t) = true;
           r.inputs(b, in++) = ids(b, t);

@@ -1,6 +1,6 @@
 /// \file
-/// \brief Token inputs of the random maskers: the int32 token matrix, the vocabulary with its
-/// special ids, and per-row lengths.
+/// \brief Token inputs of the random maskers: the token matrix (token_id, int32), the vocabulary
+/// with its special ids, and per-row lengths.
 #pragma once
 
 #include <cstdint>
@@ -21,11 +21,8 @@ class special_tokens {
  public:
   special_tokens() = default;
   /// \brief Vocabulary of \p vocab_size ids whose special ids are \p ids.
-  special_tokens(std::int32_t vocab_size, const std::vector<std::int32_t>& ids)
-      : vocab_size_(vocab_size) {
-    if (vocab_size < 1) detail::fail_argument("special_tokens", "vocab_size", vocab_size, ">= 1");
-    // 4 zero bytes of padding after the flags, so SIMD code may load 4 bytes at any id
-    flags_.assign(static_cast<std::size_t>(vocab_size) + 4, 0);
+  special_tokens(std::int32_t vocab_size, const std::vector<token_id>& ids)
+      : special_tokens(empty{}, "special_tokens", vocab_size) {
     for (std::size_t i = 0; i < ids.size(); ++i) {
       if (ids[i] < 0 || ids[i] >= vocab_size)
         detail::fail_element("special_tokens", "ids", i, ids[i], "an id in [0, ", vocab_size, ")");
@@ -36,8 +33,8 @@ class special_tokens {
   /// \brief Vocabulary of \p vocab_size ids where \p is_special(id) marks the special ones.
   template <class Predicate>
   static special_tokens from_predicate(std::int32_t vocab_size, Predicate&& is_special) {
-    special_tokens s(vocab_size, {});
-    for (std::int32_t id = 0; id < vocab_size; ++id)
+    special_tokens s(empty{}, "special_tokens::from_predicate", vocab_size);
+    for (token_id id = 0; id < vocab_size; ++id)
       s.flags_[static_cast<std::size_t>(id)] = is_special(id) ? 1 : 0;
     s.finish();
     return s;
@@ -46,23 +43,30 @@ class special_tokens {
   /// \brief Number of ids in the vocabulary.
   std::int32_t vocab_size() const noexcept { return vocab_size_; }
   /// \brief True if \p id is special. Ids outside [0, vocab_size) count as special.
-  bool is_special(std::int32_t id) const noexcept {
+  bool is_special(token_id id) const noexcept {
     return id < 0 || id >= vocab_size_ || flags_[static_cast<std::size_t>(id)] != 0;
   }
   /// \brief The ids that are not special, ascending: the pool random replacements are drawn from.
-  const std::vector<std::int32_t>& regular_ids() const noexcept { return regular_; }
+  const std::vector<token_id>& regular_ids() const noexcept { return regular_; }
   /// \brief One flag per id, 1 = special, followed by 4 padding zeros (vocab_size() + 4 bytes).
   const std::vector<unsigned char>& flags() const noexcept { return flags_; }
 
  private:
+  struct empty {};
+  // A vocabulary of vocab_size ids with no special id yet; where names the public caller.
+  special_tokens(empty, const char* where, std::int32_t vocab_size) : vocab_size_(vocab_size) {
+    if (vocab_size < 1) detail::fail_argument(where, "vocab_size", vocab_size, ">= 1");
+    // 4 zero bytes of padding after the flags, so SIMD code may load 4 bytes at any id
+    flags_.assign(static_cast<std::size_t>(vocab_size) + 4, 0);
+  }
   void finish() {
     regular_.clear();
-    for (std::int32_t id = 0; id < vocab_size_; ++id)
+    for (token_id id = 0; id < vocab_size_; ++id)
       if (!flags_[static_cast<std::size_t>(id)]) regular_.push_back(id);
   }
   std::int32_t vocab_size_ = 0;
   std::vector<unsigned char> flags_;
-  std::vector<std::int32_t> regular_;
+  std::vector<token_id> regular_;
 };
 
 namespace detail {

@@ -34,7 +34,7 @@ struct word_range {
 /// to no word and end the current one; a selectable token starts a new word when starts(t) is
 /// true or the previous token does not belong to a word.
 template <class Starts>
-void build_words(const std::int32_t* ids, Index length, const selectable& ok, Starts&& starts,
+void build_words(const token_id* ids, Index length, const selectable& ok, Starts&& starts,
                  std::vector<word_range>& words) {
   words.clear();
   bool open = false;
@@ -61,7 +61,7 @@ struct starts_from_flags {
 };
 /// Word boundaries from word ids: a new word where the id changes; ids < 0 belong to no word.
 struct starts_from_ids {
-  const std::int32_t* word_ids;
+  const token_id* word_ids;
   bool member(Index t) const noexcept { return word_ids[t] >= 0; }
   bool operator()(Index t) const noexcept { return t == 0 || word_ids[t] != word_ids[t - 1]; }
 };
@@ -73,10 +73,10 @@ struct starts_every_token {
 
 template <class StartsOf>
 void whole_word_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
-                      const index_list* lengths, const whole_word_options& o,
-                      std::uint64_t first_sample, StartsOf&& starts_of) {
+                      const index_list* lengths, const whole_word_options& o, random_address at,
+                      StartsOf&& starts_of) {
   const Index B = ids.rows(), L = ids.cols();
-  const replacer rep(o);
+  const replacer rep(o, at.seed);
   const selectable ok = make_selectable(o);
 #if EMASK_HAS_OPENMP
 #pragma omp parallel if (B > 1 && B * L >= 16384)
@@ -89,10 +89,10 @@ void whole_word_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> lab
 #pragma omp for schedule(static)
 #endif
     for (Index b = 0; b < B; ++b) {
-      std::int32_t* row = ids.data() + b * ids.outerStride();
-      std::int32_t* lab = labels.data() + b * labels.outerStride();
+      token_id* row = ids.data() + b * ids.outerStride();
+      token_id* lab = labels.data() + b * labels.outerStride();
       const Index len = row_length(lengths, b, L);
-      const std::uint64_t sample = first_sample + static_cast<std::uint64_t>(b);
+      const std::uint64_t sample = at.sample + static_cast<std::uint64_t>(b);
       std::fill(lab, lab + L, o.ignore_index);
       build_words(row, len, ok, starts_of(b), words);
       Index n = 0;
@@ -106,7 +106,7 @@ void whole_word_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> lab
       // only if the prefix runs out; the visit order is that of a full sort either way.
       const std::size_t nw = words.size();
       word_noise.resize(nw);
-      fill_packed_words(o.seed, sample, purpose::wwm_order, 0, nw, word_noise.data());
+      fill_packed_words(at.seed, sample, purpose::wwm_order, 0, nw, word_noise.data());
       keys.resize(nw);
       for (std::size_t w = 0; w < nw; ++w)
         keys[w] = noise_key(word_noise[w], static_cast<std::uint32_t>(w));
@@ -131,52 +131,73 @@ void whole_word_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> lab
   }
 }
 
-inline void check_word_input(const char* where, const char* arg, Index rows, Index cols,
-                             Index ids_rows, Index ids_cols) {
-  if (rows != ids_rows || cols != ids_cols)
-    fail_argument(where, arg, concat(rows, "x", cols), "the shape of ids, ", ids_rows, "x",
-                  ids_cols);
+/// The word boundaries an overload takes: the argument's name and shape, or none.
+struct word_input {
+  const char* arg = nullptr;  ///< "word_starts", "word_ids", or nullptr (every token is a word)
+  Index rows = 0, cols = 0;
+};
+
+/// The one check of every whole_word_mask* and span_mask overload, in this order: the MLM
+/// options, ids and lengths (check_mlm_call); the masker's own options (\p check_options); the
+/// shape of the word boundaries.
+template <class Options>
+void check_word_call(const char* where, const Eigen::Ref<const token_matrix>& ids,
+                     const word_input& words, const index_list* lengths, const Options& o,
+                     void (*check_options)(const char*, const Options&)) {
+  check_mlm_call(where, ids.rows(), ids.cols(), lengths, o);
+  check_options(where, o);
+  if (words.arg && (words.rows != ids.rows() || words.cols != ids.cols()))
+    fail_argument(where, words.arg, concat(words.rows, "x", words.cols), "the shape of ids, ",
+                  ids.rows(), "x", ids.cols());
 }
 
 inline void check_wwm(const char* where, const whole_word_options& o) {
   if (o.max_predictions < 0) fail_argument(where, "max_predictions", o.max_predictions, ">= 0");
 }
+
+/// Every whole_word_mask* overload: the checks, then the batch.
+template <class StartsOf>
+mlm_result whole_word_call(const char* where, const Eigen::Ref<const token_matrix>& ids,
+                           const word_input& words, const index_list* lengths,
+                           const whole_word_options& o, random_address at, StartsOf&& starts_of) {
+  check_word_call(where, ids, words, lengths, o, &check_wwm);
+  mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
+  whole_word_batch(r.input_ids, r.labels, lengths, o, at, starts_of);
+  return r;
+}
+
+/// Word starts of row b of a flag matrix, and of a word-id matrix.
+inline auto starts_of_flags(const Eigen::Ref<const bool_matrix>& word_starts) {
+  return [&word_starts](Index b) {
+    return starts_from_flags{word_starts.data() + b * word_starts.outerStride()};
+  };
+}
+inline auto starts_of_ids(const Eigen::Ref<const token_matrix>& word_ids) {
+  return [&word_ids](Index b) {
+    return starts_from_ids{word_ids.data() + b * word_ids.outerStride()};
+  };
+}
 }  // namespace detail
 
 /// \brief Whole-word masking with words given by \p word_starts (true on the first token of each
-/// word; the caller marks WordPiece continuations "##..." false). Optional \p lengths give each
-/// row's valid length. Row b is sample first_sample + b.
+/// word; the caller marks WordPiece continuations "##..." false). Row b is sample
+/// at.sample + b of seed at.seed.
 inline mlm_result whole_word_mask(const Eigen::Ref<const token_matrix>& ids,
                                   const Eigen::Ref<const bool_matrix>& word_starts,
-                                  const whole_word_options& options,
-                                  std::uint64_t first_sample = 0) {
-  const char* where = "whole_word_mask";
-  detail::check_mlm_call(where, ids.rows(), ids.cols(), nullptr, options);
-  detail::check_wwm(where, options);
-  detail::check_word_input(where, "word_starts", word_starts.rows(), word_starts.cols(), ids.rows(),
-                           ids.cols());
-  mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
-  detail::whole_word_batch(r.input_ids, r.labels, nullptr, options, first_sample, [&](Index b) {
-    return detail::starts_from_flags{word_starts.data() + b * word_starts.outerStride()};
-  });
-  return r;
+                                  const whole_word_options& options, random_address at = {}) {
+  return detail::whole_word_call("whole_word_mask", ids,
+                                 {"word_starts", word_starts.rows(), word_starts.cols()}, nullptr,
+                                 options, at, detail::starts_of_flags(word_starts));
 }
 
 /// \brief Whole-word masking of rows with valid lengths \p lengths.
 inline mlm_result whole_word_mask(const Eigen::Ref<const token_matrix>& ids,
                                   const Eigen::Ref<const bool_matrix>& word_starts,
                                   const index_list& lengths, const whole_word_options& options,
-                                  std::uint64_t first_sample = 0) {
-  const char* where = "whole_word_mask";
-  detail::check_mlm_call(where, ids.rows(), ids.cols(), &lengths, options);
-  detail::check_wwm(where, options);
-  detail::check_word_input(where, "word_starts", word_starts.rows(), word_starts.cols(), ids.rows(),
-                           ids.cols());
-  mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
-  detail::whole_word_batch(r.input_ids, r.labels, &lengths, options, first_sample, [&](Index b) {
-    return detail::starts_from_flags{word_starts.data() + b * word_starts.outerStride()};
-  });
-  return r;
+                                  random_address at = {}) {
+  return detail::whole_word_call("whole_word_mask", ids,
+                                 {"word_starts", word_starts.rows(), word_starts.cols()}, &lengths,
+                                 options, at, detail::starts_of_flags(word_starts));
 }
 
 /// \brief Whole-word masking with words given by \p word_ids (a fast tokenizer's word_ids():
@@ -184,17 +205,10 @@ inline mlm_result whole_word_mask(const Eigen::Ref<const token_matrix>& ids,
 inline mlm_result whole_word_mask_by_ids(const Eigen::Ref<const token_matrix>& ids,
                                          const Eigen::Ref<const token_matrix>& word_ids,
                                          const whole_word_options& options,
-                                         std::uint64_t first_sample = 0) {
-  const char* where = "whole_word_mask_by_ids";
-  detail::check_mlm_call(where, ids.rows(), ids.cols(), nullptr, options);
-  detail::check_wwm(where, options);
-  detail::check_word_input(where, "word_ids", word_ids.rows(), word_ids.cols(), ids.rows(),
-                           ids.cols());
-  mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
-  detail::whole_word_batch(r.input_ids, r.labels, nullptr, options, first_sample, [&](Index b) {
-    return detail::starts_from_ids{word_ids.data() + b * word_ids.outerStride()};
-  });
-  return r;
+                                         random_address at = {}) {
+  return detail::whole_word_call("whole_word_mask_by_ids", ids,
+                                 {"word_ids", word_ids.rows(), word_ids.cols()}, nullptr, options,
+                                 at, detail::starts_of_ids(word_ids));
 }
 
 /// \brief Whole-word masking by word ids of rows with valid lengths \p lengths.
@@ -202,17 +216,10 @@ inline mlm_result whole_word_mask_by_ids(const Eigen::Ref<const token_matrix>& i
                                          const Eigen::Ref<const token_matrix>& word_ids,
                                          const index_list& lengths,
                                          const whole_word_options& options,
-                                         std::uint64_t first_sample = 0) {
-  const char* where = "whole_word_mask_by_ids";
-  detail::check_mlm_call(where, ids.rows(), ids.cols(), &lengths, options);
-  detail::check_wwm(where, options);
-  detail::check_word_input(where, "word_ids", word_ids.rows(), word_ids.cols(), ids.rows(),
-                           ids.cols());
-  mlm_result r{ids, token_matrix(ids.rows(), ids.cols())};
-  detail::whole_word_batch(r.input_ids, r.labels, &lengths, options, first_sample, [&](Index b) {
-    return detail::starts_from_ids{word_ids.data() + b * word_ids.outerStride()};
-  });
-  return r;
+                                         random_address at = {}) {
+  return detail::whole_word_call("whole_word_mask_by_ids", ids,
+                                 {"word_ids", word_ids.rows(), word_ids.cols()}, &lengths, options,
+                                 at, detail::starts_of_ids(word_ids));
 }
 
 EMASK_NAMESPACE_END

@@ -128,14 +128,15 @@ Eigen::Matrix<typename Derived::Scalar, Eigen::Dynamic, 1> masked_q_max(
 /// legal action, otherwise the greedy legal action (masked_q_argmax). Never returns an illegal
 /// action.
 ///
-/// Row b reads the Philox word stream (seed, sample = step, purpose::rl_explore, index = b):
+/// Row b reads the Philox word stream (at.seed, at.sample, purpose::rl_explore, index = b):
 /// word 0 explores when below ceil(epsilon * 2^32) (emask::bernoulli); the uniform choice among
 /// the row's L legal actions is emask::bounded(stream, L) on the following words, and picks
-/// the legal action of that rank. The result depends only on (seed, step, row, q, legal).
+/// the legal action of that rank. The result depends only on (at, row, q, legal). at.sample is
+/// the step, a counter the caller advances every call; the rows of one call share it.
 /// \pre 0 <= epsilon <= 1; every row has a legal action.
 template <class Derived>
 index_vector masked_epsilon_greedy(const Eigen::MatrixBase<Derived>& q, const bool_matrix& legal,
-                                   double epsilon, std::uint64_t seed, std::uint64_t step) {
+                                   double epsilon, random_address at) {
   const char* where = "masked_epsilon_greedy";
   detail::check_q_scalar<typename Derived::Scalar>();
   detail::check_q_shape(where, "q", q.rows(), q.cols(), legal);
@@ -146,7 +147,7 @@ index_vector masked_epsilon_greedy(const Eigen::MatrixBase<Derived>& q, const bo
   const bernoulli explore(epsilon);
   index_vector out(q.rows());
   for (Index b = 0; b < q.rows(); ++b) {
-    word_stream words(seed, step, purpose::rl_explore, static_cast<std::uint32_t>(b));
+    word_stream words(at.seed, at.sample, purpose::rl_explore, static_cast<std::uint32_t>(b));
     // The greedy action of every row, explored or not: a legal NaN raises either way.
     const Index greedy = detail::q_row_argmax(where, "q", q, legal, b);
     if (greedy < 0) detail::fail_no_legal(where, "legal", b, q.cols());
@@ -241,9 +242,9 @@ Eigen::Matrix<typename Derived::Scalar, Eigen::Dynamic, 1> masked_q_max(
 /// \brief masked_epsilon_greedy over the flat mask of a Discrete action_mask.
 template <class Derived>
 index_vector masked_epsilon_greedy(const Eigen::MatrixBase<Derived>& q, const action_mask& legal,
-                                   double epsilon, std::uint64_t seed, std::uint64_t step) {
+                                   double epsilon, random_address at) {
   detail::check_discrete("masked_epsilon_greedy", legal);
-  return masked_epsilon_greedy(q, legal.flat(), epsilon, seed, step);
+  return masked_epsilon_greedy(q, legal.flat(), epsilon, at);
 }
 /// \}
 

@@ -95,12 +95,14 @@ inline dtqn_history_mask make_dtqn_mask(const id_table& episode_ids) {
 /// \brief The DTQN mask from episode-start flags [batch x window] (see episode_ids_from_starts).
 template <class Derived>
 dtqn_history_mask dtqn_mask_from_starts(const Eigen::DenseBase<Derived>& starts) {
+  detail::check_flag_matrix("dtqn_mask_from_starts", "starts", starts);  // errors name this call
   return make_dtqn_mask(id_table(episode_ids_from_starts(starts)));
 }
 
 /// \brief The DTQN mask from done flags [batch x window] (see episode_ids_from_dones).
 template <class Derived>
 dtqn_history_mask dtqn_mask_from_dones(const Eigen::DenseBase<Derived>& dones) {
+  detail::check_flag_matrix("dtqn_mask_from_dones", "dones", dones);  // errors name this call
   return make_dtqn_mask(id_table(episode_ids_from_dones(dones)));
 }
 

@@ -67,7 +67,7 @@ inline void check_fill(const char* where, mask_fill fill) {
 }
 
 /// What a policy accepts at legal positions (the "expected" part of its logits errors).
-constexpr const char* kFiniteLogits =
+constexpr const char* finite_logits_expected =
     "finite logits (not NaN, not +infinity, not -infinity on every legal action) at legal "
     "positions";
 
@@ -79,15 +79,15 @@ void check_lse(const char* where, const Eigen::Matrix<S, Eigen::Dynamic, 1>& lse
     if (!is_finite(lse[b]))
       fail_argument(where, "logits",
                     concat("a non-finite log-sum-exp (", lse[b], ") in row ", b, ", sub-space ", i),
-                    kFiniteLogits);
+                    finite_logits_expected);
 }
 
 /// Softmax (Log = false) or log-softmax (Log = true) of every sub-space into out.
 template <bool Log, class S, class Derived>
 void policy_softmax(const char* where, const Eigen::MatrixBase<Derived>& logits,
-                    const action_mask& mask, mask_fill fill, row_matrix<S>& out) {
+                    const action_mask& legal, mask_fill fill, row_matrix<S>& out) {
   check_policy_scalar<S>();
-  check_policy_shape(where, logits.rows(), logits.cols(), mask);
+  check_policy_shape(where, logits.rows(), logits.cols(), legal);
   check_fill(where, fill);
   const score_ref<S> x(logits.derived());
   out.resize(x.rows(), x.cols());
@@ -96,7 +96,7 @@ void policy_softmax(const char* where, const Eigen::MatrixBase<Derived>& logits,
   if (x.rows() == 0) return;
   Eigen::Matrix<S, Eigen::Dynamic, 1> lse(x.rows());
   const softmax_options o;
-  const action_space& sp = mask.space();
+  const action_space& sp = legal.space();
   if (fill == mask_fill::negative_infinity) {
     for (Index i = 0; i < sp.sub_spaces(); ++i) {
       const Index off = sp.offset(i), n = sp.size(i);
@@ -104,32 +104,32 @@ void policy_softmax(const char* where, const Eigen::MatrixBase<Derived>& logits,
       if (sp.sub_spaces() == 1) {
         // Discrete: the flat mask itself, without the offset view.
         if (Log)
-          masked_log_softmax(fused, x, as_mask(mask.flat()), y, lse, o);
+          masked_log_softmax(fused, x, as_mask(legal.flat()), y, lse, o);
         else
-          masked_softmax(fused, x, as_mask(mask.flat()), y, lse, o);
+          masked_softmax(fused, x, as_mask(legal.flat()), y, lse, o);
       } else if (Log) {
-        masked_log_softmax(fused, x.middleCols(off, n), mask.sub_space_view(i), y, lse, o);
+        masked_log_softmax(fused, x.middleCols(off, n), legal.sub_space_view(i), y, lse, o);
       } else {
-        masked_softmax(fused, x.middleCols(off, n), mask.sub_space_view(i), y, lse, o);
+        masked_softmax(fused, x.middleCols(off, n), legal.sub_space_view(i), y, lse, o);
       }
       check_lse(where, lse, i);
     }
   } else {
-    // sb3-contrib: logits = where(mask, logits, -1e8), then an ordinary softmax of the row.
+    // sb3-contrib: logits = where(legal, logits, -1e8), then an ordinary softmax of the row.
     // -infinity on every legal action would hand the whole row to the illegal -1e8 entries:
     // it raises, as in the exact mode (a NaN counts as not -infinity; check_lse reports it).
     for (Index b = 0; b < x.rows(); ++b)
       for (Index i = 0; i < sp.sub_spaces(); ++i) {
         bool live = false;
         for (Index a = sp.offset(i); a < sp.offset(i + 1); ++a)
-          live = live || (mask.flat()(b, a) && !(x(b, a) < std::numeric_limits<S>::lowest()));
+          live = live || (legal.flat()(b, a) && !(x(b, a) < std::numeric_limits<S>::lowest()));
         if (!live)
           fail_argument(where, "logits",
                         concat("-infinity at every legal action in row ", b, ", sub-space ", i),
-                        kFiniteLogits);
+                        finite_logits_expected);
       }
     const S big = static_cast<S>(sb3_mask_value);
-    row_matrix<S> filled = mask.flat().select(x.array(), big).matrix();
+    row_matrix<S> filled = legal.flat().select(x.array(), big).matrix();
     for (Index i = 0; i < sp.sub_spaces(); ++i) {
       const Index off = sp.offset(i), n = sp.size(i);
       const bool_matrix all = bool_matrix::Constant(x.rows(), n, true);
@@ -175,23 +175,23 @@ Index sample_row(const S* p, const bool* legal, Index n, double u) {
 
 /// Draws one action per (row, sub-space) from probabilities laid out as the logits.
 template <class S>
-action_matrix sample_from_probs(const row_matrix<S>& probs, const action_mask& mask,
-                                std::uint64_t seed, std::uint64_t step) {
-  const action_space& sp = mask.space();
-  action_matrix actions(mask.batch(), sp.sub_spaces());
-  const Index rows = mask.batch();
+action_matrix sample_from_probs(const row_matrix<S>& probs, const action_mask& legal,
+                                random_address at) {
+  const action_space& sp = legal.space();
+  action_matrix actions(legal.batch(), sp.sub_spaces());
+  const Index rows = legal.batch();
 #if EMASK_HAS_OPENMP
-#pragma omp parallel for schedule(static) if (rows * mask.width() >= softmax_parallel_threshold)
+#pragma omp parallel for schedule(static) if (rows * legal.width() >= softmax_parallel_threshold)
 #endif
   for (Index b = 0; b < rows; ++b) {
-    word_stream words(seed, step, purpose::rl_sample, static_cast<std::uint32_t>(b));
+    word_stream words(at.seed, at.sample, purpose::rl_sample, static_cast<std::uint32_t>(b));
     const S* p = probs.data() + b * probs.cols();
-    const bool* legal = mask.flat().data() + b * mask.width();
+    const bool* row_legal = legal.flat().data() + b * legal.width();
     for (Index i = 0; i < sp.sub_spaces(); ++i) {
       const std::uint32_t w0 = words.next();
       const std::uint32_t w1 = words.next();
       const Index off = sp.offset(i);
-      actions(b, i) = sample_row(p + off, legal + off, sp.size(i), uniform_double(w0, w1));
+      actions(b, i) = sample_row(p + off, row_legal + off, sp.size(i), uniform_double(w0, w1));
     }
   }
   return actions;
@@ -200,8 +200,8 @@ action_matrix sample_from_probs(const row_matrix<S>& probs, const action_mask& m
 /// True when \p actions is a vector of batch actions of a Discrete space (instead of a
 /// [batch x 1] matrix); both forms are accepted.
 template <class Derived>
-bool vector_actions(const Eigen::DenseBase<Derived>& actions, const action_mask& mask) {
-  return mask.sub_spaces() == 1 && actions.rows() == 1 && actions.cols() == mask.batch();
+bool vector_actions(const Eigen::DenseBase<Derived>& actions, const action_mask& legal) {
+  return legal.sub_spaces() == 1 && actions.rows() == 1 && actions.cols() == legal.batch();
 }
 
 template <class Derived>
@@ -211,21 +211,21 @@ Index action_at(const Eigen::DenseBase<Derived>& actions, Index b, Index i, bool
 
 template <class Derived>
 void check_actions(const char* where, const Eigen::DenseBase<Derived>& actions,
-                   const action_mask& mask) {
+                   const action_mask& legal) {
   static_assert(std::is_integral<typename Derived::Scalar>::value,
                 "emask::masked_log_prob: pass integer actions, [batch x sub-spaces]");
-  const action_space& sp = mask.space();
-  const bool row_vector = vector_actions(actions, mask);
-  if (!row_vector && (actions.rows() != mask.batch() || actions.cols() != sp.sub_spaces()))
-    fail_argument(where, "actions", concat(actions.rows(), " x ", actions.cols()), mask.batch(),
+  const action_space& sp = legal.space();
+  const bool row_vector = vector_actions(actions, legal);
+  if (!row_vector && (actions.rows() != legal.batch() || actions.cols() != sp.sub_spaces()))
+    fail_argument(where, "actions", concat(actions.rows(), " x ", actions.cols()), legal.batch(),
                   " x ", sp.sub_spaces(), " (batch x sub-spaces)");
-  for (Index b = 0; b < mask.batch(); ++b) {
+  for (Index b = 0; b < legal.batch(); ++b) {
     for (Index i = 0; i < sp.sub_spaces(); ++i) {
       const Index a = action_at(actions, b, i, row_vector);
       if (a < 0 || a >= sp.size(i))
         fail_element(where, "actions", concat(b, ", ", i), a, "an action in [0, ", sp.size(i),
                      ") of sub-space ", i);
-      if (!mask.legal(b, i, a))
+      if (!legal.legal(b, i, a))
         fail_element(where, "actions", concat(b, ", ", i), a, "a legal action (row ", b,
                      ", sub-space ", i, " masks action ", a, ")");
     }
@@ -236,28 +236,28 @@ void check_actions(const char* where, const Eigen::DenseBase<Derived>& actions,
 
 /// \brief The logits with masked positions replaced: -infinity (default) or -1e8
 /// (mask_fill::sb3_compatible). Legal positions are copied unchanged.
-/// \pre logits is [mask.batch() x mask.width()].
+/// \pre logits is [legal.batch() x legal.width()].
 template <class Derived>
 row_matrix<typename Derived::Scalar> masked_logits(const Eigen::MatrixBase<Derived>& logits,
-                                                   const action_mask& mask,
+                                                   const action_mask& legal,
                                                    mask_fill fill = mask_fill::negative_infinity) {
   using S = typename Derived::Scalar;
   detail::check_policy_scalar<S>();
-  detail::check_policy_shape("masked_logits", logits.rows(), logits.cols(), mask);
+  detail::check_policy_shape("masked_logits", logits.rows(), logits.cols(), legal);
   detail::check_fill("masked_logits", fill);
   const S value = fill == mask_fill::negative_infinity ? detail::negative_infinity<S>()
                                                        : static_cast<S>(sb3_mask_value);
-  return mask.flat().select(logits.derived().array(), value).matrix();
+  return legal.flat().select(logits.derived().array(), value).matrix();
 }
 
 /// \brief Probabilities [batch x width]: within each sub-space the softmax over its legal
 /// actions (masked positions 0), so each (row, sub-space) sums to 1.
 template <class Derived>
 row_matrix<typename Derived::Scalar> masked_probs(const Eigen::MatrixBase<Derived>& logits,
-                                                  const action_mask& mask,
+                                                  const action_mask& legal,
                                                   mask_fill fill = mask_fill::negative_infinity) {
   row_matrix<typename Derived::Scalar> out;
-  detail::policy_softmax<false, typename Derived::Scalar>("masked_probs", logits, mask, fill, out);
+  detail::policy_softmax<false, typename Derived::Scalar>("masked_probs", logits, legal, fill, out);
   return out;
 }
 
@@ -266,62 +266,98 @@ row_matrix<typename Derived::Scalar> masked_probs(const Eigen::MatrixBase<Derive
 /// gives, about -1e8).
 template <class Derived>
 row_matrix<typename Derived::Scalar> masked_log_probs(
-    const Eigen::MatrixBase<Derived>& logits, const action_mask& mask,
+    const Eigen::MatrixBase<Derived>& logits, const action_mask& legal,
     mask_fill fill = mask_fill::negative_infinity) {
   row_matrix<typename Derived::Scalar> out;
-  detail::policy_softmax<true, typename Derived::Scalar>("masked_log_probs", logits, mask, fill,
+  detail::policy_softmax<true, typename Derived::Scalar>("masked_log_probs", logits, legal, fill,
                                                          out);
   return out;
 }
 
 /// \brief Samples one legal action per (row, sub-space) from the masked policy, [batch x
-/// sub-spaces]. Row b draws from Philox stream (seed, sample = step, purpose::rl_sample,
+/// sub-spaces]. Row b draws from Philox stream (at.seed, at.sample, purpose::rl_sample,
 /// index = b): two words per sub-space give a 53-bit uniform u, and the action is the first
-/// legal one whose cumulative probability exceeds u. The result depends only on (seed, step,
-/// row, logits, mask), not on threads or on the other rows. Never returns an illegal action.
-/// \param logits [batch x width] logits, \param mask the legal actions, \param seed the Philox key.
-/// \param step a counter the caller advances every call (environment step, update number).
+/// legal one whose cumulative probability exceeds u. The result depends only on (at, row,
+/// logits, legal), not on threads or on the other rows. Never returns an illegal action.
+/// \param logits [batch x width] logits, \param legal the legal actions.
+/// \param at the Philox key (seed) and the step as sample id: a counter the caller advances
+/// every call (environment step, update number). In rl/ the rows of one call share the sample
+/// id and are the index of the draw, so the first k rows alone draw what they draw in the batch.
 template <class Derived>
-action_matrix masked_sample(const Eigen::MatrixBase<Derived>& logits, const action_mask& mask,
-                            std::uint64_t seed, std::uint64_t step) {
+action_matrix masked_sample(const Eigen::MatrixBase<Derived>& logits, const action_mask& legal,
+                            random_address at) {
   using S = typename Derived::Scalar;
   row_matrix<S> probs;
-  detail::policy_softmax<false, S>("masked_sample", logits, mask, mask_fill::negative_infinity,
+  detail::policy_softmax<false, S>("masked_sample", logits, legal, mask_fill::negative_infinity,
                                    probs);
-  return detail::sample_from_probs(probs, mask, seed, step);
+  return detail::sample_from_probs(probs, legal, at);
 }
+
+namespace detail {
+template <class Derived, class DerivedA>
+row_matrix<typename Derived::Scalar> log_prob_per_space(const char* where,
+                                                        const Eigen::MatrixBase<Derived>& logits,
+                                                        const action_mask& legal,
+                                                        const Eigen::DenseBase<DerivedA>& actions,
+                                                        mask_fill fill) {
+  using S = typename Derived::Scalar;
+  row_matrix<S> lp;
+  policy_softmax<true, S>(where, logits, legal, fill, lp);
+  check_actions(where, actions, legal);
+  const bool row_vector = vector_actions(actions, legal);
+  const action_space& sp = legal.space();
+  row_matrix<S> out(legal.batch(), sp.sub_spaces());
+  for (Index b = 0; b < legal.batch(); ++b)
+    for (Index i = 0; i < sp.sub_spaces(); ++i)
+      out(b, i) = lp(b, sp.offset(i) + action_at(actions, b, i, row_vector));
+  return out;
+}
+
+template <class Derived>
+row_matrix<typename Derived::Scalar> entropy_per_space(const char* where,
+                                                       const Eigen::MatrixBase<Derived>& logits,
+                                                       const action_mask& legal, mask_fill fill) {
+  using S = typename Derived::Scalar;
+  row_matrix<S> lp;
+  policy_softmax<true, S>(where, logits, legal, fill, lp);
+  const action_space& sp = legal.space();
+  row_matrix<S> out(legal.batch(), sp.sub_spaces());
+  for (Index b = 0; b < legal.batch(); ++b) {
+    for (Index i = 0; i < sp.sub_spaces(); ++i) {
+      S h = S(0);
+      for (Index a = sp.offset(i); a < sp.offset(i + 1); ++a)
+        // A legal -infinity logit has p = 0 and adds nothing (not 0 * -inf = NaN).
+        if (legal.flat()(b, a) && lp(b, a) > -std::numeric_limits<S>::infinity())
+          h -= std::exp(lp(b, a)) * lp(b, a);
+      out(b, i) = h;
+    }
+  }
+  return out;
+}
+}  // namespace detail
 
 /// \brief Log-probability of the given actions, per (row, sub-space): [batch x sub-spaces].
 /// \param actions integer [batch x sub-spaces] (a Discrete space also takes a row vector
 /// [1 x batch]; a column vector is already [batch x 1]). An action out of range or illegal
 /// raises emask::error naming row and sub-space.
-/// \param logits [batch x width] logits, \param mask the legal actions,
+/// \param logits [batch x width] logits, \param legal the legal actions,
 /// \param fill the masked-logit fill (negative infinity, or -1e8 for sb3-contrib parity).
 template <class Derived, class DerivedA>
 row_matrix<typename Derived::Scalar> masked_log_prob_per_space(
-    const Eigen::MatrixBase<Derived>& logits, const action_mask& mask,
+    const Eigen::MatrixBase<Derived>& logits, const action_mask& legal,
     const Eigen::DenseBase<DerivedA>& actions, mask_fill fill = mask_fill::negative_infinity) {
-  using S = typename Derived::Scalar;
-  const char* where = "masked_log_prob";
-  row_matrix<S> lp;
-  detail::policy_softmax<true, S>(where, logits, mask, fill, lp);
-  detail::check_actions(where, actions, mask);
-  const bool row_vector = detail::vector_actions(actions, mask);
-  const action_space& sp = mask.space();
-  row_matrix<S> out(mask.batch(), sp.sub_spaces());
-  for (Index b = 0; b < mask.batch(); ++b)
-    for (Index i = 0; i < sp.sub_spaces(); ++i)
-      out(b, i) = lp(b, sp.offset(i) + detail::action_at(actions, b, i, row_vector));
-  return out;
+  return detail::log_prob_per_space("masked_log_prob_per_space", logits, legal, actions, fill);
 }
 
 /// \brief Log-probability of the given actions summed over sub-spaces, one per row (the joint
 /// log-probability of a MultiDiscrete action).
 template <class Derived, class DerivedA>
 Eigen::Matrix<typename Derived::Scalar, Eigen::Dynamic, 1> masked_log_prob(
-    const Eigen::MatrixBase<Derived>& logits, const action_mask& mask,
+    const Eigen::MatrixBase<Derived>& logits, const action_mask& legal,
     const Eigen::DenseBase<DerivedA>& actions, mask_fill fill = mask_fill::negative_infinity) {
-  return masked_log_prob_per_space(logits, mask, actions, fill).rowwise().sum();
+  return detail::log_prob_per_space("masked_log_prob", logits, legal, actions, fill)
+      .rowwise()
+      .sum();
 }
 
 /// \brief Gradient of the joint log-probability of the given actions with respect to the
@@ -331,21 +367,21 @@ Eigen::Matrix<typename Derived::Scalar, Eigen::Dynamic, 1> masked_log_prob(
 /// tabular policy on Eigen is `advantage * gradient`. Arguments as masked_log_prob.
 template <class Derived, class DerivedA>
 row_matrix<typename Derived::Scalar> masked_log_prob_grad(
-    const Eigen::MatrixBase<Derived>& logits, const action_mask& mask,
+    const Eigen::MatrixBase<Derived>& logits, const action_mask& legal,
     const Eigen::DenseBase<DerivedA>& actions) {
   using S = typename Derived::Scalar;
   const char* where = "masked_log_prob_grad";
   row_matrix<S> g;
-  detail::policy_softmax<false, S>(where, logits, mask, mask_fill::negative_infinity, g);
-  detail::check_actions(where, actions, mask);
-  const bool row_vector = detail::vector_actions(actions, mask);
-  const action_space& sp = mask.space();
+  detail::policy_softmax<false, S>(where, logits, legal, mask_fill::negative_infinity, g);
+  detail::check_actions(where, actions, legal);
+  const bool row_vector = detail::vector_actions(actions, legal);
+  const action_space& sp = legal.space();
   g = -g;  // -p at legal positions, exactly 0 (negated) at masked ones
-  for (Index b = 0; b < mask.batch(); ++b)
+  for (Index b = 0; b < legal.batch(); ++b)
     for (Index i = 0; i < sp.sub_spaces(); ++i)
       g(b, sp.offset(i) + detail::action_at(actions, b, i, row_vector)) += S(1);
   // Masked entries are -0.0 after the negation: write a clean 0.
-  g = mask.flat().select(g, S(0));
+  g = legal.flat().select(g, S(0));
   return g;
 }
 
@@ -354,52 +390,37 @@ row_matrix<typename Derived::Scalar> masked_log_prob_grad(
 /// (sb3-contrib's MaskableCategorical.entropy). Masked actions contribute nothing.
 template <class Derived>
 row_matrix<typename Derived::Scalar> masked_entropy_per_space(
-    const Eigen::MatrixBase<Derived>& logits, const action_mask& mask,
+    const Eigen::MatrixBase<Derived>& logits, const action_mask& legal,
     mask_fill fill = mask_fill::negative_infinity) {
-  using S = typename Derived::Scalar;
-  row_matrix<S> lp;
-  detail::policy_softmax<true, S>("masked_entropy", logits, mask, fill, lp);
-  const action_space& sp = mask.space();
-  row_matrix<S> out(mask.batch(), sp.sub_spaces());
-  for (Index b = 0; b < mask.batch(); ++b) {
-    for (Index i = 0; i < sp.sub_spaces(); ++i) {
-      S h = S(0);
-      for (Index a = sp.offset(i); a < sp.offset(i + 1); ++a)
-        // A legal -infinity logit has p = 0 and adds nothing (not 0 * -inf = NaN).
-        if (mask.flat()(b, a) && lp(b, a) > -std::numeric_limits<S>::infinity())
-          h -= std::exp(lp(b, a)) * lp(b, a);
-      out(b, i) = h;
-    }
-  }
-  return out;
+  return detail::entropy_per_space("masked_entropy_per_space", logits, legal, fill);
 }
 
 /// \brief Entropy summed over sub-spaces, one per row.
 template <class Derived>
 Eigen::Matrix<typename Derived::Scalar, Eigen::Dynamic, 1> masked_entropy(
-    const Eigen::MatrixBase<Derived>& logits, const action_mask& mask,
+    const Eigen::MatrixBase<Derived>& logits, const action_mask& legal,
     mask_fill fill = mask_fill::negative_infinity) {
-  return masked_entropy_per_space(logits, mask, fill).rowwise().sum();
+  return detail::entropy_per_space("masked_entropy", logits, legal, fill).rowwise().sum();
 }
 
 /// \brief The most likely legal action of each (row, sub-space), [batch x sub-spaces] (the
 /// policy's mode). Ties go to the lowest index, as torch.argmax. A NaN logit at a legal position
 /// raises emask::error.
 template <class Derived>
-action_matrix masked_argmax(const Eigen::MatrixBase<Derived>& logits, const action_mask& mask) {
+action_matrix masked_argmax(const Eigen::MatrixBase<Derived>& logits, const action_mask& legal) {
   using S = typename Derived::Scalar;
   const char* where = "masked_argmax";
   detail::check_policy_scalar<S>();
-  detail::check_policy_shape(where, logits.rows(), logits.cols(), mask);
+  detail::check_policy_shape(where, logits.rows(), logits.cols(), legal);
   const detail::score_ref<S> x(logits.derived());
-  const action_space& sp = mask.space();
-  action_matrix out(mask.batch(), sp.sub_spaces());
-  for (Index b = 0; b < mask.batch(); ++b) {
+  const action_space& sp = legal.space();
+  action_matrix out(legal.batch(), sp.sub_spaces());
+  for (Index b = 0; b < legal.batch(); ++b) {
     for (Index i = 0; i < sp.sub_spaces(); ++i) {
       const Index off = sp.offset(i), n = sp.size(i);
       Index nan_at = -1;
       const Index best = detail::legal_argmax(x.row(b).segment(off, n).array(),
-                                              mask.flat().row(b).segment(off, n), &nan_at);
+                                              legal.flat().row(b).segment(off, n), &nan_at);
       if (nan_at >= 0)
         detail::fail_element(where, "logits", detail::concat(b, ", ", off + nan_at),
                              x(b, off + nan_at), "a number at a legal position (row ", b,

@@ -78,39 +78,73 @@ loss_result<Scalar> masked_token_loss(const char* where, const Eigen::MatrixBase
 }
 }  // namespace detail
 
-/// \brief Cross-entropy of logits \p logits ([batch * time, vocab]) against integer \p targets
-/// ([batch, time]), skipping ignore_index and tokens whose \p mask entry is false.
-/// Uses a stable log-sum-exp per row; a NaN logit makes that token's loss NaN.
+namespace detail {
 template <class Derived, class TargetDerived>
-loss_result<typename Derived::Scalar> masked_cross_entropy(
-    const Eigen::MatrixBase<Derived>& logits, const Eigen::DenseBase<TargetDerived>& targets,
-    const loss_options& opt = {}, const bool_matrix* mask = nullptr) {
+loss_result<typename Derived::Scalar> cross_entropy(const Eigen::MatrixBase<Derived>& logits,
+                                                    const Eigen::DenseBase<TargetDerived>& targets,
+                                                    const bool_matrix* mask,
+                                                    const loss_options& opt) {
   using S = typename Derived::Scalar;
   static_assert(!std::is_integral<S>::value,
                 "emask::masked_cross_entropy: logits must be float or double");
+  const char* where = "masked_cross_entropy";
   if (logits.cols() < 1)
-    detail::fail_argument("masked_cross_entropy", "logits.cols()", logits.cols(),
-                          ">= 1 (vocabulary size)");
-  return detail::masked_token_loss<S>("masked_cross_entropy", logits, targets, mask, opt,
-                                      [](const auto& row, Index y) {
-                                        const S m = row.maxCoeff();
-                                        const S lse = m + std::log((row.array() - m).exp().sum());
-                                        return lse - row(y);
-                                      });
+    fail_argument(where, "logits.cols()", logits.cols(), ">= 1 (vocabulary size)");
+  return masked_token_loss<S>(where, logits, targets, mask, opt, [](const auto& row, Index y) {
+    const S m = row.maxCoeff();
+    const S lse = m + std::log((row.array() - m).exp().sum());
+    return lse - row(y);
+  });
 }
 
-/// \brief Negative log-likelihood of log-probabilities \p log_probs ([batch * time, vocab]):
-/// loss = -log_probs(token, target), with the same ignore index, mask and reductions.
 template <class Derived, class TargetDerived>
-loss_result<typename Derived::Scalar> masked_nll(const Eigen::MatrixBase<Derived>& log_probs,
-                                                 const Eigen::DenseBase<TargetDerived>& targets,
-                                                 const loss_options& opt = {},
-                                                 const bool_matrix* mask = nullptr) {
+loss_result<typename Derived::Scalar> nll(const Eigen::MatrixBase<Derived>& log_probs,
+                                          const Eigen::DenseBase<TargetDerived>& targets,
+                                          const bool_matrix* mask, const loss_options& opt) {
   using S = typename Derived::Scalar;
   static_assert(!std::is_integral<S>::value,
                 "emask::masked_nll: log_probs must be float or double");
-  return detail::masked_token_loss<S>("masked_nll", log_probs, targets, mask, opt,
-                                      [](const auto& row, Index y) { return -row(y); });
+  return masked_token_loss<S>("masked_nll", log_probs, targets, mask, opt,
+                              [](const auto& row, Index y) { return -row(y); });
+}
+}  // namespace detail
+
+/// \brief Cross-entropy of logits \p logits ([batch * time, vocab]) against integer \p targets
+/// ([batch, time]), skipping ignore_index. Uses a stable log-sum-exp per row; a NaN logit makes
+/// that token's loss NaN.
+template <class Derived, class TargetDerived>
+loss_result<typename Derived::Scalar> masked_cross_entropy(
+    const Eigen::MatrixBase<Derived>& logits, const Eigen::DenseBase<TargetDerived>& targets,
+    const loss_options& opt = {}) {
+  return detail::cross_entropy(logits, targets, nullptr, opt);
+}
+
+/// \brief Cross-entropy that also skips the tokens whose \p mask entry ([batch, time], true =
+/// keep) is false.
+template <class Derived, class TargetDerived>
+loss_result<typename Derived::Scalar> masked_cross_entropy(
+    const Eigen::MatrixBase<Derived>& logits, const Eigen::DenseBase<TargetDerived>& targets,
+    const bool_matrix& mask, const loss_options& opt = {}) {
+  return detail::cross_entropy(logits, targets, &mask, opt);
+}
+
+/// \brief Negative log-likelihood of log-probabilities \p log_probs ([batch * time, vocab]):
+/// loss = -log_probs(token, target), with the same ignore index and reductions.
+template <class Derived, class TargetDerived>
+loss_result<typename Derived::Scalar> masked_nll(const Eigen::MatrixBase<Derived>& log_probs,
+                                                 const Eigen::DenseBase<TargetDerived>& targets,
+                                                 const loss_options& opt = {}) {
+  return detail::nll(log_probs, targets, nullptr, opt);
+}
+
+/// \brief Negative log-likelihood that also skips the tokens whose \p mask entry ([batch, time],
+/// true = keep) is false.
+template <class Derived, class TargetDerived>
+loss_result<typename Derived::Scalar> masked_nll(const Eigen::MatrixBase<Derived>& log_probs,
+                                                 const Eigen::DenseBase<TargetDerived>& targets,
+                                                 const bool_matrix& mask,
+                                                 const loss_options& opt = {}) {
+  return detail::nll(log_probs, targets, &mask, opt);
 }
 
 EMASK_NAMESPACE_END

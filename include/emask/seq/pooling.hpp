@@ -27,18 +27,15 @@ Index check_pool(const char* where, const Eigen::MatrixBase<Derived>& x,
     fail_argument(where, "mask.cols()", mask.cols(), T, " (x.rows() / batch time steps)");
   return T;
 }
-}  // namespace detail
 
-/// \brief Pools the kept steps of each sequence: result [batch, features].
+/// Pools the kept steps of each sequence; \p where names the public function.
 template <class Derived, class MaskDerived>
-row_matrix<typename Derived::Scalar> masked_pool(const Eigen::MatrixBase<Derived>& x,
+row_matrix<typename Derived::Scalar> masked_pool(const char* where,
+                                                 const Eigen::MatrixBase<Derived>& x,
                                                  const Eigen::DenseBase<MaskDerived>& mask,
                                                  pooling how) {
   using S = typename Derived::Scalar;
-  const char* where = how == pooling::sum    ? "masked_sum"
-                      : how == pooling::mean ? "masked_mean"
-                                             : "masked_max";
-  const Index T = detail::check_pool(where, x, mask);
+  const Index T = check_pool(where, x, mask);
   const Index B = mask.rows(), F = x.cols();
   row_matrix<S> out = row_matrix<S>::Zero(B, F);
   for (Index b = 0; b < B; ++b) {
@@ -58,24 +55,33 @@ row_matrix<typename Derived::Scalar> masked_pool(const Eigen::MatrixBase<Derived
   }
   return out;
 }
+}  // namespace detail
+
+/// \brief Pools the kept steps of each sequence: result [batch, features].
+template <class Derived, class MaskDerived>
+row_matrix<typename Derived::Scalar> masked_pool(const Eigen::MatrixBase<Derived>& x,
+                                                 const Eigen::DenseBase<MaskDerived>& mask,
+                                                 pooling how) {
+  return detail::masked_pool("masked_pool", x, mask, how);
+}
 
 /// \brief Sum of the kept steps; 0 for a fully masked sequence.
 template <class Derived, class MaskDerived>
 row_matrix<typename Derived::Scalar> masked_sum(const Eigen::MatrixBase<Derived>& x,
                                                 const Eigen::DenseBase<MaskDerived>& mask) {
-  return masked_pool(x, mask, pooling::sum);
+  return detail::masked_pool("masked_sum", x, mask, pooling::sum);
 }
 /// \brief Mean of the kept steps; 0 for a fully masked sequence.
 template <class Derived, class MaskDerived>
 row_matrix<typename Derived::Scalar> masked_mean(const Eigen::MatrixBase<Derived>& x,
                                                  const Eigen::DenseBase<MaskDerived>& mask) {
-  return masked_pool(x, mask, pooling::mean);
+  return detail::masked_pool("masked_mean", x, mask, pooling::mean);
 }
 /// \brief Feature-wise max of the kept steps; 0 for a fully masked sequence.
 template <class Derived, class MaskDerived>
 row_matrix<typename Derived::Scalar> masked_max(const Eigen::MatrixBase<Derived>& x,
                                                 const Eigen::DenseBase<MaskDerived>& mask) {
-  return masked_pool(x, mask, pooling::max);
+  return detail::masked_pool("masked_max", x, mask, pooling::max);
 }
 
 EMASK_NAMESPACE_END

@@ -60,12 +60,12 @@ bool_matrix masking(const Eigen::MatrixBase<Derived>& x, Index batch,
 }
 
 /// \brief Keras `Embedding(mask_zero=True)`: a token is kept when its id is not 0 (or not
-/// \p pad_id). \p ids is [batch, time].
+/// \p pad_id). \p ids is [batch, time], any integer type (token_matrix, or int64 ids).
 template <class Derived>
-bool_matrix mask_zero(const Eigen::DenseBase<Derived>& ids, typename Derived::Scalar pad_id = 0) {
-  static_assert(std::is_integral<typename Derived::Scalar>::value,
-                "emask::mask_zero: pass integer token ids");
-  return (ids.derived().array() != pad_id);
+bool_matrix mask_zero(const Eigen::DenseBase<Derived>& ids, token_id pad_id = 0) {
+  using Id = typename Derived::Scalar;
+  static_assert(std::is_integral<Id>::value, "emask::mask_zero: pass integer token ids");
+  return (ids.derived().array() != static_cast<Id>(pad_id));
 }
 
 EMASK_NAMESPACE_END
