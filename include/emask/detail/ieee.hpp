@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "emask/config.hpp"
 
@@ -57,6 +58,23 @@ bool is_finite(S x) noexcept {
 template <class S>
 bool is_inf(S x) noexcept {
   return magnitude_bits(x) == ieee_layout<S>::exponent;
+}
+
+/// -infinity built from its bit pattern: a stored constant that no -ffast-math folding can
+/// turn into arithmetic. Only ever written to outputs, never computed with.
+template <class S>
+inline S negative_infinity() noexcept {
+  static_assert(std::is_same<S, float>::value || std::is_same<S, double>::value,
+                "emask: negative_infinity is defined for float and double");
+  S s;
+  if constexpr (sizeof(S) == 4) {
+    const std::uint32_t bits = 0xFF800000u;
+    std::memcpy(&s, &bits, sizeof s);
+  } else {
+    const std::uint64_t bits = 0xFFF0000000000000ull;
+    std::memcpy(&s, &bits, sizeof s);
+  }
+  return s;
 }
 
 }  // namespace detail

@@ -24,23 +24,6 @@
 EMASK_NAMESPACE_BEGIN
 namespace detail {
 
-/// -infinity built from its bit pattern: a stored constant that no -ffast-math folding can
-/// turn into arithmetic. Only ever written to outputs, never computed with.
-template <class S>
-inline S negative_infinity() noexcept {
-  static_assert(std::is_same<S, float>::value || std::is_same<S, double>::value,
-                "emask: negative_infinity is defined for float and double");
-  S s;
-  if constexpr (sizeof(S) == 4) {
-    const std::uint32_t bits = 0xFF800000u;
-    std::memcpy(&s, &bits, sizeof s);
-  } else {
-    const std::uint64_t bits = 0xFFF0000000000000ull;
-    std::memcpy(&s, &bits, sizeof s);
-  }
-  return s;
-}
-
 template <class S>
 using row_segment = Eigen::Map<Eigen::Array<S, 1, Eigen::Dynamic>>;
 template <class S>

@@ -148,10 +148,10 @@ template <bool Log, class S>
 void softmax_tiled(const score_ref<S>& x, const mask_tiles<S>& mask, Eigen::Ref<row_matrix<S>> out,
                    S* lse, S scale, Index b, Index h, const tile_grid& grid, bool stream,
                    int threads) {
-  const Index q_len = x.rows(), k_len = x.cols();
+  const Index k_len = x.cols();
   const Index q_tiles = grid.q_tiles(), k_tiles = grid.k_tiles();
 #if EMASK_HAS_OPENMP
-#pragma omp parallel if (q_len * k_len >= softmax_parallel_threshold) num_threads(threads)
+#pragma omp parallel if (x.rows() * k_len >= softmax_parallel_threshold) num_threads(threads)
 #else
   (void)threads;
 #endif

@@ -178,7 +178,7 @@ inline std::uint64_t selection_bits(const std::uint32_t* words, const token_id* 
   return bits;
 }
 
-#if EMASK_PHILOX_AVX2
+#if EMASK_HAS_AVX2_DISPATCH
 /// selection_bits() eight positions at a time with AVX2; same bits. The flag table must be
 /// readable 3 bytes past its last id (special_tokens pads it).
 __attribute__((target("avx2"))) inline std::uint64_t selection_bits_avx2(const std::uint32_t* words,
@@ -236,7 +236,7 @@ inline void mlm_row(token_id* ids, token_id* labels, Index width, Index length, 
     std::uint32_t words[chunk];
     std::uint32_t selected[chunk];
     std::uint32_t heads[4 * chunk];
-#if EMASK_PHILOX_AVX2
+#if EMASK_HAS_AVX2_DISPATCH
     const bool simd = cpu_has_avx2();
 #endif
     for (Index c = 0; c < length; c += chunk) {
@@ -246,7 +246,7 @@ inline void mlm_row(token_id* ids, token_id* labels, Index width, Index length, 
                         static_cast<std::uint64_t>(c + n), words);
       for (Index g = 0; g < n; g += 64) {
         const Index m = std::min<Index>(64, n - g);
-#if EMASK_PHILOX_AVX2
+#if EMASK_HAS_AVX2_DISPATCH
         std::uint64_t bits =
             simd ? selection_bits_avx2(words + g, ids + c + g, m, select.threshold(), ok)
                  : selection_bits(words + g, ids + c + g, m, select.threshold(), ok);

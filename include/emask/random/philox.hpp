@@ -16,7 +16,7 @@
 
 #include "emask/config.hpp"
 
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(EMASK_NO_SIMD)
+#if EMASK_HAS_AVX2_DISPATCH
 #include <immintrin.h>
 #endif
 
@@ -179,10 +179,8 @@ inline void fill_packed_words_scalar(std::uint64_t seed, std::uint64_t sample,
   }
 }
 
-/// \def EMASK_PHILOX_AVX2
-/// 1 when the AVX2 Philox path (runtime-dispatched, same stream as the scalar one) is compiled.
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(EMASK_NO_SIMD)
-#define EMASK_PHILOX_AVX2 1
+// The AVX2 path (EMASK_HAS_AVX2_DISPATCH, config.hpp) is chosen at run time; same stream.
+#if EMASK_HAS_AVX2_DISPATCH
 /// Eight Philox4x32-10 blocks at once with AVX2 (32x32->64 multiplies by _mm256_mul_epu32 on the
 /// even and odd lanes).
 /// Lane l uses counter (index[l], base[1], base[2], base[3]); block l lands at out[4l .. 4l+3].
@@ -252,8 +250,6 @@ inline bool cpu_has_avx2() noexcept {
   return has;
 #endif
 }
-#else
-#define EMASK_PHILOX_AVX2 0
 #endif
 
 /// Fills out[0 .. end-begin) with packed words begin .. end-1 of (seed, sample, purpose), the
@@ -261,7 +257,7 @@ inline bool cpu_has_avx2() noexcept {
 /// it (same values, tested against the scalar form), the scalar form otherwise.
 inline void fill_packed_words(std::uint64_t seed, std::uint64_t sample, std::uint16_t purpose_id,
                               std::uint64_t begin, std::uint64_t end, std::uint32_t* out) noexcept {
-#if EMASK_PHILOX_AVX2
+#if EMASK_HAS_AVX2_DISPATCH
   if (end > begin && end - begin >= 64 && cpu_has_avx2()) {
     const std::uint64_t head_end = (begin + 31u) & ~std::uint64_t{31};  // align to 8 blocks
     fill_packed_words_scalar(seed, sample, purpose_id, begin, head_end, out);
@@ -286,7 +282,7 @@ inline void fill_stream_heads(std::uint64_t seed, std::uint64_t sample, std::uin
   const philox_key key = random_key(seed);
   philox_counter ctr = random_counter(sample, purpose_id, 0, 0);
   std::size_t j = 0;
-#if EMASK_PHILOX_AVX2
+#if EMASK_HAS_AVX2_DISPATCH
   if (n >= 8 && cpu_has_avx2())
     for (; j + 8 <= n; j += 8) philox8_indexed_avx2(index + j, ctr, key, out + 4 * j);
 #endif

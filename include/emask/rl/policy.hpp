@@ -89,7 +89,7 @@ void policy_softmax(const char* where, const Eigen::MatrixBase<Derived>& logits,
   check_policy_scalar<S>();
   check_policy_shape(where, logits.rows(), logits.cols(), legal);
   check_fill(where, fill);
-  const score_ref<S> x(logits.derived());
+  const Eigen::Ref<const row_matrix<S>, 0, Eigen::OuterStride<>> x(logits.derived());
   out.resize(x.rows(), x.cols());
   // An empty batch has nothing to compute (and column blocks of a 0-row matrix would offset a
   // null pointer inside Eigen).
@@ -412,7 +412,7 @@ action_matrix masked_argmax(const Eigen::MatrixBase<Derived>& logits, const acti
   const char* where = "masked_argmax";
   detail::check_policy_scalar<S>();
   detail::check_policy_shape(where, logits.rows(), logits.cols(), legal);
-  const detail::score_ref<S> x(logits.derived());
+  const Eigen::Ref<const row_matrix<S>, 0, Eigen::OuterStride<>> x(logits.derived());
   const action_space& sp = legal.space();
   action_matrix out(legal.batch(), sp.sub_spaces());
   for (Index b = 0; b < legal.batch(); ++b) {
