@@ -45,6 +45,9 @@
 #define EMASK_HAS_CONCEPTS 0
 #endif
 
+/// \def EMASK_RESTRICT
+/// The pointer is the only way to reach its data in the function (C's restrict): lets the
+/// compiler vectorize loops over several output arrays without run-time overlap checks.
 /// \def EMASK_NOINLINE
 /// Keeps cold error paths out of line.
 /// \def EMASK_LIKELY
@@ -52,10 +55,17 @@
 /// \def EMASK_UNLIKELY
 /// Branch hint: \p x is usually false.
 #if defined(__GNUC__) || defined(__clang__)
+#define EMASK_RESTRICT __restrict__
 #define EMASK_NOINLINE __attribute__((noinline))
 #define EMASK_LIKELY(x) __builtin_expect(!!(x), 1)
 #define EMASK_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#elif defined(_MSC_VER)
+#define EMASK_RESTRICT __restrict
+#define EMASK_NOINLINE __declspec(noinline)
+#define EMASK_LIKELY(x) (x)
+#define EMASK_UNLIKELY(x) (x)
 #else
+#define EMASK_RESTRICT
 #define EMASK_NOINLINE
 #define EMASK_LIKELY(x) (x)
 #define EMASK_UNLIKELY(x) (x)

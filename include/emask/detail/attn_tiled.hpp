@@ -113,7 +113,7 @@ struct attn_tile_task {
 template <class S>
 void tile_pack_q(attn_tile_task<S>& a) {
   const auto& p = a.p;
-  const auto& w = a.w;
+  const attn_tile_ws<S> w = a.w;  // a copy: the pointers stay in registers
   const Index br = a.t.br;
   const S* Q = p.q_ptr(a.b, a.h);
   std::fill(w.qt, w.qt + a.t.dp * br, S(0));
@@ -135,7 +135,7 @@ void tile_scores(attn_tile_task<S>& a) {
   using ArrMap = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>;
   const auto& p = a.p;
   const auto& t = a.t;
-  const auto& w = a.w;
+  const attn_tile_ws<S> w = a.w;  // a copy: the pointers stay in registers
   const Index br = t.br, nk = a.nk, nq = a.nq;
   const Index nkp = round_up(nk, gemm_rows);
   const S* kptr = p.k_ptr(a.b, a.h) + a.k0 * p.k_sl;
@@ -165,13 +165,40 @@ void tile_scores(attn_tile_task<S>& a) {
   }
 }
 
+/// One key row j of a partial tile, kept keys given as spans: masked scores become lowest(),
+/// then the tile max and "any kept" per query. Restrict-qualified so that it vectorizes (blends).
+template <class S>
+inline void tile_mask_row_spans(S* EMASK_RESTRICT row, S* EMASK_RESTRICT tm, S* EMASK_RESTRICT ta,
+                                const S* EMASK_RESTRICT lo, const S* EMASK_RESTRICT hi, S jf,
+                                Index nq) {
+  const S lowest = std::numeric_limits<S>::lowest();
+  for (Index i = 0; i < nq; ++i) {
+    const bool k = (lo[i] <= jf) & (jf < hi[i]);  // no short circuit: a blend
+    row[i] = k ? row[i] : lowest;
+    tm[i] = row[i] > tm[i] ? row[i] : tm[i];
+    ta[i] = k ? S(1) : ta[i];
+  }
+}
+/// The same with keep flags (1 / 0) for the row.
+template <class S>
+inline void tile_mask_row_flags(S* EMASK_RESTRICT row, S* EMASK_RESTRICT tm, S* EMASK_RESTRICT ta,
+                                const S* EMASK_RESTRICT f, Index nq) {
+  const S lowest = std::numeric_limits<S>::lowest();
+  for (Index i = 0; i < nq; ++i) {
+    const bool k = f[i] != S(0);
+    row[i] = k ? row[i] : lowest;
+    tm[i] = row[i] > tm[i] ? row[i] : tm[i];
+    ta[i] = k ? S(1) : ta[i];
+  }
+}
+
 /// Stage 3, the only step that asks the mask. A partial tile gets the kept keys of each query:
 /// exact spans [lo, hi) from interval masks, otherwise keep flags (one column per query). Then
 /// the tile max and "any kept" per query, with masked scores overwritten (never read again).
 template <class S>
 void tile_mask(attn_tile_task<S>& a, const mask_tiles<S>& mask) {
   using ArrMap = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>;
-  const auto& w = a.w;
+  const attn_tile_ws<S> w = a.w;  // a copy: the pointers stay in registers
   const Index br = a.t.br, nk = a.nk, nq = a.nq;
   const S lowest = std::numeric_limits<S>::lowest();
   ArrMap tmax(w.tmax, nq), tany(w.tany, nq);
@@ -181,8 +208,9 @@ void tile_mask(attn_tile_task<S>& a, const mask_tiles<S>& mask) {
     for (Index j = 0; j < nk; ++j) tmax = tmax.max(ArrMap(w.st + j * br, nq));
     return;
   }
-  a.intervals = mask.spans(a.mb, a.mh, a.qa, nq, a.ka, a.ka + nk, w.lo, w.hi);
-  if (!a.intervals) {
+  const bool intervals = mask.spans(a.mb, a.mh, a.qa, nq, a.ka, a.ka + nk, w.lo, w.hi);
+  a.intervals = intervals;
+  if (!intervals) {
     std::fill(w.fl, w.fl + nk * br, S(0));
     for (Index i = 0; i < nq; ++i) {
       const Index lo_i = static_cast<Index>(w.lo[i]), hi_i = static_cast<Index>(w.hi[i]);
@@ -191,30 +219,11 @@ void tile_mask(attn_tile_task<S>& a, const mask_tiles<S>& mask) {
     }
   }
   tany.setZero();
-  const S* lo = w.lo;
-  const S* hi = w.hi;
-  S* tm = w.tmax;
-  S* ta = w.tany;
-  // Plain loops so that the compiler turns them into blends.
   for (Index j = 0; j < nk; ++j) {
-    S* row = w.st + j * br;
-    if (a.intervals) {
-      const S jf = static_cast<S>(j);
-      for (Index i = 0; i < nq; ++i) {
-        const bool k = lo[i] <= jf && jf < hi[i];
-        row[i] = k ? row[i] : lowest;
-        tm[i] = row[i] > tm[i] ? row[i] : tm[i];
-        ta[i] = k ? S(1) : ta[i];
-      }
-    } else {
-      const S* f = w.fl + j * br;
-      for (Index i = 0; i < nq; ++i) {
-        const bool k = f[i] != S(0);
-        row[i] = k ? row[i] : lowest;
-        tm[i] = row[i] > tm[i] ? row[i] : tm[i];
-        ta[i] = k ? S(1) : ta[i];
-      }
-    }
+    if (intervals)
+      tile_mask_row_spans(w.st + j * br, w.tmax, w.tany, w.lo, w.hi, static_cast<S>(j), nq);
+    else
+      tile_mask_row_flags(w.st + j * br, w.tmax, w.tany, w.fl + j * br, nq);
   }
 }
 
@@ -222,22 +231,28 @@ void tile_mask(attn_tile_task<S>& a, const mask_tiles<S>& mask) {
 /// far or in this tile. Returns whether some row of the tile keeps a key.
 template <class S>
 bool tile_online_update(attn_tile_task<S>& a) {
-  const auto& w = a.w;
+  // Locals, not the workspace struct: byte stores may alias any object in memory.
+  S* const m = a.w.m;
+  S* const alpha = a.w.alpha;
+  const S* const tmax = a.w.tmax;
+  const S* const tany = a.w.tany;
+  unsigned char* const has = a.w.has;
+  const Index nq = a.nq;
   bool any_row = false;
-  for (Index i = 0; i < a.nq; ++i) {
-    if (w.tany[i] == S(0)) {
-      w.alpha[i] = S(1);
+  for (Index i = 0; i < nq; ++i) {
+    if (tany[i] == S(0)) {
+      alpha[i] = S(1);
       continue;
     }
     any_row = true;
-    if (w.has[i]) {
-      const S mn = std::max(w.m[i], w.tmax[i]);
-      w.alpha[i] = std::exp(w.m[i] - mn);
-      w.m[i] = mn;
+    if (has[i]) {
+      const S mn = std::max(m[i], tmax[i]);
+      alpha[i] = std::exp(m[i] - mn);
+      m[i] = mn;
     } else {
-      w.alpha[i] = S(0);
-      w.m[i] = w.tmax[i];
-      w.has[i] = 1;
+      alpha[i] = S(0);
+      m[i] = tmax[i];
+      has[i] = 1;
     }
   }
   return any_row;
@@ -252,9 +267,9 @@ void tile_accumulate_pv(attn_tile_task<S>& a) {
   using ArrMap = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>;
   const auto& p = a.p;
   const auto& t = a.t;
-  const auto& w = a.w;
+  const attn_tile_ws<S> w = a.w;  // a copy: byte stores below may alias any object in memory
   const Index br = t.br, nk = a.nk, nq = a.nq;
-  const bool full = a.full;
+  const bool full = a.full, intervals = a.intervals;
   ArrMap m(w.m, nq), l(w.l, nq), alpha(w.alpha, nq);
   l *= alpha;
   for (Index j = 0; j < nk; ++j) {
@@ -264,10 +279,10 @@ void tile_accumulate_pv(attn_tile_task<S>& a) {
       // Masked entries get exactly 0 (their exp above is of a clamped, finite argument).
       S* r = w.st + j * br;
       S any = S(0);
-      if (a.intervals) {
+      if (intervals) {
         const S jf = static_cast<S>(j);
         for (Index i = 0; i < nq; ++i) {
-          const bool k = w.lo[i] <= jf && jf < w.hi[i];
+          const bool k = (w.lo[i] <= jf) & (jf < w.hi[i]);
           r[i] = k ? r[i] : S(0);
           any = k ? S(1) : any;
         }
@@ -318,7 +333,7 @@ void tile_accumulate_pv(attn_tile_task<S>& a) {
 template <class S>
 void tile_epilogue(attn_tile_task<S>& a) {
   const auto& p = a.p;
-  const auto& w = a.w;
+  const attn_tile_ws<S> w = a.w;  // a copy: the pointers stay in registers
   S* out = p.out_ptr(a.b, a.h);
   S* lse = p.lse_ptr(a.b, a.h);
   for (Index i = 0; i < a.nq; ++i) {
