@@ -280,3 +280,130 @@ TEMPLATE_TEST_CASE("NaN policy: masked_attention, every variant", "[nan][attenti
     for (Index t : {Index(1), Index(8), Index(128)})
       attention_policy<TestType>(mask, lq, lk, v, t, t);
 }
+
+// Rule 4 at its edges (issue 13, items 2-4): the variants agree when kept scores are -inf, equal
+// to lowest(), or far below the row maximum.
+namespace {
+using emask_test::attention_variant;
+using emask_test::softmax_variant;
+constexpr attention_variant all_attention[] = {attention_variant::naive, attention_variant::tiled,
+                                               attention_variant::decode};
+constexpr softmax_variant all_softmax[] = {softmax_variant::naive, softmax_variant::fused,
+                                           softmax_variant::tiled};
+}  // namespace
+
+TEMPLATE_TEST_CASE("rule 4: a row whose kept scores are all -inf is written like an empty row",
+                   "[nan][rule4]", float, double) {
+  using S = TestType;
+  const S inf = std::numeric_limits<S>::infinity();
+  // Row 0 keeps only -inf scores, row 1 keeps finite ones.
+  row_matrix<S> x(2, 5);
+  x << -inf, -inf, -inf, 7, 7, 1, -inf, 2, 3, 4;
+  const auto mask = emask::key_padding::from_lengths({3}, 5);
+  for (softmax_variant v : all_softmax) {
+    emask_test::softmax_options o;
+    o.variant = v;
+    row_matrix<S> y(2, 5), ly(2, 5);
+    emask::lse_vector<S> lse(2), llse(2);
+    emask_test::masked_softmax(x, mask, y, lse, o);
+    emask_test::masked_log_softmax(x, mask, ly, llse, o);
+    INFO("softmax variant " << int(v));
+    for (Index j = 0; j < 5; ++j) {
+      CHECK(y(0, j) == S(0));
+      CHECK(ly(0, j) == -inf);
+    }
+    CHECK(lse[0] == -inf);
+    CHECK(llse[0] == -inf);
+    CHECK(std::abs(y(1, 0) + y(1, 1) + y(1, 2) - S(1)) < S(1e-6));
+  }
+  // Attention: q = 1 against keys of -inf give -inf scores; key chunks of 4 so that one chunk of
+  // the decode variant holds only -inf scores next to a chunk with finite ones.
+  const Index lk = 11;
+  row_matrix<S> q = row_matrix<S>::Ones(2, 1), k(lk, 1), v(lk, 2);
+  for (Index j = 0; j < lk; ++j) {
+    k(j, 0) = j < 8 ? -inf : S(0.25) * static_cast<S>(j);
+    v(j, 0) = static_cast<S>(j);
+    v(j, 1) = S(1);
+  }
+  for (attention_variant var : all_attention) {
+    emask_test::attention_options o;
+    o.variant = var;
+    o.scale = 1.0;
+    o.decode_chunk = 4;
+    row_matrix<S> out0(1, 2), out1(1, 2);
+    emask::lse_vector<S> l0(1), l1(1);
+    // All -inf: keys [0, 8).
+    emask_test::masked_attention(q.topRows(1), k.topRows(8), v.topRows(8),
+                                 emask::sliding_window(emask::unbounded, emask::unbounded), out0,
+                                 l0, o);
+    // Two chunks of -inf, then finite scores.
+    emask_test::masked_attention(
+        q.topRows(1), k, v, emask::sliding_window(emask::unbounded, emask::unbounded), out1, l1, o);
+    INFO("attention variant " << int(var));
+    CHECK(out0(0, 0) == S(0));
+    CHECK(out0(0, 1) == S(0));
+    CHECK(l0[0] == -inf);
+    // Only keys 8, 9, 10 carry weight.
+    double w[3], sum = 0, num = 0;
+    for (int j = 0; j < 3; ++j) {
+      w[j] = std::exp(0.25 * (8 + j));
+      sum += w[j];
+      num += w[j] * (8 + j);
+    }
+    CHECK(std::abs(static_cast<double>(out1(0, 0)) - num / sum) < 1e-5);
+    CHECK(std::abs(static_cast<double>(out1(0, 1)) - 1.0) < 1e-6);
+    CHECK(std::abs(static_cast<double>(l1[0]) - std::log(sum)) < 1e-5);
+  }
+}
+
+TEMPLATE_TEST_CASE("rule 4: a kept -inf or far-below score weighs exactly 0 on every build",
+                   "[nan][rule4]", float, double) {
+  using S = TestType;
+  const S inf = std::numeric_limits<S>::infinity();
+  const S huge = std::numeric_limits<S>::max() / 8;
+  // Scores 0, -inf and (float) -100 / (double) -800: weights 1, 0 and a subnormal, flushed.
+  const S far = sizeof(S) == 4 ? S(-100) : S(-800);
+  row_matrix<S> q = row_matrix<S>::Ones(1, 1), k(3, 1), v(3, 1);
+  k << 0, -inf, far;
+  v << 1, huge, huge;
+  for (attention_variant var : all_attention) {
+    emask_test::attention_options o;
+    o.variant = var;
+    o.scale = 1.0;
+    row_matrix<S> out(1, 1);
+    emask::lse_vector<S> lse(1);
+    emask_test::masked_attention(q, k, v, emask::causal::bottom_right(1, 3), out, lse, o);
+    INFO("attention variant " << int(var));
+    CHECK(out(0, 0) == S(1));
+    CHECK(lse[0] == S(0));
+  }
+}
+
+TEMPLATE_TEST_CASE("rule 4: a kept score equal to lowest() is a real score in every variant",
+                   "[nan][rule4]", float, double) {
+  using S = TestType;
+  const S lowest = std::numeric_limits<S>::lowest();
+  row_matrix<S> q = row_matrix<S>::Ones(1, 1), k = row_matrix<S>::Constant(3, 1, lowest), v(3, 1);
+  v << 1, 2, 3;
+  for (attention_variant var : all_attention) {
+    emask_test::attention_options o;
+    o.variant = var;
+    o.scale = 1.0;
+    row_matrix<S> out(1, 1);
+    emask::lse_vector<S> lse(1);
+    emask_test::masked_attention(q, k, v, emask::causal::bottom_right(1, 3), out, lse, o);
+    INFO("attention variant " << int(var));
+    CHECK(std::abs(out(0, 0) - S(2)) < S(1e-5));
+    CHECK(lse[0] == lowest);  // lowest + log(3) rounds to lowest
+  }
+  // The merge keeps a shard whose log-sum-exp is lowest().
+  row_matrix<S> acc(1, 1), part(1, 1);
+  acc << 5;
+  part << 7;
+  emask::lse_vector<S> al(1), pl(1);
+  al << -std::numeric_limits<S>::infinity();
+  pl << lowest;
+  emask::merge_attention_into(acc, al, part, pl);
+  CHECK(acc(0, 0) == S(7));
+  CHECK(al[0] == lowest);
+}

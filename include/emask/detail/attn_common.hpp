@@ -65,22 +65,15 @@ inline void attn_transform(const attn_problem<S>& p, Index h, Index i, Index j0,
   }
 }
 
-/// Value meaning "no row" for merging: lse below it (including -infinity) is an empty row.
-template <class S>
-constexpr S attn_empty_lse_threshold() noexcept {
-  return std::numeric_limits<S>::lowest() / 2;
-}
-
 /// The one log-sum-exp merge: folds the normalized partial (po, plse) of one row into (o, lse),
-/// in place, so that afterwards they cover the keys of both. A side whose lse is below
-/// attn_empty_lse_threshold (-infinity, or lowest() for an accumulator that starts empty) kept no
-/// key and takes no part: decided by comparison, never by infinity arithmetic (-ffast-math).
-/// Used by merge_attention (shards) and the decode variant (key chunks).
+/// in place, so that afterwards they cover the keys of both. A side whose lse is -infinity kept
+/// no key (or only keys of weight 0) and takes no part: decided from the bits, never by infinity
+/// arithmetic (-ffast-math), so any finite lse, lowest() included, is a real row. A NaN side
+/// makes the row NaN. Used by merge_attention (shards) and the decode variant (key chunks).
 template <class S>
 inline void merge_lse_row(S* o, S& lse, const S* po, S plse, Index dv) {
-  const S empty = attn_empty_lse_threshold<S>();
-  if (plse < empty) return;
-  if (lse < empty) {
+  if (is_neg_inf(plse)) return;
+  if (is_neg_inf(lse)) {
     for (Index x = 0; x < dv; ++x) o[x] = po[x];
     lse = plse;
     return;

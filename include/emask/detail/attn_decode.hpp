@@ -15,6 +15,7 @@
 #include "emask/core/tile_grid.hpp"
 #include "emask/detail/attn_common.hpp"
 #include "emask/detail/mask_tiles.hpp"
+#include "emask/detail/simd.hpp"
 
 EMASK_NAMESPACE_BEGIN
 namespace detail {
@@ -71,9 +72,13 @@ void attn_decode_chunk(const attn_problem<S>& p, const mask_tiles<S>& mask, Inde
   Eigen::Map<Vec> ov(o, dv);
   if (span.exact) {
     const S mx = s.maxCoeff();
-    s = (s.array() - mx).exp().matrix();
+    // Every kept score -inf: no weight anywhere, the chunk takes no part (not 0 / 0). A NaN
+    // that maxCoeff skipped still makes the row NaN (NaN policy, rule 2).
+    if (is_neg_inf(mx) && !any_nan(scores, len)) return;
+    // Flushed exp: a weight below the smallest normal number is exactly 0 on every build.
+    l = simd::exp_sum(scores, len, S(1), mx, scores);
+    if (magnitude_bits(l) == 0) return;  // no weight (the maximum was not a kept -inf's)
     m = mx;
-    l = s.sum();
     if (dv > 0) {
       CMap vc(V, len, dv, Eigen::OuterStride<>(std::max<Index>(p.v_sl, 1)));
       ov.noalias() = vc.transpose() * s;
@@ -88,15 +93,17 @@ void attn_decode_chunk(const attn_problem<S>& p, const mask_tiles<S>& mask, Inde
         any = true;
       }
     }
-    if (!any) return;
+    if (!any || is_neg_inf(mx)) return;
     S sum = 0;
     ov.setZero();
     for (Index j = 0; j < len; ++j) {
       if (flags[j] == S(0)) continue;  // masked keys are never read
-      const S e = std::exp(scores[j] - mx);
+      S e = std::exp(scores[j] - mx);
+      e = e < std::numeric_limits<S>::min() ? S(0) : e;  // as the packet exp: flushed
       sum += e;
       ov += e * Eigen::Map<const Vec>(V + j * p.v_sl, dv);
     }
+    if (magnitude_bits(sum) == 0) return;
     m = mx;
     l = sum;
   }
@@ -117,12 +124,12 @@ void attn_decode_merge(const attn_problem<S>& p, const attn_decode_plan& plan, c
   S* lse = p.lse_ptr(b, h);
   const Index base = ((b * p.heads + h) * plan.nchunks) * p.lq;
   std::fill(orow, orow + dv, S(0));
-  S acc = std::numeric_limits<S>::lowest();  // empty: below attn_empty_lse_threshold
+  S acc = negative_infinity<S>();  // empty
   for (Index c = 0; c < plan.nchunks; ++c) {
     const S* part = parts + (base + c * p.lq + i) * plan.part_stride;
     if (part[dv + 2] != S(0)) merge_lse_row(orow, acc, part, part[dv], dv);
   }
-  if (lse) lse[i] = acc < attn_empty_lse_threshold<S>() ? -std::numeric_limits<S>::infinity() : acc;
+  if (lse) lse[i] = acc;
 }
 
 /// Runs the decode variant. \p ws holds plan.parts + threads * plan.per_thread scalars.

@@ -20,7 +20,9 @@
 #include "emask/core/tile_grid.hpp"
 #include "emask/detail/attn_common.hpp"
 #include "emask/detail/gemm_microkernel.hpp"
+#include "emask/detail/ieee.hpp"
 #include "emask/detail/mask_tiles.hpp"
+#include "emask/detail/simd.hpp"
 
 EMASK_NAMESPACE_BEGIN
 namespace detail {
@@ -258,6 +260,19 @@ bool tile_online_update(attn_tile_task<S>& a) {
   return any_row;
 }
 
+/// row[i] = exp(row[i] - m[i]) for i < nq, flushed: a weight below the smallest normal number
+/// is exactly 0 on every build (Eigen's packet exp clamps its argument near -88 for float on
+/// SSE and AVX builds, which gave a kept -inf score the weight 2.9e-39).
+template <class S>
+inline void tile_exp_row(S* row, const S* m, Index nq) {
+  simd::for_each_packet<S>(nq, [&](Index k, auto c) {
+    simd::store<S>(row + k,
+                   simd::exp_flushed<S>(
+                       Eigen::internal::psub(simd::load<S>(row + k, c), simd::load<S>(m + k, c))),
+                   c);
+  });
+}
+
 /// Stage 5. P = exp(S - m) (masked entries exactly 0), l = alpha l + rowsum P, and
 /// O = alpha O + P V. V is read in place when its rows are whole SIMD blocks and every key of
 /// the tile is kept by some query; otherwise packed, with the rows of keys no query keeps set to
@@ -274,7 +289,7 @@ void tile_accumulate_pv(attn_tile_task<S>& a) {
   l *= alpha;
   for (Index j = 0; j < nk; ++j) {
     ArrMap row(w.st + j * br, nq);
-    row = (row - m).exp();
+    tile_exp_row(w.st + j * br, w.m, nq);
     if (!full) {
       // Masked entries get exactly 0 (their exp above is of a clamped, finite argument).
       S* r = w.st + j * br;
@@ -338,7 +353,9 @@ void tile_epilogue(attn_tile_task<S>& a) {
   S* lse = p.lse_ptr(a.b, a.h);
   for (Index i = 0; i < a.nq; ++i) {
     S* orow = out + (a.q0 + i) * p.o_sl;
-    if (w.has[i]) {
+    // A row whose kept weights are all 0 (every kept score -inf) is written like an empty
+    // one; l is compared by its bits so that a NaN row stays NaN under -ffast-math.
+    if (w.has[i] && magnitude_bits(w.l[i]) != 0) {
       const S inv = S(1) / w.l[i];
       for (Index c = 0; c < p.dv; ++c) orow[c] = w.o[i * a.t.dvp + c] * inv;
       if (lse) lse[a.q0 + i] = w.m[i] + std::log(w.l[i]);

@@ -60,6 +60,22 @@ bool is_inf(S x) noexcept {
   return magnitude_bits(x) == ieee_layout<S>::exponent;
 }
 
+/// Whether x[0, n) holds a NaN, whatever the floating-point flags of the translation unit.
+template <class S>
+bool any_nan(const S* x, Eigen::Index n) noexcept {
+  for (Eigen::Index i = 0; i < n; ++i)
+    if (is_nan(x[i])) return true;
+  return false;
+}
+
+/// -infinity exactly, whatever the floating-point flags of the translation unit.
+template <class S>
+bool is_neg_inf(S x) noexcept {
+  typename ieee_layout<S>::bits u;
+  std::memcpy(&u, &x, sizeof u);
+  return u == (ieee_layout<S>::exponent | ~ieee_layout<S>::magnitude);
+}
+
 /// -infinity built from its bit pattern: a stored constant that no -ffast-math folding can
 /// turn into arithmetic. Only ever written to outputs, never computed with.
 template <class S>

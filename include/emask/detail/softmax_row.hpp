@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "emask/core/mask.hpp"
+#include "emask/detail/ieee.hpp"
 #include "emask/detail/mask_tiles.hpp"
 #include "emask/detail/simd.hpp"
 
@@ -159,6 +160,15 @@ void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, 
     S* ws = Log ? nullptr : y + r.begin;
     sum += r.flagged ? simd::exp_sum_kept(v + r.begin, f + r.begin, len, m, ws)
                      : simd::exp_sum(x + r.begin, len, scale, m, ws);
+  }
+  // Every kept score -inf: no key has weight (sum exactly 0, by its bits so that -ffast-math
+  // keeps it), and the row is written like an empty one: zeros, log-softmax -inf, lse -inf.
+  // A NaN score makes the sum NaN and the row NaN (NaN policy, rule 2).
+  if (magnitude_bits(sum) == 0) {
+    for (const softmax_run& r : plan.runs) std::fill(y + r.begin, y + r.end, fill_value);
+    fill_gaps(y, n, plan.runs, fill_value, stream);
+    if (lse) *lse = negative_infinity<S>();
+    return;
   }
   // Pass 3: normalize.
   if (!Log) {
