@@ -1,6 +1,6 @@
 // Renders every mask builder and a few compositions as text: the pictures of docs/masks.md.
 // Run with --ascii for '#' and '.' glyphs.
-// ctest-pass: == causal_top_left\(\) Lq=3 Lk=5 ==
+// ctest-pass: == causal\(\) Lq=3 Lk=5 ==
 // ctest-pass: == document_mask::from_cu_seqlens\(\{0, 3, 5, 8\}\) & causal\(\) Lq=8 Lk=8 ==
 #include <cstring>
 #include <emask/emask.hpp>
@@ -28,8 +28,8 @@ int main(int argc, char** argv) {
   using namespace emask;
   for (int i = 1; i < argc; ++i) g_ascii = g_ascii || std::strcmp(argv[i], "--ascii") == 0;
 
-  show("causal_top_left()", causal_top_left(), 3, 5);
-  show("causal_bottom_right(3, 5)", causal_bottom_right(3, 5), 3, 5);
+  show("causal()", causal(), 3, 5);
+  show("causal::bottom_right(3, 5)", causal::bottom_right(3, 5), 3, 5);
   show("causal().strict()", causal().strict(), 5, 5);
   show("sliding_window(2, 1)", sliding_window(2, 1), 6, 6);
   show("sliding_window::from_hf(3)", sliding_window::from_hf(3), 6, 6);

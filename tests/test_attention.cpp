@@ -291,7 +291,7 @@ TEMPLATE_TEST_CASE("masked_attention: values near the largest finite scalar do n
     v(j, 3) = 1;                          // the sum of the probabilities
   }
   const auto mask =
-      emask::causal_bottom_right(lq, lk) & emask::key_padding::from_lengths({140}, lk);
+      emask::causal::bottom_right(lq, lk) & emask::key_padding::from_lengths({140}, lk);
   row_matrix<S> ref(lq, 4);
   emask_test::attention_options o;
   o.variant = emask_test::attention_variant::naive;

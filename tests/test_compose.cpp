@@ -81,7 +81,7 @@ TEST_CASE("random compositions of every builder against brute force", "[compose]
       seg.push_back(id);
     }
     const Index S = std::max(Lq, Lk);
-    const auto c = causal_bottom_right(Lq, Lk);
+    const auto c = causal::bottom_right(Lq, Lk);
     const auto w = sliding_window(w_l, w_r).offset(dq, dk);
     const auto kp = key_padding::from_lengths(index_list(len), Lk);
     const auto ch = chunked(chunk);

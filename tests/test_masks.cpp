@@ -17,23 +17,23 @@ TEST_CASE("causal: top-left, bottom-right and strict match their definitions", "
   for (const auto& shape : kShapes) {
     const Index lq = shape.first, lk = shape.second;
     check_mask(
-        causal::top_left(), [](Index, Index, Index q, Index k) { return k <= q; }, 1, 1, lq, lk);
+        causal(), [](Index, Index, Index q, Index k) { return k <= q; }, 1, 1, lq, lk);
     check_mask(
-        causal_bottom_right(lq, lk),
+        causal::bottom_right(lq, lk),
         [=](Index, Index, Index q, Index k) { return k <= q + lk - lq; }, 1, 1, lq, lk);
     check_mask(
-        causal::top_left().strict(), [](Index, Index, Index q, Index k) { return k < q; }, 1, 1, lq,
+        causal().strict(), [](Index, Index, Index q, Index k) { return k < q; }, 1, 1, lq,
         lk);
     check_mask(
-        causal_bottom_right(lq, lk).strict(),
+        causal::bottom_right(lq, lk).strict(),
         [=](Index, Index, Index q, Index k) { return k < q + lk - lq; }, 1, 1, lq, lk);
   }
 }
 
 TEST_CASE("causal: both alignments drawn for Lq=3, Lk=5", "[causal]") {
   // Hand-checked: top-left row i keeps keys 0..i; bottom-right row i keeps keys 0..i+2.
-  const bool_matrix tl = materialize(causal_top_left(), 3, 5);
-  const bool_matrix br = materialize(causal_bottom_right(3, 5), 3, 5);
+  const bool_matrix tl = materialize(causal(), 3, 5);
+  const bool_matrix br = materialize(causal::bottom_right(3, 5), 3, 5);
   bool_matrix tl_expected(3, 5), br_expected(3, 5);
   // clang-format off
   tl_expected << 1, 0, 0, 0, 0,
@@ -47,7 +47,7 @@ TEST_CASE("causal: both alignments drawn for Lq=3, Lk=5", "[causal]") {
   // clang-format on
   CHECK((tl == tl_expected).all());
   CHECK((br == br_expected).all());
-  CHECK(render(causal_top_left(), 3, 5, {0, 0, true}) ==
+  CHECK(render(causal(), 3, 5, {0, 0, true}) ==
         " k 01234\n 0 #....  1\n 1 ##...  2\n 2 ###..  3\nkept 6 of 15 (density 0.4)\n");
 }
 
@@ -87,7 +87,7 @@ TEST_CASE("offsets: a shard or cache step is the same mask at other positions", 
   // One decode step at position 9 of a cache of 10 keys: top-left causal with a query offset
   // equals bottom-right causal for Lq = 1.
   CHECK(
-      (materialize(causal().offset(9, 0), 1, 10) == materialize(causal_bottom_right(1, 10), 1, 10))
+      (materialize(causal().offset(9, 0), 1, 10) == materialize(causal::bottom_right(1, 10), 1, 10))
           .all());
   REQUIRE_THROWS_WITH(causal().offset(-1, 0), Catch::Matchers::Contains("q_offset"));
   REQUIRE_THROWS_WITH(causal().offset(0, -3), Catch::Matchers::Contains("k_offset"));
@@ -145,7 +145,7 @@ TEST_CASE("sliding_window converters list the kept keys of a small case", "[wind
         lists{{1, 2}, {2, 3}, {3, 4}});
   // FlashAttention window_size=(-1, 0) is bottom-right causal; (-1, -1) keeps everything.
   CHECK((materialize(sliding_window::from_flash_attn(-1, 0, 3, 5), 3, 5) ==
-         materialize(causal_bottom_right(3, 5), 3, 5))
+         materialize(causal::bottom_right(3, 5), 3, 5))
             .all());
   CHECK(materialize(sliding_window::from_flash_attn(-1, -1, 3, 5), 3, 5).all());
   // SHAPES.md attn-window: query i sees keys i-255..i.

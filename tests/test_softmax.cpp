@@ -446,13 +446,13 @@ TEMPLATE_TEST_CASE("masked_softmax: a kept -infinity or underflowing score gets 
     INFO("variant " << variant_name(v));
     softmax_options o;
     o.variant = v;
-    const row_matrix<S> p = emask_test::masked_softmax(x, emask::causal_bottom_right(2, 19), o);
+    const row_matrix<S> p = emask_test::masked_softmax(x, emask::causal::bottom_right(2, 19), o);
     CHECK(p(0, 4) == S(0));
     CHECK(p(1, 7) == S(0));
     CHECK(p(1, 8) == S(0));
     CHECK(std::abs(static_cast<double>(p.row(1).sum()) - 1.0) <= 1e-6);
     const row_matrix<S> lp =
-        emask_test::masked_log_softmax(x, emask::causal_bottom_right(2, 19), o);
+        emask_test::masked_log_softmax(x, emask::causal::bottom_right(2, 19), o);
     CHECK(is_neg_inf(static_cast<double>(lp(1, 7))));
   }
 }

@@ -140,7 +140,7 @@ leaf make_leaf(Source& r, const extent& e) {
   switch (r.between(0, 11)) {
     case 0: {  // causal top-left, maybe strict
       const bool strict = r.coin(0.3);
-      emask::causal c = emask::causal::top_left();
+      emask::causal c = emask::causal();
       if (strict) c = c.strict();
       return {c, [strict](Index, Index q, Index k) { return strict ? k < q : k <= q; },
               strict ? "causal.strict()" : "causal()"};

@@ -205,12 +205,6 @@ offset_mask<Derived> mask_base<Derived>::offset(Index q_offset, Index k_offset) 
   return offset_mask<Derived>(derived(), q_offset, k_offset);
 }
 
-/// \brief Free-function form of mask.offset(q_offset, k_offset).
-template <class Mask, std::enable_if_t<is_mask_v<Mask>, int> = 0>
-auto offset(const Mask& m, Index q_offset, Index k_offset) {
-  return m.offset(q_offset, k_offset);
-}
-
 EMASK_NAMESPACE_END
 
 // Every mask composes: make &, |, ! available wherever a mask type is.
