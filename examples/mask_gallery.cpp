@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
        4);
 
   // Block mask of the last one: what a tiled kernel visits.
-  const block_mask bm = make_block_mask(causal() & sliding_window(3, 0), 12, 12, 4, 4);
+  const block_mask bm = materialize_block_mask(causal() & sliding_window(3, 0), 12, 12, 4, 4);
   std::cout << "block mask 4x4 tiles: " << bm.count(tile_state::full) << " full, "
             << bm.count(tile_state::partial) << " partial, " << bm.count(tile_state::empty)
             << " empty\n";

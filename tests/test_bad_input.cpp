@@ -102,8 +102,8 @@ TEST_CASE("bad input: mask builders", "[bad_input][masks]") {
   // offsets out of range
   EMASK_BAD(emask::causal().offset(-1, 0), "offset", "q_offset", ">= 0");
   EMASK_BAD(emask::causal().offset(0, -3), "offset", "k_offset", ">= 0");
-  EMASK_BAD(emask::make_block_mask(emask::causal(), 8, 8, 0, 4), "make_block_mask", "tile_q",
-            ">= 1");
+  EMASK_BAD(emask::materialize_block_mask(emask::causal(), 8, 8, 0, 4), "materialize_block_mask",
+            "tile_q", ">= 1");
 }
 
 TEST_CASE("bad input: materialize and masks asked outside what they were built for",

@@ -110,7 +110,7 @@ TEST_CASE("block masks hold exact tile states and the non-empty key tiles", "[bl
                    key_padding::from_lengths({r.between(0, lk)}, lk);
     const bool_matrix dense = materialize(m, lq, lk);
     const auto exact = as_mask(dense);
-    const block_mask bm = make_block_mask(exact, lq, lk, tq, tk);
+    const block_mask bm = materialize_block_mask(exact, lq, lk, tq, tk);
     REQUIRE(bm.q_tiles() == (lq + tq - 1) / tq);
     REQUIRE(bm.k_tiles() == (lk + tk - 1) / tk);
     Index nonempty = 0;
@@ -133,21 +133,23 @@ TEST_CASE("block masks hold exact tile states and the non-empty key tiles", "[bl
     }
     CHECK(bm.count(tile_state::empty) == bm.q_tiles() * bm.k_tiles() - nonempty);
     // The composed expression's block mask is never wrong and never skips a non-empty tile.
-    const block_mask lazy = make_block_mask(m, lq, lk, tq, tk);
+    const block_mask lazy = materialize_block_mask(m, lq, lk, tq, tk);
     for (Index qt = 0; qt < bm.q_tiles(); ++qt)
       for (Index kt = 0; kt < bm.k_tiles(); ++kt)
         REQUIRE(
             (lazy.state(qt, kt) == bm.state(qt, kt) || lazy.state(qt, kt) == tile_state::partial));
   }
   // Causal 8x8 in 4x4 tiles: diagonal partial, below full, above empty.
-  const block_mask c = make_block_mask(causal(), 8, 8, 4, 4);
+  const block_mask c = materialize_block_mask(causal(), 8, 8, 4, 4);
   CHECK(c.state(0, 0) == tile_state::partial);
   CHECK(c.state(0, 1) == tile_state::empty);
   CHECK(c.state(1, 0) == tile_state::full);
   CHECK(c.state(1, 1) == tile_state::partial);
   CHECK(c.tile_density() == 0.75);
-  REQUIRE_THROWS_WITH(make_block_mask(causal(), 8, 8, 0, 4), Catch::Matchers::Contains("tile_q"));
-  REQUIRE_THROWS_WITH(make_block_mask(causal(), 8, 8, 4, -1), Catch::Matchers::Contains("tile_k"));
+  REQUIRE_THROWS_WITH(materialize_block_mask(causal(), 8, 8, 0, 4),
+                      Catch::Matchers::Contains("tile_q"));
+  REQUIRE_THROWS_WITH(materialize_block_mask(causal(), 8, 8, 4, -1),
+                      Catch::Matchers::Contains("tile_k"));
 }
 
 TEST_CASE("render draws glyphs, row counts, density and tile rules", "[render]") {

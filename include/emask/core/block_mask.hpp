@@ -11,14 +11,14 @@ EMASK_NAMESPACE_BEGIN
 
 class block_mask;
 template <class Mask>
-block_mask make_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q, Index tile_k,
-                           Index b = 0, Index h = 0);
+block_mask materialize_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q,
+                                  Index tile_k, Index b = 0, Index h = 0);
 
 /// \brief Per-tile states of one (batch, head) slice cut into tile_q x tile_k tiles (the last
 /// row and column of tiles may be smaller), with the non-empty key tiles of each query tile.
 class block_mask {
  public:
-  /// \brief An empty block mask; make_block_mask() builds real ones.
+  /// \brief An empty block mask; materialize_block_mask() builds real ones.
   block_mask() = default;
 
   /// \brief Query positions covered.
@@ -66,8 +66,8 @@ class block_mask {
   }
 
   template <class Mask>
-  friend block_mask make_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q,
-                                    Index tile_k, Index b, Index h);
+  friend block_mask materialize_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q,
+                                           Index tile_k, Index b, Index h);
 
  private:
   Index q_len_ = 0, k_len_ = 0, tile_q_ = 1, tile_k_ = 1, nq_ = 0, nk_ = 0;
@@ -80,13 +80,13 @@ class block_mask {
 /// The states are the mask's own tile answers (exact for the builders, conservative for
 /// compositions).
 template <class Mask>
-block_mask make_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q, Index tile_k,
-                           Index b, Index h) {
-  static_assert(is_mask_v<Mask>, "emask::make_block_mask: pass an emask mask expression");
-  detail::check_slice("make_block_mask", q_len, k_len, b, h);
-  if (tile_q < 1) detail::fail_argument("make_block_mask", "tile_q", tile_q, ">= 1");
-  if (tile_k < 1) detail::fail_argument("make_block_mask", "tile_k", tile_k, ">= 1");
-  mask.check(detail::slice_region(q_len, k_len, b, h), "make_block_mask");
+block_mask materialize_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q,
+                                  Index tile_k, Index b, Index h) {
+  static_assert(is_mask_v<Mask>, "emask::materialize_block_mask: pass an emask mask expression");
+  detail::check_slice("materialize_block_mask", q_len, k_len, b, h);
+  if (tile_q < 1) detail::fail_argument("materialize_block_mask", "tile_q", tile_q, ">= 1");
+  if (tile_k < 1) detail::fail_argument("materialize_block_mask", "tile_k", tile_k, ">= 1");
+  mask.check(detail::slice_region(q_len, k_len, b, h), "materialize_block_mask");
   block_mask bm;
   bm.q_len_ = q_len;
   bm.k_len_ = k_len;
