@@ -22,8 +22,7 @@ TEST_CASE("causal: top-left, bottom-right and strict match their definitions", "
         causal::bottom_right(lq, lk),
         [=](Index, Index, Index q, Index k) { return k <= q + lk - lq; }, 1, 1, lq, lk);
     check_mask(
-        causal().strict(), [](Index, Index, Index q, Index k) { return k < q; }, 1, 1, lq,
-        lk);
+        causal().strict(), [](Index, Index, Index q, Index k) { return k < q; }, 1, 1, lq, lk);
     check_mask(
         causal::bottom_right(lq, lk).strict(),
         [=](Index, Index, Index q, Index k) { return k < q + lk - lq; }, 1, 1, lq, lk);
@@ -321,7 +320,7 @@ TEST_CASE("dense_mask: a user array as a mask, viewed or owned, with broadcastin
   check_mask(
       as_mask(a), [&](Index, Index, Index q, Index k) { return a(q, k); }, 2, 2, 6, 9);
   check_mask(
-      as_mask(bool_matrix(a)), [&](Index, Index, Index q, Index k) { return a(q, k); }, 1, 1, 6, 9);
+      to_mask(a), [&](Index, Index, Index q, Index k) { return a(q, k); }, 1, 1, 6, 9);
   // [B=2, H=1, 3, 4] buffer, broadcast over heads.
   std::vector<char> storage(2 * 3 * 4);
   bool buf[2 * 3 * 4];
@@ -337,6 +336,14 @@ TEST_CASE("dense_mask: a user array as a mask, viewed or owned, with broadcastin
         for (Index k = 0; k < 4; ++k) CHECK(d.keep_row(b, h, q)[k] == d.keep(b, h, q, k));
       }
   CHECK(as_mask(a).keep_row(1, 1, 5) == a.data() + 5 * 9);
+  // as_mask views (sees a later change of the array), to_mask owns a copy (does not).
+  const dense_mask view = as_mask(a), owned = to_mask(a);
+  const bool before = a(2, 3);
+  a(2, 3) = !before;
+  CHECK(view.keep(0, 0, 2, 3) == !before);
+  CHECK(owned.keep(0, 0, 2, 3) == before);
+  CHECK(owned.keep_row(0, 0, 2) != a.data() + 2 * 9);
+  a(2, 3) = before;
   REQUIRE_THROWS_WITH(dense_mask(buf, 0, 1, 3, 4), Catch::Matchers::Contains("batch"));
   REQUIRE_THROWS_WITH(materialize(d, 3, 4, 2), Catch::Matchers::Contains("dense mask batch"));
   REQUIRE_THROWS_WITH(materialize(as_mask(a), 7, 9), Catch::Matchers::Contains("query positions"));

@@ -56,8 +56,8 @@ TEMPLATE_TEST_CASE("additive masks: 0 kept, fill masked, round trip to keep", "[
   // A user bias with -1e4 fill: the threshold decides.
   row_matrix<S> user = row_matrix<S>::Zero(2, 2);
   user(0, 1) = S(-1e4);
-  CHECK(to_keep(as_additive(user), S(-1e3)).count() == 3);
-  CHECK(to_keep(as_additive(user)).count() == 4);
+  CHECK(to_keep(to_additive(user), S(-1e3)).count() == 3);
+  CHECK(to_keep(to_additive(user)).count() == 4);
 }
 
 TEST_CASE("drop masks are a distinct type with named conversions", "[polarity]") {

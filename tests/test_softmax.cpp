@@ -409,7 +409,7 @@ TEMPLATE_TEST_CASE("masked_softmax: additive masks add their bias and mask entri
   const row_matrix<S> x = random_scores<S>(lq, lk, 4);
   const double scale = 1.3;
   const reference ref = softmax_reference(x, keep, scale, &bias_d);
-  const auto add = emask::as_additive(bias);
+  const auto add = emask::to_additive(bias);
   for (softmax_variant v : all_variants) {
     INFO("variant " << variant_name(v));
     softmax_options o;
@@ -766,7 +766,7 @@ TEST_CASE("masked_softmax: bad arguments raise emask::error naming the argument"
   const bool_matrix keep = bool_matrix::Constant(4, 5, true);
   REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, keep, out),
                       Contains("'mask'") && Contains("4 x 5"));
-  const auto add = emask::as_additive(row_matrix<float>(row_matrix<float>::Zero(5, 6)));
+  const auto add = emask::to_additive(row_matrix<float>(row_matrix<float>::Zero(5, 6)));
   REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, add, out), Contains("'mask'"));
   // Masks that cannot answer for the slice: batch entry out of range, too few key positions.
   const auto pad = emask::key_padding::from_lengths({3, 6}, 6);

@@ -318,7 +318,7 @@ leaf make_leaf(Source& r, const extent& e) {
       for (Index q = 0; q < QA; ++q)
         for (Index k = 0; k < KA; ++k) dense(q, k) = (*keep)(bb, q);
       auto owned = std::make_shared<emask::bool_matrix>(dense);
-      return {emask::as_mask(emask::bool_matrix(dense)),
+      return {emask::to_mask(emask::bool_matrix(dense)),
               [owned](Index, Index q, Index k) { return (*owned)(q, k); }, "dense(query rows)"};
     }
     default: {  // dense random array (shared by every batch entry)
@@ -333,7 +333,7 @@ leaf make_leaf(Source& r, const extent& e) {
       if (block == 1)
         for (Index q = 0; q < QA; ++q)
           for (Index k = 0; k < KA; ++k) (*keep)(q, k) = r.coin(density);
-      return {emask::as_mask(emask::bool_matrix(*keep)),
+      return {emask::to_mask(emask::bool_matrix(*keep)),
               [keep](Index, Index q, Index k) { return (*keep)(q, k); },
               "dense(block " + str(block) + ")"};
     }
