@@ -1,7 +1,7 @@
 // Renders every mask builder and a few compositions as text: the pictures of docs/masks.md.
 // Run with --ascii for '#' and '.' glyphs.
 // ctest-pass: == causal\(\) Lq=3 Lk=5 ==
-// ctest-pass: == document_mask::from_cu_seqlens\(\{0, 3, 5, 8\}\) & causal\(\) Lq=8 Lk=8 ==
+// ctest-pass: == document::from_cu_seqlens\(\{0, 3, 5, 8\}\) & causal\(\) Lq=8 Lk=8 ==
 #include <cstring>
 #include <emask/emask.hpp>
 #include <iostream>
@@ -46,10 +46,10 @@ int main(int argc, char** argv) {
        query_padding::from_lengths({4, 2}, 4) & key_padding::from_lengths({4, 2}, 4), 4, 4, 1);
   show("key_flags::from_tokens({{7, 0, 9, 4, 0}}, /*pad_id=*/0)",
        key_flags::from_tokens(id_table{{7, 0, 9, 4, 0}}, 0), 2, 5);
-  show("document_mask::from_cu_seqlens({0, 3, 5, 8}) & causal()",
-       document_mask::from_cu_seqlens({0, 3, 5, 8}) & causal(), 8, 8);
-  show("document_mask::from_segment_ids({{0, 0, 1, 1, 1, 2}})",
-       document_mask::from_segment_ids(id_table{{0, 0, 1, 1, 1, 2}}), 6, 6);
+  show("document::from_cu_seqlens({0, 3, 5, 8}) & causal()",
+       document::from_cu_seqlens({0, 3, 5, 8}) & causal(), 8, 8);
+  show("document::from_segment_ids({{0, 0, 1, 1, 1, 2}})",
+       document::from_segment_ids(id_table{{0, 0, 1, 1, 1, 2}}), 6, 6);
   show("causal().offset(4, 0)  (queries 4..6 of a longer sequence)", causal().offset(4, 0), 3, 7);
   show("!causal()", !causal(), 4, 4);
   show("causal() | sliding_window(0, 2)", causal() | sliding_window(0, 2), 5, 5);

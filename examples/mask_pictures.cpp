@@ -36,8 +36,7 @@ int main(int argc, char** argv) {
   save("key_padding_left", key_padding::from_lengths_left({12, 7}, 12), 12, 12, 0, 1);
   save("query_key_padding",
        query_padding::from_lengths({9, 12}, 12) & key_padding::from_lengths({9, 12}, 12), 12, 12);
-  save("document_causal", document_mask::from_cu_seqlens({0, 10, 16, 28, 32}) & causal(), 32, 32,
-       8);
+  save("document_causal", document::from_cu_seqlens({0, 10, 16, 28, 32}) & causal(), 32, 32, 8);
   save("causal_tiles", causal(), 32, 32, 8);
   save("window_tiles", causal() & sliding_window(7, 0), 32, 32, 8);
   save("prefix_or_window", prefix_lm(4) | sliding_window(2, 2), 16, 16);

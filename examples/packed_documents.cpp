@@ -24,7 +24,7 @@ int main() {
       k(i, j) = std::cos(0.017f * x);
       v(i, j) = std::sin(0.023f * x + 1.f);
     }
-  const auto mask = emask::document_mask::from_cu_seqlens(cu) & emask::causal();
+  const auto mask = emask::document::from_cu_seqlens(cu) & emask::causal();
   emask::attention_options opt;
   opt.tile_q = tile;
   opt.tile_k = tile;

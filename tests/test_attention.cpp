@@ -161,7 +161,7 @@ TEMPLATE_TEST_CASE("masked_attention matches a float64 reference for every mask 
 
 TEST_CASE("masked_attention: document masks, offsets and the single-head batch/head selectors",
           "[attention]") {
-  const auto doc = emask::document_mask::from_cu_seqlens({0, 30, 31, 90}) & emask::causal();
+  const auto doc = emask::document::from_cu_seqlens({0, 30, 31, 90}) & emask::causal();
   check_all_variants<double>(doc, 90, 90, 24, 24, 101);
   emask_test::attention_options o;
   o.q_offset = 40;

@@ -89,15 +89,14 @@ TEST_CASE("bad input: mask builders", "[bad_input][masks]") {
             "lengths[0]", "[0, 8]");
   EMASK_BAD(emask::query_padding::from_ranges({0}, {9}, 8), "query_padding::from_ranges", "ends[0]",
             "8]");
-  EMASK_BAD(emask::document_mask::from_cu_seqlens({0}), "document_mask::from_cu_seqlens",
-            "cu_seqlens", "at least 2 entries");
-  EMASK_BAD(emask::document_mask::from_cu_seqlens({1, 4}), "document_mask::from_cu_seqlens",
-            "cu_seqlens[0]", "0");
-  EMASK_BAD(emask::document_mask::from_cu_seqlens({0, 4, 2}), "document_mask::from_cu_seqlens",
+  EMASK_BAD(emask::document::from_cu_seqlens({0}), "document::from_cu_seqlens", "cu_seqlens",
+            "at least 2 entries");
+  EMASK_BAD(emask::document::from_cu_seqlens({1, 4}), "document::from_cu_seqlens", "cu_seqlens[0]",
+            "0");
+  EMASK_BAD(emask::document::from_cu_seqlens({0, 4, 2}), "document::from_cu_seqlens",
             "cu_seqlens[2]", "non-decreasing");
-  EMASK_BAD(
-      emask::document_mask::from_segment_ids(emask::id_table{{0, 0}}, emask::id_table{{0}, {1}}),
-      "document_mask::from_segment_ids", "k_segment_ids", "one per row of q_segment_ids");
+  EMASK_BAD(emask::document::from_segment_ids(emask::id_table{{0, 0}}, emask::id_table{{0}, {1}}),
+            "document::from_segment_ids", "k_segment_ids", "one per row of q_segment_ids");
   EMASK_BAD((emask::id_table{{0, 1}, {2}}), "id_table", "rows", "rows of equal length");
   // offsets out of range
   EMASK_BAD(emask::causal().offset(-1, 0), "offset", "q_offset", ">= 0");
@@ -120,7 +119,7 @@ TEST_CASE("bad input: materialize and masks asked outside what they were built f
   EMASK_BAD(emask::materialize(kp.offset(0, 5), 4, 4), "materialize", "key positions", "[0, 8)");
   const auto qp = emask::query_padding::from_lengths({3}, 4);
   EMASK_BAD(emask::materialize(qp, 5, 4), "materialize", "query positions", "[0, 4)");
-  const auto doc = emask::document_mask::from_cu_seqlens({0, 3, 6});
+  const auto doc = emask::document::from_cu_seqlens({0, 3, 6});
   EMASK_BAD(emask::materialize(doc, 7, 6), "materialize", "query positions", "[0, 6)");
   EMASK_BAD(emask::materialize(emask::causal::bottom_right({1, 2}, {3, 3}), 2, 3, 2), "materialize",
             "causal diagonals", "");

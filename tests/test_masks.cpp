@@ -274,41 +274,41 @@ TEST_CASE("key_flags and query_flags: pad ids anywhere, keep arrays and drop mas
                       Catch::Matchers::Contains("key positions"));
 }
 
-TEST_CASE("document_mask: segment ids, cross ids and cu_seqlens", "[document]") {
+TEST_CASE("document: segment ids, cross ids and cu_seqlens", "[document]") {
   const id_table seg{{0, 0, 0, 1, 1, 2, 2, 2}, {4, 4, 7, 7, 7, 7, 9, 9}};
   check_mask(
-      document_mask::from_segment_ids(seg),
+      document::from_segment_ids(seg),
       [&](Index b, Index, Index q, Index k) { return seg(b, q) == seg(b, k); }, 2, 1, 8, 8);
   check_mask(
-      document_mask::from_segment_ids(seg) & causal(),
+      document::from_segment_ids(seg) & causal(),
       [&](Index b, Index, Index q, Index k) { return seg(b, q) == seg(b, k) && k <= q; }, 2, 1, 8,
       8);
   // Ids that reappear in two runs (not packed in order) still give exact answers.
   const id_table odd{{1, 1, 2, 1, 3, 3, 2}};
   check_mask(
-      document_mask::from_segment_ids(odd),
+      document::from_segment_ids(odd),
       [&](Index, Index, Index q, Index k) { return odd(0, q) == odd(0, k); }, 1, 1, 7, 7);
   // Cross ids: queries of one layout, keys of another.
   const id_table qs{{0, 1, 1}}, ks{{0, 0, 1, 1, 1, 2}};
   check_mask(
-      document_mask::from_segment_ids(qs, ks),
+      document::from_segment_ids(qs, ks),
       [&](Index, Index, Index q, Index k) { return qs(0, q) == ks(0, k); }, 1, 1, 3, 6);
   // cu_seqlens [0, 3, 5, 5, 8]: documents of 3, 2, 0 and 3 tokens.
   const std::vector<Index> doc = {0, 0, 0, 1, 1, 3, 3, 3};
   check_mask(
-      document_mask::from_cu_seqlens({0, 3, 5, 5, 8}),
+      document::from_cu_seqlens({0, 3, 5, 5, 8}),
       [&](Index, Index, Index q, Index k) {
         return doc[static_cast<std::size_t>(q)] == doc[static_cast<std::size_t>(k)];
       },
       1, 1, 8, 8);
-  REQUIRE_THROWS_WITH(document_mask::from_cu_seqlens({0, 4, 3}),
+  REQUIRE_THROWS_WITH(document::from_cu_seqlens({0, 4, 3}),
                       Catch::Matchers::Contains("cu_seqlens[2]' = 3"));
-  REQUIRE_THROWS_WITH(document_mask::from_cu_seqlens({1, 4}),
+  REQUIRE_THROWS_WITH(document::from_cu_seqlens({1, 4}),
                       Catch::Matchers::Contains("cu_seqlens[0]"));
-  REQUIRE_THROWS_WITH(document_mask::from_cu_seqlens({0}), Catch::Matchers::Contains("cu_seqlens"));
-  REQUIRE_THROWS_WITH(document_mask::from_segment_ids(seg, qs),
+  REQUIRE_THROWS_WITH(document::from_cu_seqlens({0}), Catch::Matchers::Contains("cu_seqlens"));
+  REQUIRE_THROWS_WITH(document::from_segment_ids(seg, qs),
                       Catch::Matchers::Contains("k_segment_ids"));
-  REQUIRE_THROWS_WITH(materialize(document_mask::from_cu_seqlens({0, 3}), 4, 3),
+  REQUIRE_THROWS_WITH(materialize(document::from_cu_seqlens({0, 3}), 4, 3),
                       Catch::Matchers::Contains("query positions"));
 }
 

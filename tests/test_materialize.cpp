@@ -20,7 +20,7 @@ bool_matrix random_bool(Index rows, Index cols, rng& r, double p = 0.5) {
 
 TEST_CASE("materialize agrees with keep() for every entry", "[materialize]") {
   const auto m =
-      (causal() & sliding_window(4, 0)) | (document_mask::from_cu_seqlens({0, 5, 11}) & !causal());
+      (causal() & sliding_window(4, 0)) | (document::from_cu_seqlens({0, 5, 11}) & !causal());
   const bool_matrix a = materialize(m, 11, 11);
   for (Index q = 0; q < 11; ++q)
     for (Index k = 0; k < 11; ++k) REQUIRE(a(q, k) == m.keep(0, 0, q, k));
@@ -76,11 +76,11 @@ TEST_CASE("drop masks are a distinct type with named conversions", "[polarity]")
   CHECK((to_keep(materialize_drop(causal(), 3, 3)) == materialize(causal(), 3, 3)).all());
 }
 
-TEST_CASE("bit_matrix packs 64 entries per word and round-trips", "[bits]") {
+TEST_CASE("bit_mask packs 64 entries per word and round-trips", "[bits]") {
   rng r(11);
   for (Index cols : {1, 63, 64, 65, 130}) {
     const bool_matrix a = random_bool(3, cols, r);
-    const bit_matrix bits = bit_matrix::from_bool(a);
+    const bit_mask bits = bit_mask::from_bool(a);
     CHECK(bits.words_per_row() == (cols + 63) / 64);
     CHECK((bits.to_bool() == a).all());
     for (Index q = 0; q < 3; ++q) {
@@ -93,8 +93,8 @@ TEST_CASE("bit_matrix packs 64 entries per word and round-trips", "[bits]") {
     emask_test::check_mask(
         bits, [&](Index, Index, Index q, Index k) { return a(q, k); }, 1, 1, 3, cols);
   }
-  const auto m = document_mask::from_cu_seqlens({0, 40, 70, 100}) & causal();
-  const bit_matrix packed = materialize_bits(m, 100, 100);
+  const auto m = document::from_cu_seqlens({0, 40, 70, 100}) & causal();
+  const bit_mask packed = materialize_bits(m, 100, 100);
   CHECK((packed.to_bool() == materialize(m, 100, 100)).all());
   // Bit k of a row lives at bit k % 64 of word k / 64.
   CHECK(materialize_bits(causal(), 1, 70).words()[0] == 1u);

@@ -316,9 +316,8 @@ TEMPLATE_TEST_CASE("masked_softmax: every variant matches the float64 reference 
           kid(static_cast<std::size_t>(lk));
       for (Index i = 0; i < lq; ++i) qid[static_cast<std::size_t>(i)] = i / 4;
       for (Index i = 0; i < lk; ++i) kid[static_cast<std::size_t>(i)] = (i / 3) % 5;
-      const auto m =
-          emask::document_mask::from_segment_ids(emask::id_table(qid), emask::id_table(kid));
-      check_all_variants<S>("document_mask", m, keep_of(m, lq, lk));
+      const auto m = emask::document::from_segment_ids(emask::id_table(qid), emask::id_table(kid));
+      check_all_variants<S>("document", m, keep_of(m, lq, lk));
     }
     {
       test_rng r(5);
@@ -328,8 +327,8 @@ TEMPLATE_TEST_CASE("masked_softmax: every variant matches the float64 reference 
       if (lq > 2) keep.row(2).setConstant(false);  // one fully masked row
       check_all_variants<S>("dense as_mask", emask::as_mask(keep), keep);
       check_all_variants<S>("bool_matrix", keep, keep);
-      const auto bits = emask::bit_matrix::from_bool(keep);
-      check_all_variants<S>("bit_matrix", bits, keep);
+      const auto bits = emask::bit_mask::from_bool(keep);
+      check_all_variants<S>("bit_mask", bits, keep);
     }
     {
       const auto m = emask::causal() & emask::key_padding::from_lengths({(lk + 1) / 2}, lk);
@@ -370,14 +369,14 @@ TEMPLATE_TEST_CASE("masked_softmax: per-head masks use options.h, offsets into a
   for (Index h = 0; h < 3; ++h)
     check_all_variants<S>("per_head h=" + std::to_string(h), m, keep_of(m, 40, 40, 0, h), 0, h);
 
-  // A bit_matrix bigger than the scores, seen from offset (2, 3).
+  // A bit_mask bigger than the scores, seen from offset (2, 3).
   test_rng r(3);
   bool_matrix big(25, 31);
   for (Index q = 0; q < 25; ++q)
     for (Index k = 0; k < 31; ++k) big(q, k) = r.uniform(0, 1) < 0.3;
-  const auto bits = emask::bit_matrix::from_bool(big);
+  const auto bits = emask::bit_mask::from_bool(big);
   const bool_matrix keep = big.block(2, 3, 20, 25);
-  check_all_variants<S>("bit_matrix offset (2, 3)", bits.offset(2, 3), keep);
+  check_all_variants<S>("bit_mask offset (2, 3)", bits.offset(2, 3), keep);
 }
 
 TEMPLATE_TEST_CASE("masked_softmax: negative, zero and large scales", "[softmax]", float, double) {
@@ -773,7 +772,7 @@ TEST_CASE("masked_softmax: bad arguments raise emask::error naming the argument"
   o = softmax_options{};
   o.slice.b = 2;
   REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, pad, out, o), Contains("key padding"));
-  const auto bits = emask::bit_matrix::from_bool(bool_matrix::Constant(4, 5, true));
+  const auto bits = emask::bit_mask::from_bool(bool_matrix::Constant(4, 5, true));
   REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, bits, out), Contains("key positions"));
   REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, bits.offset(0, 1), out),
                       Contains("masked_softmax"));

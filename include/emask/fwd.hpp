@@ -28,9 +28,9 @@ class key_padding;
 class query_padding;
 class key_flags;
 class query_flags;
-class document_mask;
+class document;
 class dense_mask;
-class bit_matrix;
+class bit_mask;
 class block_mask;
 class drop_mask;
 template <class Scalar>

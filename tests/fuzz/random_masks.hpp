@@ -109,7 +109,7 @@ class dyn_mask : public emask::mask_base<dyn_mask> {
 // ------------------------------------------------------------------------------------------
 using leaf_variant = std::variant<emask::causal, emask::sliding_window, emask::chunked,
                                   emask::prefix_lm, emask::key_padding, emask::query_padding,
-                                  emask::key_flags, emask::document_mask, emask::dense_mask>;
+                                  emask::key_flags, emask::document, emask::dense_mask>;
 
 struct leaf {
   leaf_variant mask;
@@ -269,11 +269,11 @@ leaf make_leaf(Source& r, const extent& e) {
         auto ids = std::make_shared<std::vector<Index>>(static_cast<std::size_t>(n));
         for (std::size_t d = 0; d + 1 < cu.size(); ++d)
           for (Index p = cu[d]; p < cu[d + 1]; ++p) (*ids)[static_cast<std::size_t>(p)] = Index(d);
-        return {emask::document_mask::from_cu_seqlens(cu),
+        return {emask::document::from_cu_seqlens(cu),
                 [ids](Index, Index q, Index k) {
                   return (*ids)[static_cast<std::size_t>(q)] == (*ids)[static_cast<std::size_t>(k)];
                 },
-                "document_mask::from_cu_seqlens"};
+                "document::from_cu_seqlens"};
       }
       const Index n = std::max(QA, KA);
       using table = Eigen::Array<std::int64_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -293,19 +293,19 @@ leaf make_leaf(Source& r, const extent& e) {
         }
       }
       if (kind == 0) {
-        return {emask::document_mask::from_segment_ids(emask::id_table(*qi)),
+        return {emask::document::from_segment_ids(emask::id_table(*qi)),
                 [qi](Index b, Index q, Index k) {
                   const Index rb = qi->rows() == 1 ? 0 : b;
                   return (*qi)(rb, q) == (*qi)(rb, k);
                 },
-                "document_mask::from_segment_ids(self)"};
+                "document::from_segment_ids(self)"};
       }
-      return {emask::document_mask::from_segment_ids(emask::id_table(*qi), emask::id_table(*ki)),
+      return {emask::document::from_segment_ids(emask::id_table(*qi), emask::id_table(*ki)),
               [qi, ki](Index b, Index q, Index k) {
                 const Index rb = qi->rows() == 1 ? 0 : b;
                 return (*qi)(rb, q) == (*ki)(rb, k);
               },
-              "document_mask::from_segment_ids(q, k)"};
+              "document::from_segment_ids(q, k)"};
     }
     case 10: {  // query flags
       auto keep = std::make_shared<emask::bool_matrix>(B, QA);

@@ -26,7 +26,7 @@ inline std::uint64_t bit_range(int lo, int hi) noexcept {
 }
 }  // namespace detail
 
-/// \brief One row of a bit_matrix: bit k of word k / 64 at position k % 64 (LSB first).
+/// \brief One row of a bit_mask: bit k of word k / 64 at position k % 64 (LSB first).
 class bit_row {
  public:
   /// \brief A view of \p cols bits starting at \p words.
@@ -63,26 +63,26 @@ class bit_row {
 /// \brief A bit-packed keep-mask of [rows, cols]: 64 entries per word, 1/8 of a bool array.
 /// It is a mask expression too (shared by every batch entry and head), with exact tile answers
 /// from popcounts.
-class bit_matrix : public mask_base<bit_matrix> {
+class bit_mask : public mask_base<bit_mask> {
  public:
   /// tile() never answers partial for an empty or full tile
   static constexpr bool exact_tiles = true;
 
   /// \brief An empty matrix.
-  bit_matrix() = default;
+  bit_mask() = default;
   /// \brief A \p rows x \p cols matrix with every entry masked.
-  bit_matrix(Index rows, Index cols)
+  bit_mask(Index rows, Index cols)
       : rows_(rows),
         cols_(cols),
         words_per_row_((cols + 63) / 64),
         words_(static_cast<std::size_t>(rows * ((cols + 63) / 64)), 0) {
-    if (rows < 0) detail::fail_argument("bit_matrix", "rows", rows, ">= 0");
-    if (cols < 0) detail::fail_argument("bit_matrix", "cols", cols, ">= 0");
+    if (rows < 0) detail::fail_argument("bit_mask", "rows", rows, ">= 0");
+    if (cols < 0) detail::fail_argument("bit_mask", "cols", cols, ">= 0");
   }
   /// \brief Packs a keep array.
   template <class Derived>
-  static bit_matrix from_bool(const Eigen::DenseBase<Derived>& keep) {
-    bit_matrix m(keep.rows(), keep.cols());
+  static bit_mask from_bool(const Eigen::DenseBase<Derived>& keep) {
+    bit_mask m(keep.rows(), keep.cols());
     for (Index q = 0; q < keep.rows(); ++q)
       for (Index k = 0; k < keep.cols(); ++k)
         if (keep(q, k)) m.set(q, k, true);
@@ -159,10 +159,10 @@ class bit_matrix : public mask_base<bit_matrix> {
 
 /// \brief The bit-packed keep-mask of slice (b, h) of \p mask.
 template <class Mask, std::enable_if_t<is_mask_v<Mask>, int> = 0>
-bit_matrix materialize_bits(const Mask& mask, Index q_len, Index k_len, Index b = 0, Index h = 0) {
+bit_mask materialize_bits(const Mask& mask, Index q_len, Index k_len, Index b = 0, Index h = 0) {
   detail::check_slice("materialize_bits", q_len, k_len, b, h);
   mask.check(detail::slice_region(q_len, k_len, b, h), "materialize_bits");
-  bit_matrix out(q_len, k_len);
+  bit_mask out(q_len, k_len);
   detail::for_each_kept_run(mask, q_len, k_len, b, h,
                             [&](Index q, Index begin, Index end) { out.set_range(q, begin, end); });
   return out;
