@@ -132,6 +132,50 @@ TEST_CASE("bad input: materialize and masks asked outside what they were built f
             "[0, 4)");
 }
 
+TEST_CASE("bad input: every error names the public function called, not a helper",
+          "[bad_input][masks]") {
+  const auto kp = emask::key_padding::from_lengths({3}, 8);
+  // the materializations, each under its own name
+  EMASK_BAD(emask::materialize_drop(emask::causal(), -1, 3), "materialize_drop", "q_len", ">= 0");
+  EMASK_BAD(emask::materialize_drop(kp, 4, 9), "materialize_drop", "key positions", "[0, 8)");
+  EMASK_BAD(emask::materialize_additive<float>(kp, 4, 9), "materialize_additive", "key positions",
+            "[0, 8)");
+  EMASK_BAD(emask::materialize_bits(kp, 4, 9), "materialize_bits", "key positions", "[0, 8)");
+  EMASK_BAD(emask::materialize_block_mask(emask::causal(), 8, 8, 4, 0), "materialize_block_mask",
+            "tile_k", ">= 1");
+  EMASK_BAD(emask::materialize_block_mask(kp, 4, 9, 2, 2), "materialize_block_mask",
+            "key positions", "[0, 8)");
+  // text and pictures: to_png used to report write_png, the others materialize
+  emask::render_options ro;
+  EMASK_BAD(emask::render(emask::causal(), -1, 3), "render", "q_len", ">= 0");
+  ro.h = -1;
+  EMASK_BAD(emask::render(emask::causal(), 3, 3, ro), "render", "h", ">= 0");
+  EMASK_BAD(emask::render(kp, 4, 9), "render", "key positions", "[0, 8)");
+  emask::image_options io;
+  io.cell = 0;
+  EMASK_BAD(emask::to_png(emask::causal(), 2, 2, io), "to_png", "cell", ">= 1");
+  EMASK_BAD(emask::write_png(emask::causal(), 2, 2, "unused.png", io), "write_png", "cell", ">= 1");
+  EMASK_BAD(emask::write_pgm(emask::causal(), 2, 2, "unused.pgm", io), "write_pgm", "cell", ">= 1");
+  EMASK_BAD(emask::to_svg(emask::causal(), 2, 2, io), "to_svg", "cell", ">= 1");
+  io = {};
+  EMASK_BAD(emask::to_png(kp, 4, 9), "to_png", "key positions", "[0, 8)");
+  EMASK_BAD(emask::write_png(kp, 4, 9, "unused.png"), "write_png", "key positions", "[0, 8)");
+  EMASK_BAD(emask::write_pgm(emask::causal(), 2, -2, "unused.pgm"), "write_pgm", "k_len", ">= 0");
+  EMASK_BAD(emask::to_svg(emask::causal(), -2, 2), "to_svg", "q_len", ">= 0");
+  io.b = -1;
+  EMASK_BAD(emask::to_svg(emask::causal(), 2, 2, io), "to_svg", "b", ">= 0");
+  EMASK_BAD(emask::to_svg(kp, 4, 9), "to_svg", "key positions", "[0, 8)");
+  // per_head() and the per_head_mask constructor; offset() and the offset_mask constructor
+  EMASK_BAD(emask::per_head(std::vector<emask::causal>{}), "per_head", "masks",
+            "one mask per head");
+  EMASK_BAD(emask::per_head_mask<emask::causal>(std::vector<emask::causal>{}), "per_head_mask",
+            "masks", "one mask per head");
+  EMASK_BAD(emask::causal().offset(2, 0).offset(-3, 0), "offset", "q_offset", ">= 0");
+  EMASK_BAD(emask::offset_mask<emask::causal>(emask::causal(), 0, -1), "offset_mask", "k_offset",
+            ">= 0");
+  EMASK_BAD(emask::bit_mask(-1, 2), "bit_mask", "rows", ">= 0");
+}
+
 TEMPLATE_TEST_CASE("bad input: masked_softmax and masked_log_softmax", "[bad_input][softmax]",
                    float, double) {
   using S = TestType;

@@ -72,13 +72,10 @@ class bit_mask : public mask_base<bit_mask> {
   bit_mask() = default;
   /// \brief A \p rows x \p cols matrix with every entry masked.
   bit_mask(Index rows, Index cols)
-      : rows_(rows),
-        cols_(cols),
-        words_per_row_((cols + 63) / 64),
-        words_(static_cast<std::size_t>(rows * ((cols + 63) / 64)), 0) {
-    if (rows < 0) detail::fail_argument("bit_mask", "rows", rows, ">= 0");
-    if (cols < 0) detail::fail_argument("bit_mask", "cols", cols, ">= 0");
-  }
+      : rows_(checked_size("rows", rows)),
+        cols_(checked_size("cols", cols)),
+        words_per_row_((cols_ + 63) / 64),
+        words_(static_cast<std::size_t>(rows_ * words_per_row_), 0) {}
   /// \brief Packs a keep array.
   template <class Derived>
   static bit_mask from_bool(const Eigen::DenseBase<Derived>& keep) {
@@ -153,6 +150,11 @@ class bit_mask : public mask_base<bit_mask> {
   }
 
  private:
+  // Checked before the words are allocated: a negative size must be an emask::error.
+  static Index checked_size(const char* arg, Index n) {
+    if (n < 0) detail::fail_argument("bit_mask", arg, n, ">= 0");
+    return n;
+  }
   Index rows_ = 0, cols_ = 0, words_per_row_ = 0;
   std::vector<std::uint64_t> words_;
 };
