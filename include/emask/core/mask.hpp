@@ -17,6 +17,7 @@
 #include "emask/config.hpp"
 #include "emask/core/types.hpp"
 #include "emask/error.hpp"
+#include "emask/fwd.hpp"
 
 EMASK_NAMESPACE_BEGIN
 
@@ -47,11 +48,6 @@ struct region {
   Index k_begin = 0;  ///< first key position
   Index k_end = 0;    ///< one past the last key position
 };
-
-template <class Derived>
-class mask_base;
-template <class Mask>
-class offset_mask;
 
 /// \brief True for every emask mask expression type.
 template <class T>

@@ -5,7 +5,7 @@
 #include <memory>
 #include <utility>
 
-#include "emask/core/polarity.hpp"
+#include "emask/core/mask.hpp"
 
 EMASK_NAMESPACE_BEGIN
 
