@@ -48,10 +48,10 @@ void for_each_kept_run(const Mask& m, Index q_len, Index k_len, Index b, Index h
 template <class Mask>
 bool_matrix materialize_keep(const char* where, const Mask& mask, Index q_len, Index k_len, Index b,
                              Index h) {
-  check_slice(where, q_len, k_len, b, h);
-  mask.check(slice_region(q_len, k_len, b, h), where);
+  detail::check_slice(where, q_len, k_len, b, h);
+  mask.check(detail::slice_region(q_len, k_len, b, h), where);
   bool_matrix out = bool_matrix::Constant(q_len, k_len, false);
-  for_each_kept_run(mask, q_len, k_len, b, h, [&](Index q, Index begin, Index end) {
+  detail::for_each_kept_run(mask, q_len, k_len, b, h, [&](Index q, Index begin, Index end) {
     out.row(q).segment(begin, end - begin).setConstant(true);
   });
   return out;
