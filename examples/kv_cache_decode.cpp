@@ -38,7 +38,7 @@ int main() {
     const emask::tensor_view<const float> kv_k(k_cache.data(), 1, H, n, D, H * T * D, T * D, D);
     const emask::tensor_view<const float> kv_v(v_cache.data(), 1, H, n, D, H * T * D, T * D, D);
     emask::masked_attention(emask::decode, emask::view_blhd(q.row(t).data(), 1, 1, H, D), kv_k,
-                            kv_v, emask::causal_bottom_right(1, n),
+                            kv_v, emask::causal::bottom_right(1, n),
                             emask::view_blhd(decoded.row(t).data(), 1, 1, H, D), decode);
   }
 
@@ -59,7 +59,7 @@ int main() {
   std::cout << "decoded " << T << " tokens, " << H << " heads of " << D
             << ", one query per step over a growing cache\n";
   std::cout << "step 0 sees 1 key; step " << T - 1 << " sees " << T
-            << " keys (causal_bottom_right(1, n))\n";
+            << " keys (causal::bottom_right(1, n))\n";
   std::cout << "max |decode loop - full causal recompute| = " << worst
             << (worst < 1e-5 ? " (ok)" : " (MISMATCH)") << "\n";
   std::cout << "max |tiled recompute - reference::naive| = " << tiled_vs_naive << "\n";

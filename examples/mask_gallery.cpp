@@ -1,7 +1,7 @@
 // Renders every mask builder and a few compositions as text: the pictures of docs/masks.md.
 // Run with --ascii for '#' and '.' glyphs.
-// ctest-pass: == causal_top_left\(\) Lq=3 Lk=5 ==
-// ctest-pass: == document_mask::from_cu_seqlens\(\{0, 3, 5, 8\}\) & causal\(\) Lq=8 Lk=8 ==
+// ctest-pass: == causal\(\) Lq=3 Lk=5 ==
+// ctest-pass: == document::from_cu_seqlens\(\{0, 3, 5, 8\}\) & causal\(\) Lq=8 Lk=8 ==
 #include <cstring>
 #include <emask/emask.hpp>
 #include <iostream>
@@ -28,8 +28,8 @@ int main(int argc, char** argv) {
   using namespace emask;
   for (int i = 1; i < argc; ++i) g_ascii = g_ascii || std::strcmp(argv[i], "--ascii") == 0;
 
-  show("causal_top_left()", causal_top_left(), 3, 5);
-  show("causal_bottom_right(3, 5)", causal_bottom_right(3, 5), 3, 5);
+  show("causal()", causal(), 3, 5);
+  show("causal::bottom_right(3, 5)", causal::bottom_right(3, 5), 3, 5);
   show("causal().strict()", causal().strict(), 5, 5);
   show("sliding_window(2, 1)", sliding_window(2, 1), 6, 6);
   show("sliding_window::from_hf(3)", sliding_window::from_hf(3), 6, 6);
@@ -46,10 +46,10 @@ int main(int argc, char** argv) {
        query_padding::from_lengths({4, 2}, 4) & key_padding::from_lengths({4, 2}, 4), 4, 4, 1);
   show("key_flags::from_tokens({{7, 0, 9, 4, 0}}, /*pad_id=*/0)",
        key_flags::from_tokens(id_table{{7, 0, 9, 4, 0}}, 0), 2, 5);
-  show("document_mask::from_cu_seqlens({0, 3, 5, 8}) & causal()",
-       document_mask::from_cu_seqlens({0, 3, 5, 8}) & causal(), 8, 8);
-  show("document_mask::from_segment_ids({{0, 0, 1, 1, 1, 2}})",
-       document_mask::from_segment_ids(id_table{{0, 0, 1, 1, 1, 2}}), 6, 6);
+  show("document::from_cu_seqlens({0, 3, 5, 8}) & causal()",
+       document::from_cu_seqlens({0, 3, 5, 8}) & causal(), 8, 8);
+  show("document::from_segment_ids({{0, 0, 1, 1, 1, 2}})",
+       document::from_segment_ids(id_table{{0, 0, 1, 1, 1, 2}}), 6, 6);
   show("causal().offset(4, 0)  (queries 4..6 of a longer sequence)", causal().offset(4, 0), 3, 7);
   show("!causal()", !causal(), 4, 4);
   show("causal() | sliding_window(0, 2)", causal() | sliding_window(0, 2), 5, 5);
@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
        4);
 
   // Block mask of the last one: what a tiled kernel visits.
-  const block_mask bm = make_block_mask(causal() & sliding_window(3, 0), 12, 12, 4, 4);
+  const block_mask bm = materialize_block_mask(causal() & sliding_window(3, 0), 12, 12, 4, 4);
   std::cout << "block mask 4x4 tiles: " << bm.count(tile_state::full) << " full, "
             << bm.count(tile_state::partial) << " partial, " << bm.count(tile_state::empty)
             << " empty\n";

@@ -25,8 +25,8 @@ int main(int argc, char** argv) {
     write_png(mask, lq, lk, dir + "/" + name + ".png", opt);
     ++written;
   };
-  save("causal_top_left_3x5", causal_top_left(), 3, 5);
-  save("causal_bottom_right_3x5", causal_bottom_right(3, 5), 3, 5);
+  save("causal_top_left_3x5", causal(), 3, 5);
+  save("causal_bottom_right_3x5", causal::bottom_right(3, 5), 3, 5);
   save("causal_strict", causal().strict(), 8, 8);
   save("sliding_window_hf4", sliding_window::from_hf(4), 16, 16);
   save("sliding_window_symmetric", sliding_window::from_llama_cpp(6, llama_swa_type::symmetric), 16,
@@ -36,11 +36,10 @@ int main(int argc, char** argv) {
   save("key_padding_left", key_padding::from_lengths_left({12, 7}, 12), 12, 12, 0, 1);
   save("query_key_padding",
        query_padding::from_lengths({9, 12}, 12) & key_padding::from_lengths({9, 12}, 12), 12, 12);
-  save("document_causal", document_mask::from_cu_seqlens({0, 10, 16, 28, 32}) & causal(), 32, 32,
-       8);
+  save("document_causal", document::from_cu_seqlens({0, 10, 16, 28, 32}) & causal(), 32, 32, 8);
   save("causal_tiles", causal(), 32, 32, 8);
   save("window_tiles", causal() & sliding_window(7, 0), 32, 32, 8);
   save("prefix_or_window", prefix_lm(4) | sliding_window(2, 2), 16, 16);
-  save("bottom_right_decode_step", causal_bottom_right(4, 16), 4, 16);
+  save("bottom_right_decode_step", causal::bottom_right(4, 16), 4, 16);
   std::cout << "wrote " << written << " pictures to " << dir << "\n";
 }

@@ -24,7 +24,7 @@ int main() {
       k(i, j) = std::cos(0.017f * x);
       v(i, j) = std::sin(0.023f * x + 1.f);
     }
-  const auto mask = emask::document_mask::from_cu_seqlens(cu) & emask::causal();
+  const auto mask = emask::document::from_cu_seqlens(cu) & emask::causal();
   emask::attention_options opt;
   opt.tile_q = tile;
   opt.tile_k = tile;
@@ -40,7 +40,7 @@ int main() {
     worst = std::max(worst,
                      static_cast<double>((alone - packed.middleRows(b, n)).cwiseAbs().maxCoeff()));
   }
-  const emask::block_mask bm = emask::make_block_mask(mask, S, S, tile, tile);
+  const emask::block_mask bm = emask::materialize_block_mask(mask, S, S, tile, tile);
   const Index tiles = bm.q_tiles() * bm.k_tiles(),
               visited = tiles - bm.count(emask::tile_state::empty);
   std::cout << "positions 30..49 (documents of 37, 23, 68 and 22 tokens; the first ends at 37):\n"

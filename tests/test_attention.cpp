@@ -161,7 +161,7 @@ TEMPLATE_TEST_CASE("masked_attention matches a float64 reference for every mask 
 
 TEST_CASE("masked_attention: document masks, offsets and the single-head batch/head selectors",
           "[attention]") {
-  const auto doc = emask::document_mask::from_cu_seqlens({0, 30, 31, 90}) & emask::causal();
+  const auto doc = emask::document::from_cu_seqlens({0, 30, 31, 90}) & emask::causal();
   check_all_variants<double>(doc, 90, 90, 24, 24, 101);
   emask_test::attention_options o;
   o.q_offset = 40;
@@ -291,7 +291,7 @@ TEMPLATE_TEST_CASE("masked_attention: values near the largest finite scalar do n
     v(j, 3) = 1;                          // the sum of the probabilities
   }
   const auto mask =
-      emask::causal_bottom_right(lq, lk) & emask::key_padding::from_lengths({140}, lk);
+      emask::causal::bottom_right(lq, lk) & emask::key_padding::from_lengths({140}, lk);
   row_matrix<S> ref(lq, 4);
   emask_test::attention_options o;
   o.variant = emask_test::attention_variant::naive;

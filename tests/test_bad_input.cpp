@@ -92,21 +92,20 @@ TEST_CASE("bad input: mask builders", "[bad_input][masks]") {
             "lengths[0]", "[0, 8]");
   EMASK_BAD(emask::query_padding::from_ranges({0}, {9}, 8), "query_padding::from_ranges", "ends[0]",
             "8]");
-  EMASK_BAD(emask::document_mask::from_cu_seqlens({0}), "document_mask::from_cu_seqlens",
-            "cu_seqlens", "at least 2 entries");
-  EMASK_BAD(emask::document_mask::from_cu_seqlens({1, 4}), "document_mask::from_cu_seqlens",
-            "cu_seqlens[0]", "0");
-  EMASK_BAD(emask::document_mask::from_cu_seqlens({0, 4, 2}), "document_mask::from_cu_seqlens",
+  EMASK_BAD(emask::document::from_cu_seqlens({0}), "document::from_cu_seqlens", "cu_seqlens",
+            "at least 2 entries");
+  EMASK_BAD(emask::document::from_cu_seqlens({1, 4}), "document::from_cu_seqlens", "cu_seqlens[0]",
+            "0");
+  EMASK_BAD(emask::document::from_cu_seqlens({0, 4, 2}), "document::from_cu_seqlens",
             "cu_seqlens[2]", "non-decreasing");
-  EMASK_BAD(
-      emask::document_mask::from_segment_ids(emask::id_table{{0, 0}}, emask::id_table{{0}, {1}}),
-      "document_mask::from_segment_ids", "k_segment_ids", "one per row of q_segment_ids");
+  EMASK_BAD(emask::document::from_segment_ids(emask::id_table{{0, 0}}, emask::id_table{{0}, {1}}),
+            "document::from_segment_ids", "k_segment_ids", "one per row of q_segment_ids");
   EMASK_BAD((emask::id_table{{0, 1}, {2}}), "id_table", "rows", "rows of equal length");
   // offsets out of range
   EMASK_BAD(emask::causal().offset(-1, 0), "offset", "q_offset", ">= 0");
   EMASK_BAD(emask::causal().offset(0, -3), "offset", "k_offset", ">= 0");
-  EMASK_BAD(emask::make_block_mask(emask::causal(), 8, 8, 0, 4), "make_block_mask", "tile_q",
-            ">= 1");
+  EMASK_BAD(emask::materialize_block_mask(emask::causal(), 8, 8, 0, 4), "materialize_block_mask",
+            "tile_q", ">= 1");
 }
 
 TEST_CASE("bad input: materialize and masks asked outside what they were built for",
@@ -123,7 +122,7 @@ TEST_CASE("bad input: materialize and masks asked outside what they were built f
   EMASK_BAD(emask::materialize(kp.offset(0, 5), 4, 4), "materialize", "key positions", "[0, 8)");
   const auto qp = emask::query_padding::from_lengths({3}, 4);
   EMASK_BAD(emask::materialize(qp, 5, 4), "materialize", "query positions", "[0, 4)");
-  const auto doc = emask::document_mask::from_cu_seqlens({0, 3, 6});
+  const auto doc = emask::document::from_cu_seqlens({0, 3, 6});
   EMASK_BAD(emask::materialize(doc, 7, 6), "materialize", "query positions", "[0, 6)");
   EMASK_BAD(emask::materialize(emask::causal::bottom_right({1, 2}, {3, 3}), 2, 3, 2), "materialize",
             "causal diagonals", "");
@@ -134,6 +133,50 @@ TEST_CASE("bad input: materialize and masks asked outside what they were built f
             "[0, 8)");
   EMASK_BAD(emask::materialize(!(emask::causal() | qp), 5, 4), "materialize", "query positions",
             "[0, 4)");
+}
+
+TEST_CASE("bad input: every error names the public function called, not a helper",
+          "[bad_input][masks]") {
+  const auto kp = emask::key_padding::from_lengths({3}, 8);
+  // the materializations, each under its own name
+  EMASK_BAD(emask::materialize_drop(emask::causal(), -1, 3), "materialize_drop", "q_len", ">= 0");
+  EMASK_BAD(emask::materialize_drop(kp, 4, 9), "materialize_drop", "key positions", "[0, 8)");
+  EMASK_BAD(emask::materialize_additive<float>(kp, 4, 9), "materialize_additive", "key positions",
+            "[0, 8)");
+  EMASK_BAD(emask::materialize_bits(kp, 4, 9), "materialize_bits", "key positions", "[0, 8)");
+  EMASK_BAD(emask::materialize_block_mask(emask::causal(), 8, 8, 4, 0), "materialize_block_mask",
+            "tile_k", ">= 1");
+  EMASK_BAD(emask::materialize_block_mask(kp, 4, 9, 2, 2), "materialize_block_mask",
+            "key positions", "[0, 8)");
+  // text and pictures: to_png used to report write_png, the others materialize
+  emask::render_options ro;
+  EMASK_BAD(emask::render(emask::causal(), -1, 3), "render", "q_len", ">= 0");
+  ro.h = -1;
+  EMASK_BAD(emask::render(emask::causal(), 3, 3, ro), "render", "h", ">= 0");
+  EMASK_BAD(emask::render(kp, 4, 9), "render", "key positions", "[0, 8)");
+  emask::image_options io;
+  io.cell = 0;
+  EMASK_BAD(emask::to_png(emask::causal(), 2, 2, io), "to_png", "cell", ">= 1");
+  EMASK_BAD(emask::write_png(emask::causal(), 2, 2, "unused.png", io), "write_png", "cell", ">= 1");
+  EMASK_BAD(emask::write_pgm(emask::causal(), 2, 2, "unused.pgm", io), "write_pgm", "cell", ">= 1");
+  EMASK_BAD(emask::to_svg(emask::causal(), 2, 2, io), "to_svg", "cell", ">= 1");
+  io = {};
+  EMASK_BAD(emask::to_png(kp, 4, 9), "to_png", "key positions", "[0, 8)");
+  EMASK_BAD(emask::write_png(kp, 4, 9, "unused.png"), "write_png", "key positions", "[0, 8)");
+  EMASK_BAD(emask::write_pgm(emask::causal(), 2, -2, "unused.pgm"), "write_pgm", "k_len", ">= 0");
+  EMASK_BAD(emask::to_svg(emask::causal(), -2, 2), "to_svg", "q_len", ">= 0");
+  io.b = -1;
+  EMASK_BAD(emask::to_svg(emask::causal(), 2, 2, io), "to_svg", "b", ">= 0");
+  EMASK_BAD(emask::to_svg(kp, 4, 9), "to_svg", "key positions", "[0, 8)");
+  // per_head() and the per_head_mask constructor; offset() and the offset_mask constructor
+  EMASK_BAD(emask::per_head(std::vector<emask::causal>{}), "per_head", "masks",
+            "one mask per head");
+  EMASK_BAD(emask::per_head_mask<emask::causal>(std::vector<emask::causal>{}), "per_head_mask",
+            "masks", "one mask per head");
+  EMASK_BAD(emask::causal().offset(2, 0).offset(-3, 0), "offset", "q_offset", ">= 0");
+  EMASK_BAD(emask::offset_mask<emask::causal>(emask::causal(), 0, -1), "offset_mask", "k_offset",
+            ">= 0");
+  EMASK_BAD(emask::bit_mask(-1, 2), "bit_mask", "rows", ">= 0");
 }
 
 TEMPLATE_TEST_CASE("bad input: masked_softmax and masked_log_softmax", "[bad_input][softmax]",

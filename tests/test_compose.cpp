@@ -81,12 +81,12 @@ TEST_CASE("random compositions of every builder against brute force", "[compose]
       seg.push_back(id);
     }
     const Index S = std::max(Lq, Lk);
-    const auto c = causal_bottom_right(Lq, Lk);
+    const auto c = causal::bottom_right(Lq, Lk);
     const auto w = sliding_window(w_l, w_r).offset(dq, dk);
     const auto kp = key_padding::from_lengths(index_list(len), Lk);
     const auto ch = chunked(chunk);
     const auto pl = prefix_lm(pre);
-    const auto doc = document_mask::from_segment_ids(id_table(seg));
+    const auto doc = document::from_segment_ids(id_table(seg));
     const predicate rc = [=](Index, Index, Index q, Index k) { return k <= q + Lk - Lq; };
     const predicate rw = [=](Index, Index, Index q, Index k) {
       return q + dq - w_l <= k + dk && k + dk <= q + dq + w_r;
@@ -194,12 +194,12 @@ TEST_CASE("mask traits recognise masks and nothing else", "[traits]") {
   static_assert(is_mask_v<causal>, "builders are masks");
   static_assert(is_mask_v<decltype(causal() & !chunked(2) | key_padding::from_lengths({1}, 2))>,
                 "compositions are masks");
-  static_assert(is_mask_v<bit_matrix>, "packed masks are masks");
+  static_assert(is_mask_v<bit_mask>, "packed masks are masks");
   static_assert(!is_mask_v<bool_matrix>, "a raw array needs as_mask()");
   static_assert(!is_mask_v<drop_mask>, "a drop mask is not a keep mask");
   static_assert(!is_mask_v<int>, "nor is anything else");
 #if EMASK_HAS_CONCEPTS
-  static_assert(mask_expression<causal> && mask_expression<offset_mask<document_mask>>);
+  static_assert(mask_expression<causal> && mask_expression<offset_mask<document>>);
   static_assert(!mask_expression<additive_mask<float>>);
 #endif
   CHECK(causal::exact_tiles);

@@ -8,7 +8,7 @@
 // a batch entry, absolute offsets, and a mask: a builder value of its own type, a builder
 // and'ed with causal, or a random expression tree (&, |, !) over builders (causal both
 // alignments and strict, sliding_window, chunked, prefix_lm, key_padding, query_padding,
-// key_flags, document_mask, dense arrays). The mask is first compared with an independent
+// key_flags, document, dense arrays). The mask is first compared with an independent
 // predicate (materialize); the reference uses that predicate. One reference serves every
 // variant and both scalar types (inputs are drawn as floats, so the double inputs are equal).
 // Masked scores are overwritten with NaN, +-inf, +-1e38 or denormals in 30% of softmax cases.

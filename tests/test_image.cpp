@@ -86,7 +86,7 @@ TEST_CASE("crc32 matches the standard check value", "[image]") {
 }
 
 TEST_CASE("PNG pixels match the mask cell by cell", "[image]") {
-  const auto m = document_mask::from_cu_seqlens({0, 5, 9, 13}) & causal();
+  const auto m = document::from_cu_seqlens({0, 5, 9, 13}) & causal();
   image_options opt;
   opt.cell = 3;
   opt.grid = false;

@@ -17,23 +17,22 @@ TEST_CASE("causal: top-left, bottom-right and strict match their definitions", "
   for (const auto& shape : kShapes) {
     const Index lq = shape.first, lk = shape.second;
     check_mask(
-        causal::top_left(), [](Index, Index, Index q, Index k) { return k <= q; }, 1, 1, lq, lk);
+        causal(), [](Index, Index, Index q, Index k) { return k <= q; }, 1, 1, lq, lk);
     check_mask(
-        causal_bottom_right(lq, lk),
+        causal::bottom_right(lq, lk),
         [=](Index, Index, Index q, Index k) { return k <= q + lk - lq; }, 1, 1, lq, lk);
     check_mask(
-        causal::top_left().strict(), [](Index, Index, Index q, Index k) { return k < q; }, 1, 1, lq,
-        lk);
+        causal().strict(), [](Index, Index, Index q, Index k) { return k < q; }, 1, 1, lq, lk);
     check_mask(
-        causal_bottom_right(lq, lk).strict(),
+        causal::bottom_right(lq, lk).strict(),
         [=](Index, Index, Index q, Index k) { return k < q + lk - lq; }, 1, 1, lq, lk);
   }
 }
 
 TEST_CASE("causal: both alignments drawn for Lq=3, Lk=5", "[causal]") {
   // Hand-checked: top-left row i keeps keys 0..i; bottom-right row i keeps keys 0..i+2.
-  const bool_matrix tl = materialize(causal_top_left(), 3, 5);
-  const bool_matrix br = materialize(causal_bottom_right(3, 5), 3, 5);
+  const bool_matrix tl = materialize(causal(), 3, 5);
+  const bool_matrix br = materialize(causal::bottom_right(3, 5), 3, 5);
   bool_matrix tl_expected(3, 5), br_expected(3, 5);
   // clang-format off
   tl_expected << 1, 0, 0, 0, 0,
@@ -47,7 +46,7 @@ TEST_CASE("causal: both alignments drawn for Lq=3, Lk=5", "[causal]") {
   // clang-format on
   CHECK((tl == tl_expected).all());
   CHECK((br == br_expected).all());
-  CHECK(render(causal_top_left(), 3, 5, {0, 0, true}) ==
+  CHECK(render(causal(), 3, 5, {0, 0, true}) ==
         " k 01234\n 0 #....  1\n 1 ##...  2\n 2 ###..  3\nkept 6 of 15 (density 0.4)\n");
 }
 
@@ -87,7 +86,7 @@ TEST_CASE("offsets: a shard or cache step is the same mask at other positions", 
   // One decode step at position 9 of a cache of 10 keys: top-left causal with a query offset
   // equals bottom-right causal for Lq = 1.
   CHECK(
-      (materialize(causal().offset(9, 0), 1, 10) == materialize(causal_bottom_right(1, 10), 1, 10))
+      (materialize(causal().offset(9, 0), 1, 10) == materialize(causal::bottom_right(1, 10), 1, 10))
           .all());
   REQUIRE_THROWS_WITH(causal().offset(-1, 0), Catch::Matchers::Contains("q_offset"));
   REQUIRE_THROWS_WITH(causal().offset(0, -3), Catch::Matchers::Contains("k_offset"));
@@ -145,7 +144,7 @@ TEST_CASE("sliding_window converters list the kept keys of a small case", "[wind
         lists{{1, 2}, {2, 3}, {3, 4}});
   // FlashAttention window_size=(-1, 0) is bottom-right causal; (-1, -1) keeps everything.
   CHECK((materialize(sliding_window::from_flash_attn(-1, 0, 3, 5), 3, 5) ==
-         materialize(causal_bottom_right(3, 5), 3, 5))
+         materialize(causal::bottom_right(3, 5), 3, 5))
             .all());
   CHECK(materialize(sliding_window::from_flash_attn(-1, -1, 3, 5), 3, 5).all());
   // SHAPES.md attn-window: query i sees keys i-255..i.
@@ -275,41 +274,41 @@ TEST_CASE("key_flags and query_flags: pad ids anywhere, keep arrays and drop mas
                       Catch::Matchers::Contains("key positions"));
 }
 
-TEST_CASE("document_mask: segment ids, cross ids and cu_seqlens", "[document]") {
+TEST_CASE("document: segment ids, cross ids and cu_seqlens", "[document]") {
   const id_table seg{{0, 0, 0, 1, 1, 2, 2, 2}, {4, 4, 7, 7, 7, 7, 9, 9}};
   check_mask(
-      document_mask::from_segment_ids(seg),
+      document::from_segment_ids(seg),
       [&](Index b, Index, Index q, Index k) { return seg(b, q) == seg(b, k); }, 2, 1, 8, 8);
   check_mask(
-      document_mask::from_segment_ids(seg) & causal(),
+      document::from_segment_ids(seg) & causal(),
       [&](Index b, Index, Index q, Index k) { return seg(b, q) == seg(b, k) && k <= q; }, 2, 1, 8,
       8);
   // Ids that reappear in two runs (not packed in order) still give exact answers.
   const id_table odd{{1, 1, 2, 1, 3, 3, 2}};
   check_mask(
-      document_mask::from_segment_ids(odd),
+      document::from_segment_ids(odd),
       [&](Index, Index, Index q, Index k) { return odd(0, q) == odd(0, k); }, 1, 1, 7, 7);
   // Cross ids: queries of one layout, keys of another.
   const id_table qs{{0, 1, 1}}, ks{{0, 0, 1, 1, 1, 2}};
   check_mask(
-      document_mask::from_segment_ids(qs, ks),
+      document::from_segment_ids(qs, ks),
       [&](Index, Index, Index q, Index k) { return qs(0, q) == ks(0, k); }, 1, 1, 3, 6);
   // cu_seqlens [0, 3, 5, 5, 8]: documents of 3, 2, 0 and 3 tokens.
   const std::vector<Index> doc = {0, 0, 0, 1, 1, 3, 3, 3};
   check_mask(
-      document_mask::from_cu_seqlens({0, 3, 5, 5, 8}),
+      document::from_cu_seqlens({0, 3, 5, 5, 8}),
       [&](Index, Index, Index q, Index k) {
         return doc[static_cast<std::size_t>(q)] == doc[static_cast<std::size_t>(k)];
       },
       1, 1, 8, 8);
-  REQUIRE_THROWS_WITH(document_mask::from_cu_seqlens({0, 4, 3}),
+  REQUIRE_THROWS_WITH(document::from_cu_seqlens({0, 4, 3}),
                       Catch::Matchers::Contains("cu_seqlens[2]' = 3"));
-  REQUIRE_THROWS_WITH(document_mask::from_cu_seqlens({1, 4}),
+  REQUIRE_THROWS_WITH(document::from_cu_seqlens({1, 4}),
                       Catch::Matchers::Contains("cu_seqlens[0]"));
-  REQUIRE_THROWS_WITH(document_mask::from_cu_seqlens({0}), Catch::Matchers::Contains("cu_seqlens"));
-  REQUIRE_THROWS_WITH(document_mask::from_segment_ids(seg, qs),
+  REQUIRE_THROWS_WITH(document::from_cu_seqlens({0}), Catch::Matchers::Contains("cu_seqlens"));
+  REQUIRE_THROWS_WITH(document::from_segment_ids(seg, qs),
                       Catch::Matchers::Contains("k_segment_ids"));
-  REQUIRE_THROWS_WITH(materialize(document_mask::from_cu_seqlens({0, 3}), 4, 3),
+  REQUIRE_THROWS_WITH(materialize(document::from_cu_seqlens({0, 3}), 4, 3),
                       Catch::Matchers::Contains("query positions"));
 }
 
@@ -321,7 +320,7 @@ TEST_CASE("dense_mask: a user array as a mask, viewed or owned, with broadcastin
   check_mask(
       as_mask(a), [&](Index, Index, Index q, Index k) { return a(q, k); }, 2, 2, 6, 9);
   check_mask(
-      as_mask(bool_matrix(a)), [&](Index, Index, Index q, Index k) { return a(q, k); }, 1, 1, 6, 9);
+      to_mask(a), [&](Index, Index, Index q, Index k) { return a(q, k); }, 1, 1, 6, 9);
   // [B=2, H=1, 3, 4] buffer, broadcast over heads.
   std::vector<char> storage(2 * 3 * 4);
   bool buf[2 * 3 * 4];
@@ -337,6 +336,14 @@ TEST_CASE("dense_mask: a user array as a mask, viewed or owned, with broadcastin
         for (Index k = 0; k < 4; ++k) CHECK(d.keep_row(b, h, q)[k] == d.keep(b, h, q, k));
       }
   CHECK(as_mask(a).keep_row(1, 1, 5) == a.data() + 5 * 9);
+  // as_mask views (sees a later change of the array), to_mask owns a copy (does not).
+  const dense_mask view = as_mask(a), owned = to_mask(a);
+  const bool before = a(2, 3);
+  a(2, 3) = !before;
+  CHECK(view.keep(0, 0, 2, 3) == !before);
+  CHECK(owned.keep(0, 0, 2, 3) == before);
+  CHECK(owned.keep_row(0, 0, 2) != a.data() + 2 * 9);
+  a(2, 3) = before;
   REQUIRE_THROWS_WITH(dense_mask(buf, 0, 1, 3, 4), Catch::Matchers::Contains("batch"));
   REQUIRE_THROWS_WITH(materialize(d, 3, 4, 2), Catch::Matchers::Contains("dense mask batch"));
   REQUIRE_THROWS_WITH(materialize(as_mask(a), 7, 9), Catch::Matchers::Contains("query positions"));

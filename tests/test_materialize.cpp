@@ -20,7 +20,7 @@ bool_matrix random_bool(Index rows, Index cols, rng& r, double p = 0.5) {
 
 TEST_CASE("materialize agrees with keep() for every entry", "[materialize]") {
   const auto m =
-      (causal() & sliding_window(4, 0)) | (document_mask::from_cu_seqlens({0, 5, 11}) & !causal());
+      (causal() & sliding_window(4, 0)) | (document::from_cu_seqlens({0, 5, 11}) & !causal());
   const bool_matrix a = materialize(m, 11, 11);
   for (Index q = 0; q < 11; ++q)
     for (Index k = 0; k < 11; ++k) REQUIRE(a(q, k) == m.keep(0, 0, q, k));
@@ -56,8 +56,8 @@ TEMPLATE_TEST_CASE("additive masks: 0 kept, fill masked, round trip to keep", "[
   // A user bias with -1e4 fill: the threshold decides.
   row_matrix<S> user = row_matrix<S>::Zero(2, 2);
   user(0, 1) = S(-1e4);
-  CHECK(to_keep(as_additive(user), S(-1e3)).count() == 3);
-  CHECK(to_keep(as_additive(user)).count() == 4);
+  CHECK(to_keep(to_additive(user), S(-1e3)).count() == 3);
+  CHECK(to_keep(to_additive(user)).count() == 4);
 }
 
 TEST_CASE("drop masks are a distinct type with named conversions", "[polarity]") {
@@ -76,11 +76,11 @@ TEST_CASE("drop masks are a distinct type with named conversions", "[polarity]")
   CHECK((to_keep(materialize_drop(causal(), 3, 3)) == materialize(causal(), 3, 3)).all());
 }
 
-TEST_CASE("bit_matrix packs 64 entries per word and round-trips", "[bits]") {
+TEST_CASE("bit_mask packs 64 entries per word and round-trips", "[bits]") {
   rng r(11);
   for (Index cols : {1, 63, 64, 65, 130}) {
     const bool_matrix a = random_bool(3, cols, r);
-    const bit_matrix bits = bit_matrix::from_bool(a);
+    const bit_mask bits = bit_mask::from_bool(a);
     CHECK(bits.words_per_row() == (cols + 63) / 64);
     CHECK((bits.to_bool() == a).all());
     for (Index q = 0; q < 3; ++q) {
@@ -93,8 +93,8 @@ TEST_CASE("bit_matrix packs 64 entries per word and round-trips", "[bits]") {
     emask_test::check_mask(
         bits, [&](Index, Index, Index q, Index k) { return a(q, k); }, 1, 1, 3, cols);
   }
-  const auto m = document_mask::from_cu_seqlens({0, 40, 70, 100}) & causal();
-  const bit_matrix packed = materialize_bits(m, 100, 100);
+  const auto m = document::from_cu_seqlens({0, 40, 70, 100}) & causal();
+  const bit_mask packed = materialize_bits(m, 100, 100);
   CHECK((packed.to_bool() == materialize(m, 100, 100)).all());
   // Bit k of a row lives at bit k % 64 of word k / 64.
   CHECK(materialize_bits(causal(), 1, 70).words()[0] == 1u);
@@ -110,7 +110,7 @@ TEST_CASE("block masks hold exact tile states and the non-empty key tiles", "[bl
                    key_padding::from_lengths({r.between(0, lk)}, lk);
     const bool_matrix dense = materialize(m, lq, lk);
     const auto exact = as_mask(dense);
-    const block_mask bm = make_block_mask(exact, lq, lk, tq, tk);
+    const block_mask bm = materialize_block_mask(exact, lq, lk, tq, tk);
     REQUIRE(bm.q_tiles() == (lq + tq - 1) / tq);
     REQUIRE(bm.k_tiles() == (lk + tk - 1) / tk);
     Index nonempty = 0;
@@ -133,19 +133,21 @@ TEST_CASE("block masks hold exact tile states and the non-empty key tiles", "[bl
     }
     CHECK(bm.count(tile_state::empty) == bm.q_tiles() * bm.k_tiles() - nonempty);
     // The composed expression's block mask is exact too: its partial tiles are re-counted.
-    const block_mask lazy = make_block_mask(m, lq, lk, tq, tk);
+    const block_mask lazy = materialize_block_mask(m, lq, lk, tq, tk);
     for (Index qt = 0; qt < bm.q_tiles(); ++qt)
       for (Index kt = 0; kt < bm.k_tiles(); ++kt) REQUIRE(lazy.state(qt, kt) == bm.state(qt, kt));
   }
   // Causal 8x8 in 4x4 tiles: diagonal partial, below full, above empty.
-  const block_mask c = make_block_mask(causal(), 8, 8, 4, 4);
+  const block_mask c = materialize_block_mask(causal(), 8, 8, 4, 4);
   CHECK(c.state(0, 0) == tile_state::partial);
   CHECK(c.state(0, 1) == tile_state::empty);
   CHECK(c.state(1, 0) == tile_state::full);
   CHECK(c.state(1, 1) == tile_state::partial);
   CHECK(c.tile_density() == 0.75);
-  REQUIRE_THROWS_WITH(make_block_mask(causal(), 8, 8, 0, 4), Catch::Matchers::Contains("tile_q"));
-  REQUIRE_THROWS_WITH(make_block_mask(causal(), 8, 8, 4, -1), Catch::Matchers::Contains("tile_k"));
+  REQUIRE_THROWS_WITH(materialize_block_mask(causal(), 8, 8, 0, 4),
+                      Catch::Matchers::Contains("tile_q"));
+  REQUIRE_THROWS_WITH(materialize_block_mask(causal(), 8, 8, 4, -1),
+                      Catch::Matchers::Contains("tile_k"));
 }
 
 TEST_CASE("render draws glyphs, row counts, density and tile rules", "[render]") {

@@ -60,7 +60,7 @@ auto policy_mask(Index lq, Index lk) {
   for (Index i = 0; i < lq / 3; ++i)
     for (Index j = lk / 2; j < lk - 4; ++j) block(i, j) = true;  // the last 4 keys: kept by nobody
   return ((emask::sliding_window(5, 3) & emask::key_padding::from_lengths({lk - 4}, lk)) |
-          emask::as_mask(std::move(block))) &
+          emask::to_mask(std::move(block))) &
          emask::query_padding::from_ranges({1}, {lq - 2}, lq);
 }
 

@@ -316,9 +316,8 @@ TEMPLATE_TEST_CASE("masked_softmax: every variant matches the float64 reference 
           kid(static_cast<std::size_t>(lk));
       for (Index i = 0; i < lq; ++i) qid[static_cast<std::size_t>(i)] = i / 4;
       for (Index i = 0; i < lk; ++i) kid[static_cast<std::size_t>(i)] = (i / 3) % 5;
-      const auto m =
-          emask::document_mask::from_segment_ids(emask::id_table(qid), emask::id_table(kid));
-      check_all_variants<S>("document_mask", m, keep_of(m, lq, lk));
+      const auto m = emask::document::from_segment_ids(emask::id_table(qid), emask::id_table(kid));
+      check_all_variants<S>("document", m, keep_of(m, lq, lk));
     }
     {
       test_rng r(5);
@@ -328,8 +327,8 @@ TEMPLATE_TEST_CASE("masked_softmax: every variant matches the float64 reference 
       if (lq > 2) keep.row(2).setConstant(false);  // one fully masked row
       check_all_variants<S>("dense as_mask", emask::as_mask(keep), keep);
       check_all_variants<S>("bool_matrix", keep, keep);
-      const auto bits = emask::bit_matrix::from_bool(keep);
-      check_all_variants<S>("bit_matrix", bits, keep);
+      const auto bits = emask::bit_mask::from_bool(keep);
+      check_all_variants<S>("bit_mask", bits, keep);
     }
     {
       const auto m = emask::causal() & emask::key_padding::from_lengths({(lk + 1) / 2}, lk);
@@ -370,14 +369,14 @@ TEMPLATE_TEST_CASE("masked_softmax: per-head masks use options.h, offsets into a
   for (Index h = 0; h < 3; ++h)
     check_all_variants<S>("per_head h=" + std::to_string(h), m, keep_of(m, 40, 40, 0, h), 0, h);
 
-  // A bit_matrix bigger than the scores, seen from offset (2, 3).
+  // A bit_mask bigger than the scores, seen from offset (2, 3).
   test_rng r(3);
   bool_matrix big(25, 31);
   for (Index q = 0; q < 25; ++q)
     for (Index k = 0; k < 31; ++k) big(q, k) = r.uniform(0, 1) < 0.3;
-  const auto bits = emask::bit_matrix::from_bool(big);
+  const auto bits = emask::bit_mask::from_bool(big);
   const bool_matrix keep = big.block(2, 3, 20, 25);
-  check_all_variants<S>("bit_matrix offset (2, 3)", bits.offset(2, 3), keep);
+  check_all_variants<S>("bit_mask offset (2, 3)", bits.offset(2, 3), keep);
 }
 
 TEMPLATE_TEST_CASE("masked_softmax: negative, zero and large scales", "[softmax]", float, double) {
@@ -409,7 +408,7 @@ TEMPLATE_TEST_CASE("masked_softmax: additive masks add their bias and mask entri
   const row_matrix<S> x = random_scores<S>(lq, lk, 4);
   const double scale = 1.3;
   const reference ref = softmax_reference(x, keep, scale, &bias_d);
-  const auto add = emask::as_additive(bias);
+  const auto add = emask::to_additive(bias);
   for (softmax_variant v : all_variants) {
     INFO("variant " << variant_name(v));
     softmax_options o;
@@ -446,13 +445,13 @@ TEMPLATE_TEST_CASE("masked_softmax: a kept -infinity or underflowing score gets 
     INFO("variant " << variant_name(v));
     softmax_options o;
     o.variant = v;
-    const row_matrix<S> p = emask_test::masked_softmax(x, emask::causal_bottom_right(2, 19), o);
+    const row_matrix<S> p = emask_test::masked_softmax(x, emask::causal::bottom_right(2, 19), o);
     CHECK(p(0, 4) == S(0));
     CHECK(p(1, 7) == S(0));
     CHECK(p(1, 8) == S(0));
     CHECK(std::abs(static_cast<double>(p.row(1).sum()) - 1.0) <= 1e-6);
     const row_matrix<S> lp =
-        emask_test::masked_log_softmax(x, emask::causal_bottom_right(2, 19), o);
+        emask_test::masked_log_softmax(x, emask::causal::bottom_right(2, 19), o);
     CHECK(is_neg_inf(static_cast<double>(lp(1, 7))));
   }
 }
@@ -766,14 +765,14 @@ TEST_CASE("masked_softmax: bad arguments raise emask::error naming the argument"
   const bool_matrix keep = bool_matrix::Constant(4, 5, true);
   REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, keep, out),
                       Contains("'mask'") && Contains("4 x 5"));
-  const auto add = emask::as_additive(row_matrix<float>(row_matrix<float>::Zero(5, 6)));
+  const auto add = emask::to_additive(row_matrix<float>(row_matrix<float>::Zero(5, 6)));
   REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, add, out), Contains("'mask'"));
   // Masks that cannot answer for the slice: batch entry out of range, too few key positions.
   const auto pad = emask::key_padding::from_lengths({3, 6}, 6);
   o = softmax_options{};
   o.slice.b = 2;
   REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, pad, out, o), Contains("key padding"));
-  const auto bits = emask::bit_matrix::from_bool(bool_matrix::Constant(4, 5, true));
+  const auto bits = emask::bit_mask::from_bool(bool_matrix::Constant(4, 5, true));
   REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, bits, out), Contains("key positions"));
   REQUIRE_THROWS_WITH(emask_test::masked_softmax(x, bits.offset(0, 1), out),
                       Contains("masked_softmax"));

@@ -83,7 +83,7 @@ TEST_CASE("bit rows find their first and last kept entries a word at a time", "[
     const Index cols = r.between(1, 200);
     const double p = trial % 3 == 0 ? 0.02 : (trial % 3 == 1 ? 0.5 : 0.98);
     const bool_matrix a = random_keep(r, 1, cols, p);
-    const emask::bit_matrix bits = emask::bit_matrix::from_bool(a);
+    const emask::bit_mask bits = emask::bit_mask::from_bool(a);
     const emask::bit_row row = bits.row(0);
     const Index k0 = r.between(0, cols - 1), k1 = r.between(k0, cols);
     Index first = k1, last_end = k0, count = 0;
@@ -118,7 +118,7 @@ TEST_CASE("dense and bit masks answer tiles and key spans exactly, word by word"
     if (trial % 3 == 0) a = emask::materialize(emask::sliding_window(r.between(0, 30), 2), lq, lk);
     const auto truth = [&](Index, Index, Index q, Index k) { return a(q, k); };
     emask_test::check_mask(emask::as_mask(a), truth, 1, 1, lq, lk, 100 + trial);
-    emask_test::check_mask(emask::bit_matrix::from_bool(a), truth, 1, 1, lq, lk, 200 + trial);
+    emask_test::check_mask(emask::bit_mask::from_bool(a), truth, 1, 1, lq, lk, 200 + trial);
   }
 }
 
@@ -133,7 +133,7 @@ TEST_CASE("block masks are masks: exact keep, key spans and tiles of any rectang
     const auto m = (sliding_window(r.between(0, 30), r.between(0, 5)) | causal().offset(0, 3)) &
                    key_padding::from_lengths({r.between(0, lk), lk}, lk);
     const bool_matrix d0 = materialize(m, lq, lk, 0), d1 = materialize(m, lq, lk, 1);
-    const block_mask bm = make_block_mask(m, lq, lk, tq, tk, slice_extents{2, 1});
+    const block_mask bm = materialize_block_mask(m, lq, lk, tq, tk, slice_extents{2, 1});
     CHECK(bm.grid() == tile_grid(lq, lk, tq, tk));
     CHECK(bm.extents().batch == 2);
     CHECK(bm.memory_bytes() > 0);
@@ -159,7 +159,7 @@ TEST_CASE("block masks are masks: exact keep, key spans and tiles of any rectang
   // One slice (b, h) of a per-head mask, shared by every head.
   const auto per =
       per_head(std::vector<sliding_window>{sliding_window(1, 0), sliding_window(4, 0)});
-  const block_mask h1 = make_block_mask(per, 9, 9, 4, 4, 0, 1);
+  const block_mask h1 = materialize_block_mask(per, 9, 9, 4, 4, 0, 1);
   const bool_matrix w4 = materialize(sliding_window(4, 0), 9, 9);
   emask_test::check_mask(
       h1, [&](Index, Index, Index q, Index k) { return w4(q, k); }, 2, 2, 9, 9);
@@ -168,16 +168,16 @@ TEST_CASE("block masks are masks: exact keep, key spans and tiles of any rectang
 TEST_CASE("block masks reject bad extents and regions outside what they hold",
           "[tiles][block][errors]") {
   using namespace emask;
-  REQUIRE_THROWS_WITH(
-      make_block_mask(causal(), 8, 8, 4, 4, slice_extents{0, 1}),
-      Catch::Matchers::Contains("make_block_mask") && Catch::Matchers::Contains("extents.batch"));
-  REQUIRE_THROWS_WITH(make_block_mask(causal(), 8, 8, 4, 4, slice_extents{1, -2}),
+  REQUIRE_THROWS_WITH(materialize_block_mask(causal(), 8, 8, 4, 4, slice_extents{0, 1}),
+                      Catch::Matchers::Contains("materialize_block_mask") &&
+                          Catch::Matchers::Contains("extents.batch"));
+  REQUIRE_THROWS_WITH(materialize_block_mask(causal(), 8, 8, 4, 4, slice_extents{1, -2}),
                       Catch::Matchers::Contains("extents.heads"));
   // The mask must answer for every slice of the extents.
   REQUIRE_THROWS_WITH(
-      make_block_mask(key_padding::from_lengths({3, 4}, 8), 8, 8, 4, 4, slice_extents{3, 1}),
-      Catch::Matchers::Contains("make_block_mask"));
-  const block_mask bm = make_block_mask(causal(), 8, 8, 4, 4, slice_extents{2, 1});
+      materialize_block_mask(key_padding::from_lengths({3, 4}, 8), 8, 8, 4, 4, slice_extents{3, 1}),
+      Catch::Matchers::Contains("materialize_block_mask"));
+  const block_mask bm = materialize_block_mask(causal(), 8, 8, 4, 4, slice_extents{2, 1});
   row_matrix<float> q = row_matrix<float>::Ones(9, 4), out(9, 4);
   out.setConstant(7.0f);
   REQUIRE_THROWS_WITH(masked_attention(q, q, q, bm, out),
@@ -186,7 +186,7 @@ TEST_CASE("block masks reject bad extents and regions outside what they hold",
   CHECK((out.array() == 7.0f).all());  // outputs untouched
   // A huge tile is one tile.
   const block_mask one =
-      make_block_mask(causal(), 8, 8, std::numeric_limits<Index>::max(), unbounded);
+      materialize_block_mask(causal(), 8, 8, std::numeric_limits<Index>::max(), unbounded);
   CHECK(one.q_tiles() == 1);
   CHECK(one.state(0, 0) == tile_state::partial);
 }
@@ -197,13 +197,13 @@ TEST_CASE("kernels accept a block mask and give the result of the mask it was bu
   rng r(29);
   for (int trial = 0; trial < 10; ++trial) {
     const Index lk = r.between(1, 300), lq = r.between(1, lk), d = r.between(1, 40);
-    const auto m = document_mask::from_cu_seqlens({0, lk / 3, lk}) & causal::bottom_right(lq, lk) &
+    const auto m = document::from_cu_seqlens({0, lk / 3, lk}) & causal::bottom_right(lq, lk) &
                    sliding_window(r.between(0, 200), 0);
     const row_matrix<float> q = random_matrix<float>(r, lq, d), k = random_matrix<float>(r, lk, d),
                             v = random_matrix<float>(r, lk, d);
     // Built with the kernel's tiles (lookups) and with odd tiles (rectangle answers).
     for (Index tile : {Index(64), Index(r.between(1, 50))}) {
-      const block_mask bm = make_block_mask(m, lq, lk, tile, tile);
+      const block_mask bm = materialize_block_mask(m, lq, lk, tile, tile);
       for (auto variant :
            {emask_test::attention_variant::tiled, emask_test::attention_variant::decode,
             emask_test::attention_variant::naive}) {
@@ -244,7 +244,7 @@ TEST_CASE("kernels accept a block mask and give the result of the mask it was bu
       per_head(std::vector<sliding_window>{sliding_window(unbounded, 0), sliding_window(8, 0),
                                            sliding_window(unbounded, 0), sliding_window(20, 0)}) &
       key_padding::from_lengths({70, 41}, L);
-  const block_mask bm = make_block_mask(per, L, L, 64, 64, slice_extents{B, H});
+  const block_mask bm = materialize_block_mask(per, L, L, 64, 64, slice_extents{B, H});
   std::vector<float> qb(static_cast<std::size_t>(B * H * L * D)), kb(qb.size() / 2),
       vb(qb.size() / 2), o1(qb.size()), o2(qb.size());
   for (auto& x : qb) x = static_cast<float>(r.next() % 1000) / 500.0f - 1.0f;

@@ -70,6 +70,19 @@ done <"$jobs_file"
 
 echo "headers: $((n - failed)) of $n compiled alone (${#headers[@]} headers x ${compilers[*]}, C++$std, -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror), $failed failed"
 
+# fwd.hpp agrees with the definitions: included first, then every public header, with a
+# mismatched class-key as an error (tests/test_fwd.cpp also links a TU that sees fwd.hpp alone).
+fwd_failed=0
+for c in "${compilers[@]}"; do
+  if ! printf '#include <emask/fwd.hpp>\n#include <emask/emask.hpp>\n#include <emask/reference.hpp>\n' |
+       $c $flags -Werror=mismatched-tags - >"$out/fwd.err" 2>&1; then
+    fwd_failed=$((fwd_failed + 1))
+    printf '  FAIL  %-8s emask/fwd.hpp disagrees with a definition:\n' "$c"
+    sed 's/^/      | /' "$out/fwd.err" | head -n 12
+  fi
+done
+echo "headers: fwd.hpp before every public header, ${#compilers[@]} compilers, $fwd_failed failed"
+
 # Private headers refuse to be included on their own (they #error without a public header).
 mapfile -t private < <(cd include && find emask/detail -name '*.hpp' | sort)
 leaked=0
@@ -84,4 +97,4 @@ for h in "${private[@]}"; do
   fi
 done
 echo "headers: ${#private[@]} private headers, $leaked usable without a public header"
-[ "$failed" -eq 0 ] && [ "$leaked" -eq 0 ]
+[ "$failed" -eq 0 ] && [ "$leaked" -eq 0 ] && [ "$fwd_failed" -eq 0 ]

@@ -507,7 +507,7 @@ struct perf_run {
     const Index h = 8, lk = 4096, d = 64;
     attn_data a(h, 1, lk, d);
     emask::attention_workspace<float> ws;
-    const auto mask = emask::causal_bottom_right(1, lk);
+    const auto mask = emask::causal::bottom_right(1, lk);
     const auto read = [&] {
       g_sink = g_sink + read_all(a.k.data(), static_cast<Index>(a.k.size())) +
                read_all(a.v.data(), static_cast<Index>(a.v.size()));

@@ -1,15 +1,29 @@
 /// \file
-/// \brief Forward declarations of emask's types, for headers that only name them.
+/// \brief Forward declarations of emask's types, for headers and interfaces that only name them
+/// (as nlohmann/json's json_fwd.hpp): the core and mask types, the kernels' option structs,
+/// variant tags and tensor views, and the stable types of random/ and rl/. It includes only
+/// config.hpp and core/types.hpp (Index, bool_matrix, row_matrix, lse_vector, tile_state).
+///
+/// Each declaration matches its definition exactly (class or struct, template parameters);
+/// default template arguments, if any, are written at the definition only, never here.
+/// tests/test_fwd.cpp checks both: a TU that sees only this header, and one that sees it next
+/// to every definition.
 #pragma once
 
 #include "emask/config.hpp"
+#include "emask/core/types.hpp"
 
 EMASK_NAMESPACE_BEGIN
-enum class tile_state : unsigned char;
+// error.hpp
+class error;
+
+// core/
 struct key_span;
 struct region;
 template <class Derived>
 class mask_base;
+template <class T>
+struct is_mask;
 template <class Mask>
 class offset_mask;
 template <class A, class B>
@@ -20,20 +34,50 @@ template <class A>
 class not_mask;
 template <class Mask>
 class per_head_mask;
+class index_list;
+class id_table;
+class drop_mask;
+template <class Scalar>
+class additive_mask;
+class bit_row;
+class bit_mask;
+class block_mask;
+struct render_options;
+struct image_options;
+
+// masks/
 class causal;
 class sliding_window;
+enum class llama_swa_type;
 class chunked;
 class prefix_lm;
 class key_padding;
 class query_padding;
 class key_flags;
 class query_flags;
-class document_mask;
+class document;
 class dense_mask;
-class bit_matrix;
-class block_mask;
-class drop_mask;
+
+// kernels/
+struct slice;
+struct kernel_options;
+struct softmax_options;
+struct attention_options;
 template <class Scalar>
-class additive_mask;
-class error;
+class attention_workspace;
+template <class Scalar>
+class tensor_view;
+struct tiled_t;
+struct fused_t;
+struct decode_t;
+namespace reference {
+struct naive_t;
+}  // namespace reference
+template <class T>
+struct is_kernel_variant;
+
+// random/, rl/: the stable types only (not the option and result structs)
+class special_tokens;
+class action_space;
+class action_mask;
 EMASK_NAMESPACE_END

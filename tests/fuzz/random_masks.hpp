@@ -109,7 +109,7 @@ class dyn_mask : public emask::mask_base<dyn_mask> {
 // ------------------------------------------------------------------------------------------
 using leaf_variant = std::variant<emask::causal, emask::sliding_window, emask::chunked,
                                   emask::prefix_lm, emask::key_padding, emask::query_padding,
-                                  emask::key_flags, emask::document_mask, emask::dense_mask>;
+                                  emask::key_flags, emask::document, emask::dense_mask>;
 
 struct leaf {
   leaf_variant mask;
@@ -140,7 +140,7 @@ leaf make_leaf(Source& r, const extent& e) {
   switch (r.between(0, 11)) {
     case 0: {  // causal top-left, maybe strict
       const bool strict = r.coin(0.3);
-      emask::causal c = emask::causal::top_left();
+      emask::causal c = emask::causal();
       if (strict) c = c.strict();
       return {c, [strict](Index, Index q, Index k) { return strict ? k < q : k <= q; },
               strict ? "causal.strict()" : "causal()"};
@@ -269,11 +269,11 @@ leaf make_leaf(Source& r, const extent& e) {
         auto ids = std::make_shared<std::vector<Index>>(static_cast<std::size_t>(n));
         for (std::size_t d = 0; d + 1 < cu.size(); ++d)
           for (Index p = cu[d]; p < cu[d + 1]; ++p) (*ids)[static_cast<std::size_t>(p)] = Index(d);
-        return {emask::document_mask::from_cu_seqlens(cu),
+        return {emask::document::from_cu_seqlens(cu),
                 [ids](Index, Index q, Index k) {
                   return (*ids)[static_cast<std::size_t>(q)] == (*ids)[static_cast<std::size_t>(k)];
                 },
-                "document_mask::from_cu_seqlens"};
+                "document::from_cu_seqlens"};
       }
       const Index n = std::max(QA, KA);
       using table = Eigen::Array<std::int64_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -293,19 +293,19 @@ leaf make_leaf(Source& r, const extent& e) {
         }
       }
       if (kind == 0) {
-        return {emask::document_mask::from_segment_ids(emask::id_table(*qi)),
+        return {emask::document::from_segment_ids(emask::id_table(*qi)),
                 [qi](Index b, Index q, Index k) {
                   const Index rb = qi->rows() == 1 ? 0 : b;
                   return (*qi)(rb, q) == (*qi)(rb, k);
                 },
-                "document_mask::from_segment_ids(self)"};
+                "document::from_segment_ids(self)"};
       }
-      return {emask::document_mask::from_segment_ids(emask::id_table(*qi), emask::id_table(*ki)),
+      return {emask::document::from_segment_ids(emask::id_table(*qi), emask::id_table(*ki)),
               [qi, ki](Index b, Index q, Index k) {
                 const Index rb = qi->rows() == 1 ? 0 : b;
                 return (*qi)(rb, q) == (*ki)(rb, k);
               },
-              "document_mask::from_segment_ids(q, k)"};
+              "document::from_segment_ids(q, k)"};
     }
     case 10: {  // query flags
       auto keep = std::make_shared<emask::bool_matrix>(B, QA);
@@ -318,7 +318,7 @@ leaf make_leaf(Source& r, const extent& e) {
       for (Index q = 0; q < QA; ++q)
         for (Index k = 0; k < KA; ++k) dense(q, k) = (*keep)(bb, q);
       auto owned = std::make_shared<emask::bool_matrix>(dense);
-      return {emask::as_mask(emask::bool_matrix(dense)),
+      return {emask::to_mask(emask::bool_matrix(dense)),
               [owned](Index, Index q, Index k) { return (*owned)(q, k); }, "dense(query rows)"};
     }
     default: {  // dense random array (shared by every batch entry)
@@ -333,7 +333,7 @@ leaf make_leaf(Source& r, const extent& e) {
       if (block == 1)
         for (Index q = 0; q < QA; ++q)
           for (Index k = 0; k < KA; ++k) (*keep)(q, k) = r.coin(density);
-      return {emask::as_mask(emask::bool_matrix(*keep)),
+      return {emask::to_mask(emask::bool_matrix(*keep)),
               [keep](Index, Index q, Index k) { return (*keep)(q, k); },
               "dense(block " + str(block) + ")"};
     }

@@ -57,7 +57,7 @@ inline void set_bits(std::uint64_t* words, Index k0, Index k1) noexcept {
 }
 }  // namespace detail
 
-/// \brief One row of a bit_matrix: bit k of word k / 64 at position k % 64 (LSB first).
+/// \brief One row of a bit_mask: bit k of word k / 64 at position k % 64 (LSB first).
 class bit_row {
  public:
   /// \brief A view of \p cols bits starting at \p words.
@@ -125,26 +125,23 @@ class bit_row {
 /// \brief A bit-packed keep-mask of [rows, cols]: 64 entries per word, 1/8 of a bool array.
 /// It is a mask expression too (shared by every batch entry and head), with exact tile answers
 /// from popcounts.
-class bit_matrix : public mask_base<bit_matrix> {
+class bit_mask : public mask_base<bit_mask> {
  public:
   /// tile() never answers partial for an empty or full tile
   static constexpr bool exact_tiles = true;
 
   /// \brief An empty matrix.
-  bit_matrix() = default;
+  bit_mask() = default;
   /// \brief A \p rows x \p cols matrix with every entry masked.
-  bit_matrix(Index rows, Index cols)
-      : rows_(rows),
-        cols_(cols),
-        words_per_row_((cols + 63) / 64),
-        words_(static_cast<std::size_t>(rows * ((cols + 63) / 64)), 0) {
-    if (rows < 0) detail::fail_argument("bit_matrix", "rows", rows, ">= 0");
-    if (cols < 0) detail::fail_argument("bit_matrix", "cols", cols, ">= 0");
-  }
+  bit_mask(Index rows, Index cols)
+      : rows_(checked_size("rows", rows)),
+        cols_(checked_size("cols", cols)),
+        words_per_row_((cols_ + 63) / 64),
+        words_(static_cast<std::size_t>(rows_ * words_per_row_), 0) {}
   /// \brief Packs a keep array.
   template <class Derived>
-  static bit_matrix from_bool(const Eigen::DenseBase<Derived>& keep) {
-    bit_matrix m(keep.rows(), keep.cols());
+  static bit_mask from_bool(const Eigen::DenseBase<Derived>& keep) {
+    bit_mask m(keep.rows(), keep.cols());
     for (Index q = 0; q < keep.rows(); ++q)
       for (Index k = 0; k < keep.cols(); ++k)
         if (keep(q, k)) m.set(q, k, true);
@@ -206,16 +203,21 @@ class bit_matrix : public mask_base<bit_matrix> {
   }
 
  private:
+  // Checked before the words are allocated: a negative size must be an emask::error.
+  static Index checked_size(const char* arg, Index n) {
+    if (n < 0) detail::fail_argument("bit_mask", arg, n, ">= 0");
+    return n;
+  }
   Index rows_ = 0, cols_ = 0, words_per_row_ = 0;
   std::vector<std::uint64_t> words_;
 };
 
 /// \brief The bit-packed keep-mask of slice (b, h) of \p mask.
 template <class Mask, std::enable_if_t<is_mask_v<Mask>, int> = 0>
-bit_matrix materialize_bits(const Mask& mask, Index q_len, Index k_len, Index b = 0, Index h = 0) {
+bit_mask materialize_bits(const Mask& mask, Index q_len, Index k_len, Index b = 0, Index h = 0) {
   detail::check_slice("materialize_bits", q_len, k_len, b, h);
   mask.check(detail::slice_region(q_len, k_len, b, h), "materialize_bits");
-  bit_matrix out(q_len, k_len);
+  bit_mask out(q_len, k_len);
   detail::for_each_kept_run(mask, q_len, k_len, b, h,
                             [&](Index q, Index begin, Index end) { out.set_range(q, begin, end); });
   return out;

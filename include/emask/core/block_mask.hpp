@@ -52,7 +52,7 @@ class slice_view : public mask_base<slice_view<Mask>> {
 
 class block_mask;
 template <class Mask>
-block_mask make_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q, Index tile_k,
+block_mask materialize_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q, Index tile_k,
                            slice_extents extents);
 
 /// \brief The tile map of a mask over q_len x k_len positions cut by a tile_grid, for every
@@ -69,7 +69,7 @@ class block_mask : public mask_base<block_mask> {
   /// tile() never answers partial for an empty or full tile
   static constexpr bool exact_tiles = true;
 
-  /// \brief An empty block mask (0 x 0 positions); make_block_mask() builds real ones.
+  /// \brief An empty block mask (0 x 0 positions); materialize_block_mask() builds real ones.
   block_mask() = default;
 
   /// \brief The grid the positions are cut by.
@@ -213,7 +213,7 @@ class block_mask : public mask_base<block_mask> {
   }
 
   template <class Mask>
-  friend block_mask make_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q,
+  friend block_mask materialize_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q,
                                     Index tile_k, slice_extents extents);
 
  private:
@@ -246,10 +246,10 @@ class block_mask : public mask_base<block_mask> {
 /// at batch entry or head 0 and is shared by all). Cost: a tile question per tile and the keep
 /// test of the partial tiles' pairs.
 template <class Mask>
-block_mask make_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q, Index tile_k,
+block_mask materialize_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q, Index tile_k,
                            slice_extents extents) {
-  static_assert(is_mask_v<Mask>, "emask::make_block_mask: pass an emask mask expression");
-  const char* where = "make_block_mask";
+  static_assert(is_mask_v<Mask>, "emask::materialize_block_mask: pass an emask mask expression");
+  const char* where = "materialize_block_mask";
   detail::check_slice(where, q_len, k_len, 0, 0);
   if (tile_q < 1) detail::fail_argument(where, "tile_q", tile_q, ">= 1");
   if (tile_k < 1) detail::fail_argument(where, "tile_k", tile_k, ">= 1");
@@ -311,11 +311,11 @@ block_mask make_block_mask(const Mask& mask, Index q_len, Index k_len, Index til
 
 /// \brief The block mask of slice (b, h) of \p mask, shared by every batch entry and head.
 template <class Mask>
-block_mask make_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q, Index tile_k,
+block_mask materialize_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q, Index tile_k,
                            Index b = 0, Index h = 0) {
-  detail::check_slice("make_block_mask", q_len, k_len, b, h);
+  detail::check_slice("materialize_block_mask", q_len, k_len, b, h);
   // Ask the mask at (b, h) and store that one slice: an offset view of the slice.
-  return make_block_mask(detail::slice_view<Mask>(mask, b, h), q_len, k_len, tile_q, tile_k,
+  return materialize_block_mask(detail::slice_view<Mask>(mask, b, h), q_len, k_len, tile_q, tile_k,
                          slice_extents{1, 1});
 }
 

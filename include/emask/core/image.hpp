@@ -42,10 +42,12 @@ inline constexpr std::array<std::uint8_t, 3> masked_rgb{238, 238, 238};
 inline constexpr std::array<std::uint8_t, 3> grid_rgb{255, 255, 255};
 inline constexpr std::array<std::uint8_t, 3> tile_rgb{214, 39, 40};
 
+/// \p where names the public function called (to_png, write_png).
 template <class Mask>
-rgb_image draw(const Mask& mask, Index q_len, Index k_len, const image_options& opt) {
-  if (opt.cell < 1) fail_argument("write_png", "cell", opt.cell, ">= 1");
-  const bool_matrix keep = materialize(mask, q_len, k_len, opt.b, opt.h);
+rgb_image draw(const char* where, const Mask& mask, Index q_len, Index k_len,
+               const image_options& opt) {
+  if (opt.cell < 1) fail_argument(where, "cell", opt.cell, ">= 1");
+  const bool_matrix keep = materialize_keep(where, mask, q_len, k_len, opt.b, opt.h);
   rgb_image img;
   img.width = k_len * opt.cell;
   img.height = q_len * opt.cell;
@@ -140,14 +142,16 @@ inline void write_bytes(const std::string& path, const std::vector<std::uint8_t>
 template <class Mask, std::enable_if_t<is_mask_v<Mask>, int> = 0>
 std::vector<std::uint8_t> to_png(const Mask& mask, Index q_len, Index k_len,
                                  const image_options& opt = {}) {
-  return detail::encode_png(detail::draw(mask, q_len, k_len, opt));
+  return detail::encode_png(detail::draw("to_png", mask, q_len, k_len, opt));
 }
 
-/// \brief Writes to_png(...) to \p path. A path that cannot be written raises emask::error.
+/// \brief Writes the PNG of to_png(...) to \p path. A path that cannot be written raises
+/// emask::error.
 template <class Mask, std::enable_if_t<is_mask_v<Mask>, int> = 0>
 void write_png(const Mask& mask, Index q_len, Index k_len, const std::string& path,
                const image_options& opt = {}) {
-  detail::write_bytes(path, to_png(mask, q_len, k_len, opt), "write_png");
+  detail::write_bytes(path, detail::encode_png(detail::draw("write_png", mask, q_len, k_len, opt)),
+                      "write_png");
 }
 
 /// \brief Writes a binary PGM (P5) of slice (b, h): kept entries black, masked white.
@@ -155,7 +159,7 @@ template <class Mask, std::enable_if_t<is_mask_v<Mask>, int> = 0>
 void write_pgm(const Mask& mask, Index q_len, Index k_len, const std::string& path,
                const image_options& opt = {}) {
   if (opt.cell < 1) detail::fail_argument("write_pgm", "cell", opt.cell, ">= 1");
-  const bool_matrix keep = materialize(mask, q_len, k_len, opt.b, opt.h);
+  const bool_matrix keep = detail::materialize_keep("write_pgm", mask, q_len, k_len, opt.b, opt.h);
   const std::string header =
       detail::concat("P5\n", k_len * opt.cell, " ", q_len * opt.cell, "\n255\n");
   std::vector<std::uint8_t> bytes(header.begin(), header.end());
@@ -170,12 +174,13 @@ void write_pgm(const Mask& mask, Index q_len, Index k_len, const std::string& pa
 template <class Mask, std::enable_if_t<is_mask_v<Mask>, int> = 0>
 std::string to_svg(const Mask& mask, Index q_len, Index k_len, const image_options& opt = {}) {
   if (opt.cell < 1) detail::fail_argument("to_svg", "cell", opt.cell, ">= 1");
+  detail::check_slice("to_svg", q_len, k_len, opt.b, opt.h);
+  mask.check(detail::slice_region(q_len, k_len, opt.b, opt.h), "to_svg");
   const Index c = opt.cell;
   std::ostringstream os;
   os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << k_len * c << "\" height=\""
      << q_len * c << "\" shape-rendering=\"crispEdges\">\n"
      << "<rect width=\"100%\" height=\"100%\" fill=\"#eeeeee\"/>\n";
-  mask.check(detail::slice_region(q_len, k_len, opt.b, opt.h), "to_svg");
   detail::for_each_kept_run(mask, q_len, k_len, opt.b, opt.h, [&](Index q, Index begin, Index end) {
     os << "<rect x=\"" << begin * c << "\" y=\"" << q * c << "\" width=\"" << (end - begin) * c
        << "\" height=\"" << c << "\" fill=\"#1f4e79\"/>\n";

@@ -17,6 +17,7 @@
 #include "emask/config.hpp"
 #include "emask/core/types.hpp"
 #include "emask/error.hpp"
+#include "emask/fwd.hpp"
 
 EMASK_NAMESPACE_BEGIN
 
@@ -47,11 +48,6 @@ struct region {
   Index k_begin = 0;  ///< first key position
   Index k_end = 0;    ///< one past the last key position
 };
-
-template <class Derived>
-class mask_base;
-template <class Mask>
-class offset_mask;
 
 /// \brief True for every emask mask expression type.
 template <class T>
@@ -140,6 +136,12 @@ key_span scan_keys(const M& m, Index b, Index h, Index q, Index k0, Index k1) {
 
 inline constexpr key_span empty_span(Index k0) noexcept { return {k0, k0, true}; }
 
+/// Checks the offsets of an offset_mask for the public function \p where.
+inline void check_offsets(const char* where, Index q_offset, Index k_offset) {
+  if (q_offset < 0) fail_argument(where, "q_offset", q_offset, ">= 0");
+  if (k_offset < 0) fail_argument(where, "k_offset", k_offset, ">= 0");
+}
+
 /// Checks that [begin, end) lies inside [0, limit) of a dimension named \p what.
 inline void check_range(const char* where, const char* what, Index begin, Index end, Index limit) {
   if (begin < 0 || end > limit) {
@@ -158,8 +160,7 @@ class offset_mask : public mask_base<offset_mask<Mask>> {
 
   /// \brief \p m seen with its query row 0 at \p q_offset and key column 0 at \p k_offset.
   offset_mask(const Mask& m, Index q_offset, Index k_offset) : m_(m), dq_(q_offset), dk_(k_offset) {
-    if (q_offset < 0) detail::fail_argument("offset", "q_offset", q_offset, ">= 0");
-    if (k_offset < 0) detail::fail_argument("offset", "k_offset", k_offset, ">= 0");
+    detail::check_offsets("offset_mask", q_offset, k_offset);
   }
 
   /// \brief Whether pair (q, k) of batch entry b and head h is kept.
@@ -184,6 +185,7 @@ class offset_mask : public mask_base<offset_mask<Mask>> {
   }
   /// Offsets compose by addition instead of nesting.
   offset_mask offset(Index q_offset, Index k_offset) const {
+    detail::check_offsets("offset", dq_ + q_offset, dk_ + k_offset);
     return offset_mask(m_, dq_ + q_offset, dk_ + k_offset);
   }
 
@@ -202,13 +204,8 @@ class offset_mask : public mask_base<offset_mask<Mask>> {
 
 template <class Derived>
 offset_mask<Derived> mask_base<Derived>::offset(Index q_offset, Index k_offset) const {
+  detail::check_offsets("offset", q_offset, k_offset);
   return offset_mask<Derived>(derived(), q_offset, k_offset);
-}
-
-/// \brief Free-function form of mask.offset(q_offset, k_offset).
-template <class Mask, std::enable_if_t<is_mask_v<Mask>, int> = 0>
-auto offset(const Mask& m, Index q_offset, Index k_offset) {
-  return m.offset(q_offset, k_offset);
 }
 
 EMASK_NAMESPACE_END

@@ -47,18 +47,26 @@ void for_each_kept_run(const Mask& m, Index q_len, Index k_len, Index b, Index h
   for (Index q = 0; q < q_len; ++q)
     for_each_kept_run_in(m, b, h, q, 0, k_len, [&](Index begin, Index end) { f(q, begin, end); });
 }
-}  // namespace detail
 
-/// \brief The [q_len, k_len] keep array of slice (b, h) of \p mask: true = keep.
-template <class Mask, std::enable_if_t<is_mask_v<Mask>, int> = 0>
-bool_matrix materialize(const Mask& mask, Index q_len, Index k_len, Index b = 0, Index h = 0) {
-  detail::check_slice("materialize", q_len, k_len, b, h);
-  mask.check(detail::slice_region(q_len, k_len, b, h), "materialize");
+/// materialize() for the public function \p where (render, the image writers, ...), so that
+/// an error names the function the user called.
+template <class Mask>
+bool_matrix materialize_keep(const char* where, const Mask& mask, Index q_len, Index k_len, Index b,
+                             Index h) {
+  detail::check_slice(where, q_len, k_len, b, h);
+  mask.check(detail::slice_region(q_len, k_len, b, h), where);
   bool_matrix out = bool_matrix::Constant(q_len, k_len, false);
   detail::for_each_kept_run(mask, q_len, k_len, b, h, [&](Index q, Index begin, Index end) {
     out.row(q).segment(begin, end - begin).setConstant(true);
   });
   return out;
+}
+}  // namespace detail
+
+/// \brief The [q_len, k_len] keep array of slice (b, h) of \p mask: true = keep.
+template <class Mask, std::enable_if_t<is_mask_v<Mask>, int> = 0>
+bool_matrix materialize(const Mask& mask, Index q_len, Index k_len, Index b = 0, Index h = 0) {
+  return detail::materialize_keep("materialize", mask, q_len, k_len, b, h);
 }
 
 /// \brief The [q_len, k_len] additive bias of slice (b, h): 0 where kept, \p fill where masked.
@@ -82,7 +90,7 @@ additive_mask<Scalar> materialize_additive(const Mask& mask, Index q_len, Index 
 /// \brief The drop-mask (true = ignore) of slice (b, h), for APIs in PyTorch's convention.
 template <class Mask, std::enable_if_t<is_mask_v<Mask>, int> = 0>
 drop_mask materialize_drop(const Mask& mask, Index q_len, Index k_len, Index b = 0, Index h = 0) {
-  return to_drop(materialize(mask, q_len, k_len, b, h));
+  return to_drop(detail::materialize_keep("materialize_drop", mask, q_len, k_len, b, h));
 }
 
 EMASK_NAMESPACE_END

@@ -16,7 +16,7 @@ class per_head_mask : public mask_base<per_head_mask<Mask>> {
   /// \brief Head h uses masks[h]; at least one mask.
   explicit per_head_mask(std::vector<Mask> masks) : masks_(std::move(masks)) {
     if (masks_.empty())
-      detail::fail_argument("per_head", "masks", "an empty list", "one mask per head");
+      detail::fail_argument("per_head_mask", "masks", "an empty list", "one mask per head");
   }
   /// \brief Whether pair (q, k) of batch entry b and head h is kept.
   bool keep(Index b, Index h, Index q, Index k) const { return at(h).keep(b, h, q, k); }
@@ -49,6 +49,8 @@ class per_head_mask : public mask_base<per_head_mask<Mask>> {
 /// \brief Head h of the result uses masks[h].
 template <class Mask, std::enable_if_t<is_mask_v<Mask>, int> = 0>
 per_head_mask<Mask> per_head(std::vector<Mask> masks) {
+  if (masks.empty())
+    detail::fail_argument("per_head", "masks", "an empty list", "one mask per head");
   return per_head_mask<Mask>(std::move(masks));
 }
 

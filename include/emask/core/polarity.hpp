@@ -83,9 +83,9 @@ bool_matrix to_keep(const additive_mask<Scalar>& bias,
   return (bias.matrix().array() > threshold);
 }
 
-/// \brief Wraps a user's additive bias matrix (0 kept, \p fill masked) as an additive_mask.
+/// \brief An additive_mask holding a copy of a user's bias matrix (0 kept, \p fill masked).
 template <class Derived>
-additive_mask<typename Derived::Scalar> as_additive(
+additive_mask<typename Derived::Scalar> to_additive(
     const Eigen::MatrixBase<Derived>& bias,
     typename Derived::Scalar fill = -std::numeric_limits<typename Derived::Scalar>::infinity()) {
   return additive_mask<typename Derived::Scalar>(bias, fill);

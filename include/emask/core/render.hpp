@@ -25,7 +25,7 @@ struct render_options {
 /// kept, "·" (ASCII ".") for masked, a column ruler, per-row kept counts and the density.
 template <class Mask, std::enable_if_t<is_mask_v<Mask>, int> = 0>
 std::string render(const Mask& mask, Index q_len, Index k_len, const render_options& opt = {}) {
-  const bool_matrix keep = materialize(mask, q_len, k_len, opt.b, opt.h);
+  const bool_matrix keep = detail::materialize_keep("render", mask, q_len, k_len, opt.b, opt.h);
   const char* kept_glyph = opt.ascii ? "#" : "\u25A0";
   const char* masked_glyph = opt.ascii ? "." : "\u00B7";
   const char* rule_glyph = opt.ascii ? "-" : "\u2500";

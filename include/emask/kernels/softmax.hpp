@@ -238,7 +238,7 @@ void masked_softmax_impl(const char* where, const score_ref<S>& x, const Mask& m
   } else {
     static_assert(is_mask_v<Mask>,
                   "emask::masked_softmax: pass a mask expression (causal, key_padding, a & b, "
-                  "bit_matrix, ...), a bool_matrix keep-mask or an additive_mask<S>");
+                  "bit_mask, ...), a bool_matrix keep-mask or an additive_mask<S>");
     const Index b = o.slice.b, h = o.slice.h, qo = o.q_offset, ko = o.k_offset;
     mask.check(region{b, b + 1, h, h + 1, qo, qo + q_len, ko, ko + k_len}, where);
     const int threads = thread_count(o.threads);

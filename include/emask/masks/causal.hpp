@@ -24,9 +24,6 @@ class causal : public detail::interval_mask<causal> {
   /// \brief Causal with an explicit diagonal: row q keeps keys k <= q + diagonal.
   static causal with_diagonal(Index diagonal) { return causal(std::vector<Index>{diagonal}); }
 
-  /// \brief Top-left aligned (PyTorch `is_causal`): query i keeps keys 0..i whatever Lq, Lk.
-  static causal top_left() { return causal(); }
-
   /// \brief Bottom-right aligned (FlashAttention >= 2.1, KV cache): query i keeps keys
   /// 0..i + (k_len - q_len), so the last query keeps every key.
   /// \pre q_len >= 0, k_len >= 0.
@@ -83,12 +80,5 @@ class causal : public detail::interval_mask<causal> {
   std::vector<Index> diagonal_;
   bool strict_ = false;
 };
-
-/// \brief Top-left aligned causal mask (PyTorch `is_causal`).
-inline causal causal_top_left() { return causal::top_left(); }
-/// \brief Bottom-right aligned causal mask (FlashAttention >= 2.1, KV cache).
-inline causal causal_bottom_right(Index q_len, Index k_len) {
-  return causal::bottom_right(q_len, k_len);
-}
 
 EMASK_NAMESPACE_END

@@ -5,8 +5,9 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <utility>
 
-#include "emask/core/polarity.hpp"
+#include "emask/core/mask.hpp"
 
 EMASK_NAMESPACE_BEGIN
 
@@ -56,8 +57,8 @@ struct bool_run {
 /// or a contiguous [batch, heads, q_len, k_len] buffer in which batch or heads may be 1 and is
 /// then broadcast (as PyTorch broadcasts attn_mask).
 ///
-/// Made by as_mask(): from an lvalue it is a view (like Eigen::Map: keep the array alive while
-/// the mask is used); from an rvalue bool_matrix it owns the data.
+/// as_mask(keep) makes a view (like Eigen::Map: keep the array alive while the mask is used);
+/// to_mask(keep) makes one that owns a copy (or the moved array).
 class dense_mask : public mask_base<dense_mask> {
  public:
   /// tile() never answers partial for an empty or full tile
@@ -119,7 +120,7 @@ class dense_mask : public mask_base<dense_mask> {
   Index k_len() const noexcept { return k_len_; }
 
  private:
-  friend dense_mask as_mask(bool_matrix&& keep);
+  friend dense_mask to_mask(bool_matrix keep);
   const bool* row(Index b, Index h, Index q) const {
     EMASK_ASSERT(q >= 0 && q < q_len_);
     const Index bb = batch_ == 1 ? 0 : b, hh = heads_ == 1 ? 0 : h;
@@ -130,13 +131,17 @@ class dense_mask : public mask_base<dense_mask> {
   std::shared_ptr<const bool_matrix> owner_;
 };
 
-/// \brief View of a [q_len, k_len] keep array as a mask for every batch entry and head.
+/// \brief View of a [q_len, k_len] keep array as a mask for every batch entry and head; no copy.
 /// \pre \p keep outlives the mask.
 inline dense_mask as_mask(const bool_matrix& keep) {
   return dense_mask(keep.data(), 1, 1, keep.rows(), keep.cols());
 }
-/// \brief Takes ownership of a temporary keep array.
-inline dense_mask as_mask(bool_matrix&& keep) {
+/// \brief Deleted: a view of a temporary would dangle. Use to_mask() to own the array.
+dense_mask as_mask(const bool_matrix&& keep) = delete;
+
+/// \brief A mask that owns its [q_len, k_len] keep array: a copy of an lvalue, or the array
+/// moved in (`to_mask(std::move(keep))`). Safe to keep after \p keep is gone.
+inline dense_mask to_mask(bool_matrix keep) {
   auto owned = std::make_shared<const bool_matrix>(std::move(keep));
   dense_mask m(owned->data(), 1, 1, owned->rows(), owned->cols());
   m.owner_ = std::move(owned);

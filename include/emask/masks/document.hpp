@@ -4,7 +4,7 @@
 /// Built from segment ids per position (one row per batch entry; queries and keys may have
 /// their own ids, as in cross-attention or a KV cache) or from cumulative lengths (cu_seqlens,
 /// FlashAttention's varlen layout). Compose with causal for packed causal training:
-/// `document_mask::from_cu_seqlens(cu) & causal()`.
+/// `document::from_cu_seqlens(cu) & causal()`.
 #pragma once
 
 #include <algorithm>
@@ -17,29 +17,28 @@ EMASK_NAMESPACE_BEGIN
 
 /// \brief Keeps (q, k) when segment id of query q equals segment id of key k. Ids with a
 /// single row serve every batch entry.
-class document_mask : public mask_base<document_mask> {
+class document : public mask_base<document> {
  public:
   /// tile() never answers partial for an empty or full tile
   static constexpr bool exact_tiles = true;
 
   /// \brief Self-attention over packed sequences: \p segment_ids is [batch, length] (or one row).
-  static document_mask from_segment_ids(const id_table& segment_ids) {
-    return document_mask(segment_ids, segment_ids, true);
+  static document from_segment_ids(const id_table& segment_ids) {
+    return document(segment_ids, segment_ids, true);
   }
   /// \brief Queries and keys with their own ids ([batch, q_len] and [batch, k_len]).
-  static document_mask from_segment_ids(const id_table& q_segment_ids,
-                                        const id_table& k_segment_ids) {
+  static document from_segment_ids(const id_table& q_segment_ids, const id_table& k_segment_ids) {
     if (q_segment_ids.rows() != k_segment_ids.rows())
-      detail::fail_argument("document_mask::from_segment_ids", "k_segment_ids",
+      detail::fail_argument("document::from_segment_ids", "k_segment_ids",
                             detail::concat(k_segment_ids.rows(), " rows"), q_segment_ids.rows(),
                             " rows (one per row of q_segment_ids)");
-    return document_mask(q_segment_ids, k_segment_ids, false);
+    return document(q_segment_ids, k_segment_ids, false);
   }
   /// \brief From cumulative lengths [0, n_0, n_0 + n_1, ...]: document i covers positions
   /// [cu_seqlens[i], cu_seqlens[i+1]). One packed row of length cu_seqlens.back().
   /// \pre cu_seqlens[0] == 0, non-decreasing (an empty document is allowed), size >= 2.
-  static document_mask from_cu_seqlens(const index_list& cu_seqlens) {
-    const char* where = "document_mask::from_cu_seqlens";
+  static document from_cu_seqlens(const index_list& cu_seqlens) {
+    const char* where = "document::from_cu_seqlens";
     if (cu_seqlens.size() < 2)
       detail::fail_argument(where, "cu_seqlens", detail::concat(cu_seqlens.size(), " entries"),
                             "at least 2 entries ([0, n_0, ...])");
@@ -55,7 +54,7 @@ class document_mask : public mask_base<document_mask> {
       for (Index p = cu_seqlens[d]; p < cu_seqlens[d + 1]; ++p)
         ids.push_back(static_cast<std::int64_t>(d));
     const id_table table(ids);
-    return document_mask(table, table, true);
+    return document(table, table, true);
   }
 
   /// \brief Whether pair (q, k) of batch entry b and head h is kept.
@@ -135,7 +134,7 @@ class document_mask : public mask_base<document_mask> {
     std::vector<Index> start_, end_;
   };
 
-  document_mask(const id_table& q_ids, const id_table& k_ids, bool self)
+  document(const id_table& q_ids, const id_table& k_ids, bool self)
       : q_(q_ids), k_(k_ids), self_(self), unique_runs_(self && q_.unique_runs()) {}
 
   runs q_, k_;

@@ -4,7 +4,7 @@
 /// Right padding keeps positions [0, length); left padding keeps [L - length, L); a general
 /// range keeps [start, end). Query padding masks whole rows: a padded query keeps nothing, so
 /// its softmax and attention rows are zeros (DESIGN.md). For padding that is not one range per
-/// sequence (pad ids anywhere, a dense true-means-pad array) see token_padding.hpp.
+/// sequence (pad ids anywhere, a dense true-means-pad array) see flags.hpp.
 #pragma once
 
 #include <vector>

@@ -6,7 +6,7 @@
 /// When the window is filled from a stream of environment steps it can hold the end of one
 /// episode and the start of the next; a position must then see only earlier positions of its
 /// own episode. That is a document mask over episode ids composed with a top-left causal mask:
-/// `document_mask::from_segment_ids(episode_ids) & causal()`. Position t of row b keeps key s
+/// `document::from_segment_ids(episode_ids) & causal()`. Position t of row b keeps key s
 /// when s <= t and episode_ids(b, s) == episode_ids(b, t).
 ///
 /// Padding at the front of a window that is not full yet is handled the same way: mark the
@@ -29,7 +29,7 @@
 EMASK_NAMESPACE_BEGIN
 
 /// \brief The type of a DTQN history mask: same episode and causal.
-using dtqn_history_mask = and_mask<document_mask, causal>;
+using dtqn_history_mask = and_mask<document, causal>;
 
 namespace detail {
 template <class Derived>
@@ -89,7 +89,7 @@ inline dtqn_history_mask make_dtqn_mask(const id_table& episode_ids) {
     detail::fail_argument("make_dtqn_mask", "episode_ids",
                           detail::concat(episode_ids.rows(), " x ", episode_ids.cols()),
                           "at least one row and one position ([batch x window])");
-  return dtqn_history_mask(document_mask::from_segment_ids(episode_ids), causal());
+  return dtqn_history_mask(document::from_segment_ids(episode_ids), causal());
 }
 
 /// \brief The DTQN mask from episode-start flags [batch x window] (see episode_ids_from_starts).
