@@ -9,6 +9,9 @@
 
 #include "emask/config.hpp"
 
+#if EMASK_HAS_EXCEPTIONS
+#include <exception>
+#endif
 #if EMASK_HAS_OPENMP
 #include <omp.h>
 #endif
@@ -34,6 +37,42 @@ inline int thread_id() {
   return 0;
 #endif
 }
+
+/// Carries an exception (an allocation failure) out of an OpenMP parallel region, which an
+/// exception may not leave (the process would terminate): run() catches it on its thread, and
+/// rethrow() raises the first one after the region, on the caller's thread.
+class region_errors {
+ public:
+  /// Runs body(); returns false when it threw (the exception is kept for rethrow()).
+  template <class F>
+  bool run(F&& body) noexcept {
+#if EMASK_HAS_EXCEPTIONS
+    try {
+      body();
+      return true;
+    } catch (...) {
+#if EMASK_HAS_OPENMP
+#pragma omp critical(emask_region_errors)
+#endif
+      if (!first_) first_ = std::current_exception();
+      return false;
+    }
+#else
+    body();
+    return true;
+#endif
+  }
+  void rethrow() const {
+#if EMASK_HAS_EXCEPTIONS
+    if (first_) std::rethrow_exception(first_);
+#endif
+  }
+
+ private:
+#if EMASK_HAS_EXCEPTIONS
+  std::exception_ptr first_;
+#endif
+};
 
 }  // namespace detail
 EMASK_NAMESPACE_END

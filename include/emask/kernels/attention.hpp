@@ -71,6 +71,15 @@ void attn_set_options(attn_problem<S>& p, const attention_options& opt, const ch
   p.has_softcap = opt.softcap > 0;
   p.softcap = static_cast<S>(opt.softcap);
   p.scale = static_cast<S>(p.has_softcap ? scale / opt.softcap : scale);
+  // Checked again in the kernel's scalar: finite as double is not finite as float (1e39), and
+  // a softcap that rounds to 0 or a scale / softcap that overflows would turn every score NaN.
+  if (p.has_softcap && !(is_finite(p.softcap) && p.softcap > S(0)))
+    fail_argument(where, "options.softcap", opt.softcap,
+                  "a value >= 0 that is finite and nonzero in the kernel's scalar type");
+  if (!is_finite(p.scale))
+    fail_argument(where, p.has_softcap ? "options.scale / options.softcap" : "options.scale",
+                  p.has_softcap ? scale / opt.softcap : scale,
+                  "a value finite in the kernel's scalar type");
   p.q_off = opt.q_offset;
   p.k_off = opt.k_offset;
   p.threads = thread_count(opt.threads);
@@ -79,8 +88,13 @@ void attn_set_options(attn_problem<S>& p, const attention_options& opt, const ch
     if (static_cast<Index>(opt.alibi.size()) < slope_head0 + n_slope_heads)
       fail_argument(where, "options.alibi", concat(opt.alibi.size(), " slopes"),
                     "one slope per head (", slope_head0 + n_slope_heads, ")");
-    for (Index h = 0; h < n_slope_heads; ++h)
-      p.slopes.push_back(static_cast<S>(opt.alibi[static_cast<std::size_t>(slope_head0 + h)]));
+    for (Index h = 0; h < n_slope_heads; ++h) {
+      const double slope = opt.alibi[static_cast<std::size_t>(slope_head0 + h)];
+      if (!is_finite(static_cast<S>(slope)))
+        fail_argument(where, concat("options.alibi[", slope_head0 + h, "]").c_str(), slope,
+                      "a slope finite in the kernel's scalar type");
+      p.slopes.push_back(static_cast<S>(slope));
+    }
   }
 }
 

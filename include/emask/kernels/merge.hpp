@@ -45,8 +45,9 @@ void merge_check(const char* where, const DO& out, const DL& lse, const DP& part
 /// place: afterwards (out, lse) is the attention over the keys of both.
 ///
 /// Start the accumulator from the first shard's result (or from out = 0, lse = -infinity).
-/// Rows whose lse is -infinity (below lowest()/2) kept no key. Works under -ffast-math: empty
-/// rows are recognized by comparison, not by infinity arithmetic.
+/// Rows whose lse is -infinity kept no key and take no part; any other lse, lowest() included,
+/// is a real row. Works under -ffast-math: -infinity is recognized by its bits, not by
+/// infinity arithmetic.
 /// \pre out and part_out have the same shape; lse and part_lse have out.rows() entries.
 template <class DO, class DL, class DP, class DQ>
 void merge_attention_into(const Eigen::MatrixBase<DO>& out, const Eigen::MatrixBase<DL>& lse,
@@ -70,7 +71,8 @@ void merge_attention_into(const Eigen::MatrixBase<DO>& out, const Eigen::MatrixB
 }
 
 /// \brief Merges the partial results of n >= 1 key shards into out and lse (same shapes as one
-/// partial). Shards are folded in order 0, 1, ..., n-1.
+/// partial). Shards are folded in order 0, 1, ..., n-1. Every shard is checked before out and
+/// lse are written: on a bad shard they are left untouched.
 template <class S, class DO, class DL>
 void merge_attention(const std::vector<row_matrix<S>>& parts,
                      const std::vector<lse_vector<S>>& lses, const Eigen::MatrixBase<DO>& out,
@@ -82,15 +84,29 @@ void merge_attention(const std::vector<row_matrix<S>>& parts,
                           " (one per shard)");
   auto& o = const_cast<Eigen::MatrixBase<DO>&>(out);
   auto& l = const_cast<Eigen::MatrixBase<DL>&>(lse);
-  detail::merge_check(where, parts[0], lses[0], parts[0], lses[0]);
-  if (o.rows() != parts[0].rows() || o.cols() != parts[0].cols())
-    detail::fail_argument(where, "out", detail::concat(o.rows(), "x", o.cols()), parts[0].rows(),
-                          "x", parts[0].cols(), " (the shape of one partial)");
-  if (l.size() != parts[0].rows())
-    detail::fail_argument(where, "lse", detail::concat(l.size(), " rows"), parts[0].rows());
+  const Index rows = parts[0].rows(), cols = parts[0].cols();
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i].rows() != rows || parts[i].cols() != cols)
+      detail::fail_argument(where, detail::concat("parts[", i, "]").c_str(),
+                            detail::concat(parts[i].rows(), "x", parts[i].cols()), rows, "x", cols,
+                            " (the shape of parts[0])");
+    if (lses[i].size() != rows)
+      detail::fail_argument(where, detail::concat("lses[", i, "]").c_str(),
+                            detail::concat(lses[i].size(), " rows"), rows, " (rows of parts[", i,
+                            "])");
+  }
+  if (o.rows() != rows || o.cols() != cols)
+    detail::fail_argument(where, "out", detail::concat(o.rows(), "x", o.cols()), rows, "x", cols,
+                          " (the shape of one partial)");
+  if (l.size() != rows)
+    detail::fail_argument(where, "lse", detail::concat(l.size(), " rows"), rows);
   o = parts[0];
   l = lses[0];
-  for (std::size_t i = 1; i < parts.size(); ++i) merge_attention_into(out, lse, parts[i], lses[i]);
+  Eigen::Ref<row_matrix<S>> ro(o.derived());
+  Eigen::Ref<lse_vector<S>> rl(l.derived());
+  for (std::size_t i = 1; i < parts.size(); ++i)
+    detail::merge_attention_rows(ro.data(), ro.outerStride(), rl.data(), parts[i].data(),
+                                 parts[i].outerStride(), lses[i].data(), rows, cols);
 }
 
 EMASK_NAMESPACE_END

@@ -92,33 +92,48 @@ inline void check_softmax_args(const char* where, Index q_len, Index k_len, Inde
 inline constexpr Index softmax_parallel_threshold = Index(1) << 15;
 
 /// Additive bias: every variant reads the bias (it carries no structure to exploit).
+///
+/// The three kernels below allocate per-thread buffers inside their parallel region; each
+/// allocation and each row runs under region_errors, so a failure (std::bad_alloc) reaches the
+/// caller after the region instead of terminating the process. No exception may leave a
+/// worksharing loop's body either, hence the guard around each row, not around the loop.
 template <bool Log, class S, class B>
 void softmax_additive(const score_ref<S>& x, const row_matrix<B>& bias,
                       Eigen::Ref<row_matrix<S>> out, S* lse, S scale, int threads) {
   const Index q_len = x.rows(), k_len = x.cols();
+  region_errors errors;
 #if EMASK_HAS_OPENMP
 #pragma omp parallel if (q_len * k_len >= softmax_parallel_threshold) num_threads(threads)
 #else
   (void)threads;
 #endif
   {
-    std::vector<S> t(static_cast<std::size_t>(k_len)), f(static_cast<std::size_t>(k_len));
+    std::vector<S> t, f;
     row_plan<S> plan;
+    const bool ready = errors.run([&] {
+      t.resize(static_cast<std::size_t>(k_len));
+      f.resize(static_cast<std::size_t>(k_len));
+    });
 #if EMASK_HAS_OPENMP
 #pragma omp for schedule(static, 16) nowait
 #endif
     for (Index q = 0; q < q_len; ++q) {
-      additive_row<Log>(x.data() + q * x.outerStride(), bias.data() + q * bias.cols(),
-                        out.data() + q * out.outerStride(), k_len, scale, t.data(), f.data(), plan,
-                        lse ? lse + q : nullptr);
+      if (!ready) continue;
+      errors.run([&] {
+        additive_row<Log>(x.data() + q * x.outerStride(), bias.data() + q * bias.cols(),
+                          out.data() + q * out.outerStride(), k_len, scale, t.data(), f.data(),
+                          plan, lse ? lse + q : nullptr);
+      });
     }
   }
+  errors.rethrow();
 }
 
 template <bool Log, class S>
 void softmax_fused(const score_ref<S>& x, const mask_tiles<S>& mask, Eigen::Ref<row_matrix<S>> out,
                    S* lse, S scale, Index b, Index h, bool stream, int threads) {
   const Index q_len = x.rows(), k_len = x.cols();
+  region_errors errors;
 #if EMASK_HAS_OPENMP
 #pragma omp parallel if (q_len * k_len >= softmax_parallel_threshold) num_threads(threads)
 #else
@@ -127,21 +142,25 @@ void softmax_fused(const score_ref<S>& x, const mask_tiles<S>& mask, Eigen::Ref<
   {
     std::vector<S> v, f;
     row_plan<S> plan;
+    const bool ready = errors.run([&] {
+      v.resize(static_cast<std::size_t>(k_len));
+      f.resize(static_cast<std::size_t>(k_len));
+    });
 #if EMASK_HAS_OPENMP
 #pragma omp for schedule(static, 16) nowait
 #endif
     for (Index q = 0; q < q_len; ++q) {
-      const S* xr = x.data() + q * x.outerStride();
-      S* yr = out.data() + q * out.outerStride();
-      if (v.empty()) {
-        v.resize(static_cast<std::size_t>(k_len));
-        f.resize(static_cast<std::size_t>(k_len));
-      }
-      plan_masked_row(plan, mask, b, h, q, xr, k_len, scale, v.data(), f.data());
-      finish_row<Log>(xr, yr, k_len, plan, v.data(), f.data(), scale, lse ? lse + q : nullptr,
-                      stream);
+      if (!ready) continue;
+      errors.run([&] {
+        const S* xr = x.data() + q * x.outerStride();
+        S* yr = out.data() + q * out.outerStride();
+        plan_masked_row(plan, mask, b, h, q, xr, k_len, scale, v.data(), f.data());
+        finish_row<Log>(xr, yr, k_len, plan, v.data(), f.data(), scale, lse ? lse + q : nullptr,
+                        stream);
+      });
     }
   }
+  errors.rethrow();
 }
 
 template <bool Log, class S>
@@ -150,53 +169,59 @@ void softmax_tiled(const score_ref<S>& x, const mask_tiles<S>& mask, Eigen::Ref<
                    int threads) {
   const Index k_len = x.cols();
   const Index q_tiles = grid.q_tiles(), k_tiles = grid.k_tiles();
+  region_errors errors;
 #if EMASK_HAS_OPENMP
 #pragma omp parallel if (x.rows() * k_len >= softmax_parallel_threshold) num_threads(threads)
 #else
   (void)threads;
 #endif
   {
-    std::vector<S> v, f;
-    std::vector<tile_state> states(static_cast<std::size_t>(k_tiles));
+    std::vector<S> v, f;  // sized at the first inexact key span
+    std::vector<tile_state> states;
     row_plan<S> plan;
+    const bool ready = errors.run([&] { states.resize(static_cast<std::size_t>(k_tiles)); });
 #if EMASK_HAS_OPENMP
 #pragma omp for schedule(static, 1) nowait
 #endif
     for (Index qt = 0; qt < q_tiles; ++qt) {
-      const Index q0 = grid.q_begin(qt), q1 = grid.q_end(qt);
-      for (Index kt = 0; kt < k_tiles; ++kt) {
-        const Index k0 = grid.k_begin(kt), k1 = grid.k_end(kt);
-        states[static_cast<std::size_t>(kt)] = mask.tile(b, h, q0, q1, k0, k1);
-      }
-      for (Index q = q0; q < q1; ++q) {
-        const S* xr = x.data() + q * x.outerStride();
-        S* yr = out.data() + q * out.outerStride();
-        plan.reset();
+      if (!ready) continue;
+      errors.run([&] {
+        const Index q0 = grid.q_begin(qt), q1 = grid.q_end(qt);
         for (Index kt = 0; kt < k_tiles; ++kt) {
-          const tile_state st = states[static_cast<std::size_t>(kt)];
-          if (st == tile_state::empty) continue;
           const Index k0 = grid.k_begin(kt), k1 = grid.k_end(kt);
-          if (st == tile_state::full) {
-            plan.add_plain(k0, k1);
-            continue;
-          }
-          const key_span s = mask.keys(b, h, q, k0, k1);
-          if (s.empty()) continue;
-          if (s.exact) {
-            plan.add_plain(s.begin, s.end);
-          } else {
-            if (v.empty()) {
-              v.resize(static_cast<std::size_t>(k_len));
-              f.resize(static_cast<std::size_t>(k_len));
-            }
-            add_masked_run(plan, mask, b, h, q, xr, s.begin, s.end, scale, v.data(), f.data());
-          }
+          states[static_cast<std::size_t>(kt)] = mask.tile(b, h, q0, q1, k0, k1);
         }
-        finish_row<Log>(xr, yr, k_len, plan, v.data(), f.data(), scale, lse ? lse + q : nullptr,
-                        stream);
-      }
+        for (Index q = q0; q < q1; ++q) {
+          const S* xr = x.data() + q * x.outerStride();
+          S* yr = out.data() + q * out.outerStride();
+          plan.reset();
+          for (Index kt = 0; kt < k_tiles; ++kt) {
+            const tile_state st = states[static_cast<std::size_t>(kt)];
+            if (st == tile_state::empty) continue;
+            const Index k0 = grid.k_begin(kt), k1 = grid.k_end(kt);
+            if (st == tile_state::full) {
+              plan.add_plain(k0, k1);
+              continue;
+            }
+            const key_span s = mask.keys(b, h, q, k0, k1);
+            if (s.empty()) continue;
+            if (s.exact) {
+              plan.add_plain(s.begin, s.end);
+            } else {
+              if (v.empty()) {
+                v.resize(static_cast<std::size_t>(k_len));
+                f.resize(static_cast<std::size_t>(k_len));
+              }
+              add_masked_run(plan, mask, b, h, q, xr, s.begin, s.end, scale, v.data(), f.data());
+            }
+          }
+          finish_row<Log>(xr, yr, k_len, plan, v.data(), f.data(), scale, lse ? lse + q : nullptr,
+                          stream);
+        }
+      });
     }
   }
+  errors.rethrow();
 }
 
 /// Variants other than fused and tiled (reference::naive, in emask/reference/softmax.hpp).
@@ -219,6 +244,8 @@ void masked_softmax_impl(const char* where, const score_ref<S>& x, const Mask& m
   const Index q_len = x.rows(), k_len = x.cols();
   check_softmax_args(where, q_len, k_len, out.rows(), out.cols(), lse_size, o);
   const S scale = static_cast<S>(o.scale.value_or(1.0));
+  if (!is_finite(scale))  // finite as double is not finite as float (1e39)
+    fail_argument(where, "options.scale", *o.scale, "a value finite in the kernel's scalar type");
   const bool stream = q_len * k_len * static_cast<Index>(sizeof(S)) >= o.stream_bytes;
 
   if constexpr (is_additive_mask<Mask>::value) {

@@ -1,0 +1,54 @@
+// An allocation that fails inside a kernel's OpenMP region reaches the caller as std::bad_alloc
+// (issue 13, item 10): an exception may not leave a parallel region, so without care the process
+// terminates. This program replaces the global operator new with one that fails, when armed, for
+// one request size only (the per-thread row buffers of the softmax kernels).
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include <emask/emask.hpp>
+
+#include "catch.hpp"
+
+namespace {
+std::atomic<std::size_t> fail_size{0};
+}  // namespace
+
+void* operator new(std::size_t n) {
+  if (n != 0 && n == fail_size.load()) throw std::bad_alloc();
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace {
+struct armed {
+  explicit armed(std::size_t n) { fail_size = n; }
+  ~armed() { fail_size = 0; }
+};
+}  // namespace
+
+TEST_CASE("softmax: an allocation failure in the parallel region reaches the caller", "[alloc]") {
+  using emask::Index;
+  // Large enough for the parallel path; an odd row length makes the buffer size unique.
+  const Index rows = 64, cols = 1031;
+  emask::row_matrix<float> x = emask::row_matrix<float>::Random(rows, cols), y(rows, cols);
+  // Scattered keys: the tiled variant needs its per-thread flag buffers too.
+  const emask::bool_matrix keep = emask::row_matrix<float>::Random(rows, cols).array() > 0.0f;
+  const auto mask = emask::as_mask(keep);
+  const auto bias = emask::materialize_additive<float>(mask, rows, cols);
+  for (int variant = 0; variant < 3; ++variant) {
+    INFO("variant " << variant);
+    {
+      armed a(static_cast<std::size_t>(cols) * sizeof(float));
+      if (variant == 0) REQUIRE_THROWS_AS(emask::masked_softmax(x, mask, y), std::bad_alloc);
+      if (variant == 1)
+        REQUIRE_THROWS_AS(emask::masked_softmax(emask::fused, x, mask, y), std::bad_alloc);
+      if (variant == 2) REQUIRE_THROWS_AS(emask::masked_softmax(x, bias, y), std::bad_alloc);
+    }
+    // Disarmed, the same call works.
+    emask::masked_softmax(x, mask, y);
+    CHECK(std::abs(y.row(5).sum() - 1.0f) < 1e-4f);
+  }
+}
