@@ -51,7 +51,7 @@ int kernel_types(const slice& a, const kernel_options& b, const softmax_options&
                  const reference::naive_t&) {
   static_assert(is_kernel_variant<tiled_t>::value && is_kernel_variant<reference::naive_t>::value,
                 "the tags are kernel variants");
-  return static_cast<int>(a.b + b.q_offset + c.tile + d.tile_q + e.size() + f.dim());
+  return static_cast<int>(a.b + b.q_offset + c.tile_q + d.tile_q + e.size() + f.dim());
 }
 int other_types(const special_tokens& a, const action_space& b, const action_mask& c) {
   return static_cast<int>(a.vocab_size() + b.width() + c.flat().cols());

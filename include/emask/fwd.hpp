@@ -42,6 +42,8 @@ class additive_mask;
 class bit_row;
 class bit_mask;
 class block_mask;
+struct slice_extents;
+class tile_grid;
 struct render_options;
 struct image_options;
 
