@@ -147,3 +147,42 @@ TEMPLATE_TEST_CASE("results do not depend on the buffers' alignment (item 8)", "
     }
   }
 }
+
+TEST_CASE("kernel options at their extremes: a result or an emask::error, never UB",
+          "[options][domain]") {
+  const Index big = std::numeric_limits<Index>::max();
+  const row_matrix<double> q = ramp<double>(3, 4, 0.3), k = ramp<double>(5, 4, 0.6);
+  row_matrix<double> out(3, 4), want(3, 4), y(3, 5), ywant(3, 5);
+  emask::masked_attention(q, k, k, emask::causal::bottom_right(3, 5), want);
+  emask::masked_softmax(q * k.transpose(), emask::causal::bottom_right(3, 5), ywant);
+  for (Index off : {big, big - 1, emask::unbounded, emask::unbounded - 2}) {
+    emask::attention_options o;
+    o.q_offset = off;
+    REQUIRE_THROWS_WITH(emask::masked_attention(q, k, k, emask::causal(), out, o),
+                        Contains("options.q_offset"));
+    o = {};
+    o.k_offset = off;
+    REQUIRE_THROWS_WITH(emask::masked_attention(q, k, k, emask::causal(), out, o),
+                        Contains("options.k_offset"));
+    emask::softmax_options so;
+    so.q_offset = off;
+    REQUIRE_THROWS_WITH(emask::masked_softmax(q * k.transpose(), emask::causal(), y, so),
+                        Contains("options.q_offset"));
+  }
+  // Large but representable offsets work: causal is the same at every shift of both.
+  emask::attention_options far;
+  far.q_offset = far.k_offset = emask::unbounded / 2;
+  emask::masked_attention(q, k, k, emask::causal::with_diagonal(2), out, far);
+  CHECK((out - want).cwiseAbs().maxCoeff() < 1e-12);
+  // Thread counts: 1, a few, absurd (clamped; results never depend on it).
+  for (int threads : {1, 2, 3, 1 << 30}) {
+    emask::attention_options o;
+    o.threads = threads;
+    emask::masked_attention(q, k, k, emask::causal::bottom_right(3, 5), out, o);
+    CHECK((out - want).cwiseAbs().maxCoeff() == 0);
+    emask::softmax_options so;
+    so.threads = threads;
+    emask::masked_softmax(q * k.transpose(), emask::causal::bottom_right(3, 5), y, so);
+    CHECK((y - ywant).cwiseAbs().maxCoeff() == 0);
+  }
+}

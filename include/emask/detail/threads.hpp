@@ -7,6 +7,8 @@
     "emask/detail/threads.hpp is private to emask: include a public header (such as <emask/emask.hpp>)"
 #endif
 
+#include <algorithm>
+
 #include "emask/config.hpp"
 
 #if EMASK_HAS_EXCEPTIONS
@@ -20,9 +22,12 @@ EMASK_NAMESPACE_BEGIN
 namespace detail {
 
 /// The threads of a kernel call: \p requested, or every thread OpenMP offers when it is 0.
+/// A request beyond 4x the processors is clamped there: results never depend on the thread
+/// count, and per-thread workspace for 2^30 threads would only fail to allocate.
 inline int thread_count(int requested) {
 #if EMASK_HAS_OPENMP
-  return requested > 0 ? requested : omp_get_max_threads();
+  const int most = 4 * std::max(omp_get_max_threads(), omp_get_num_procs());
+  return requested > 0 ? std::min(requested, most) : omp_get_max_threads();
 #else
   (void)requested;
   return 1;

@@ -60,7 +60,7 @@ namespace detail {
 template <class S>
 void attn_set_options(attn_problem<S>& p, const attention_options& opt, const char* where,
                       Index n_slope_heads, Index slope_head0) {
-  check_kernel_options(where, opt, "1/sqrt(D)");
+  check_kernel_options(where, opt, "1/sqrt(D)", p.lq, p.lk);
   if (!is_finite(opt.softcap) || opt.softcap < 0)
     fail_argument(where, "options.softcap", opt.softcap, "a finite value >= 0 (0: off)");
   if (opt.tile_q < 1) fail_argument(where, "options.tile_q", opt.tile_q, ">= 1");

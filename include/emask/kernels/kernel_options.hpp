@@ -40,8 +40,11 @@ struct kernel_options {
 namespace detail {
 /// Checks the shared fields for the kernel \p where; \p unset_scale says what an unset scale
 /// means there.
+/// \p q_len and \p k_len: the positions the kernel will ask the mask about start at the
+/// offsets, so offset + length must be representable (and stay below emask::unbounded, the
+/// masks' "no limit").
 inline void check_kernel_options(const char* where, const kernel_options& o,
-                                 const char* unset_scale) {
+                                 const char* unset_scale, Index q_len, Index k_len) {
   if (o.scale && !is_finite(*o.scale))
     fail_argument(where, "options.scale", *o.scale, "a finite value (unset: ", unset_scale, ")");
   if (o.slice.b < 0) fail_argument(where, "options.slice.b", o.slice.b, ">= 0");
@@ -49,6 +52,12 @@ inline void check_kernel_options(const char* where, const kernel_options& o,
   if (o.q_offset < 0) fail_argument(where, "options.q_offset", o.q_offset, ">= 0");
   if (o.k_offset < 0) fail_argument(where, "options.k_offset", o.k_offset, ">= 0");
   if (o.threads < 0) fail_argument(where, "options.threads", o.threads, ">= 0 (0: all)");
+  if (o.q_offset > unbounded - q_len)
+    fail_argument(where, "options.q_offset", o.q_offset, "<= emask::unbounded - ", q_len,
+                  " (positions offset + length must stay representable)");
+  if (o.k_offset > unbounded - k_len)
+    fail_argument(where, "options.k_offset", o.k_offset, "<= emask::unbounded - ", k_len,
+                  " (positions offset + length must stay representable)");
 }
 }  // namespace detail
 

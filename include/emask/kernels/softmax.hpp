@@ -82,7 +82,7 @@ inline void check_softmax_args(const char* where, Index q_len, Index k_len, Inde
   if (lse_size && *lse_size != q_len)
     fail_argument(where, "lse", concat(*lse_size, " entries"), q_len,
                   " entries (one per row of scores)");
-  check_kernel_options(where, o, "1");
+  check_kernel_options(where, o, "1", q_len, k_len);
   if (o.tile_q < 1) fail_argument(where, "options.tile_q", o.tile_q, ">= 1");
   if (o.tile_k < 1) fail_argument(where, "options.tile_k", o.tile_k, ">= 1");
   if (o.stream_bytes < 0) fail_argument(where, "options.stream_bytes", o.stream_bytes, ">= 0");
