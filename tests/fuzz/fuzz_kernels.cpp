@@ -66,11 +66,30 @@ void fuzz_softmax(const emask_rel::dyn_mask& mask, const emask::bool_matrix& kee
         const S t = static_cast<S>(scale) * x(i, j);
         if (!std::isfinite(t)) finite[static_cast<std::size_t>(i)] = 0;
       }
+  // Variant agreement: a row whose kept scaled scores are each moderate (|s| <= 50) or certainly
+  // -inf must come out the same from every variant (within tol); all -inf: zeros, lse -inf.
+  enum row_kind : char { other, comparable, all_neg_inf };
+  std::vector<char> kind(static_cast<std::size_t>(lq), other);
+  for (Index i = 0; i < lq; ++i) {
+    bool any = false, moderate = false, ok = true;
+    for (Index j = 0; j < lk; ++j) {
+      if (!keep(i, j)) continue;
+      any = true;
+      const double xs = static_cast<double>(x(i, j));
+      const bool neg_inf = std::isinf(xs) && ((xs < 0 && scale > 0) || (xs > 0 && scale < 0));
+      const bool mod = std::isfinite(xs) && std::abs(scale * xs) <= 50;
+      moderate = moderate || mod;
+      ok = ok && (neg_inf || mod);
+    }
+    if (any && ok) kind[static_cast<std::size_t>(i)] = moderate ? comparable : all_neg_inf;
+  }
+  row_matrix<S> first_out(lq, lk);
+  Eigen::Matrix<S, Eigen::Dynamic, 1> first_lse(lq);
   const emask_test::softmax_variant variants[] = {emask_test::softmax_variant::naive,
                                                   emask_test::softmax_variant::fused,
                                                   emask_test::softmax_variant::tiled};
-  for (int v = 0; v < 3; ++v) {
-    for (int log = 0; log < 2; ++log) {
+  for (int log = 0; log < 2; ++log) {
+    for (int v = 0; v < 3; ++v) {
       emask_test::softmax_options o;
       o.scale = scale;
       o.variant = variants[v];
@@ -105,6 +124,30 @@ void fuzz_softmax(const emask_rel::dyn_mask& mask, const emask::bool_matrix& kee
         if (!(std::abs(sum - 1.0) <= tol)) finding("probabilities do not sum to one", v, i, sum, 0);
         if (std::isnan(lse(i))) finding("NaN lse in a finite row", v, i, lse(i), 0);
       }
+      // The agreement oracle, against the first variant (naive).
+      for (Index i = 0; i < lq; ++i) {
+        const char k = kind[static_cast<std::size_t>(i)];
+        if (k == all_neg_inf) {
+          if (!is_neg_inf(lse(i))) finding("all -inf kept scores: lse not -inf", v, i, lse(i), 0);
+          for (Index j = 0; j < lk; ++j)
+            if (!(log ? is_neg_inf(out(i, j)) : out(i, j) == S(0)))
+              finding("all -inf kept scores: row not empty", v, i, out(i, j), j);
+        } else if (k == comparable && v > 0) {
+          for (Index j = 0; j < lk; ++j) {
+            const double a = out(i, j), r = first_out(i, j);
+            const bool same = (log && is_neg_inf(a) && is_neg_inf(r)) ||
+                              std::abs(a - r) <= tol * (1 + std::abs(r));
+            if (!same) finding("softmax variants disagree", v, i, a, r);
+          }
+          if (!(std::abs(static_cast<double>(lse(i) - first_lse(i))) <=
+                tol * (1 + std::abs(static_cast<double>(first_lse(i))))))
+            finding("softmax variants disagree on lse", v, i, lse(i), first_lse(i));
+        }
+      }
+      if (v == 0) {
+        first_out = out;
+        first_lse = lse;
+      }
     }
   }
 }
@@ -137,6 +180,43 @@ void fuzz_attention(const emask_rel::dyn_mask& mask, const emask::bool_matrix& k
         if (!moderate(k.row(j))) tame[static_cast<std::size_t>(i)] = 0;
       }
   }
+  // Variant agreement: rows whose kept scores are each moderate (|scale| sum |q||k| <= 50, every
+  // term finite) or certainly -inf (one -inf term of the right sign, no +inf or NaN term, the
+  // others small) must come out the same from every variant; all -inf: zeros, lse -inf.
+  const double sc = base.scale ? *base.scale : 1.0 / std::sqrt(static_cast<double>(q.cols()));
+  std::vector<char> kind(static_cast<std::size_t>(lq), 0);  // 0 other, 1 comparable, 2 all -inf
+  for (Index i = 0; i < lq; ++i) {
+    bool any = false, moderate = false, ok = sc > 0 && base.softcap == 0 && base.alibi.empty();
+    for (Index j = 0; j < lk && ok; ++j) {
+      if (!keep(i, j)) continue;
+      any = true;
+      double mag = 0;
+      int neg = 0, bad = 0;
+      for (Index c = 0; c < q.cols(); ++c) {
+        const double a = static_cast<double>(q(i, c)) * sc, b = static_cast<double>(k(j, c));
+        const double t = a * b;
+        if (std::isnan(t) || (std::isinf(t) && t > 0) || !std::isfinite(a)) {
+          ++bad;
+        } else if (std::isinf(t)) {
+          // A subnormal q (or q * scale) may round to 0 in S in one variant's order of
+          // operations (0 * inf = NaN) and not in another's: only normal factors count as -inf.
+          const S qs = static_cast<S>(q(i, c)), as = static_cast<S>(qs * static_cast<S>(sc));
+          const S tiny = std::numeric_limits<S>::min();
+          if (std::abs(qs) < tiny || std::abs(as) < tiny) ++bad;
+          ++neg;
+        } else {
+          mag += std::abs(t);
+        }
+      }
+      const bool mod = bad == 0 && neg == 0 && mag <= 50;
+      const bool neg_inf = bad == 0 && neg > 0 && mag <= 1e30;
+      moderate = moderate || mod;
+      ok = mod || neg_inf;
+    }
+    if (any && ok) kind[static_cast<std::size_t>(i)] = moderate ? 1 : 2;
+  }
+  row_matrix<S> first_out(lq, dv);
+  Eigen::Matrix<S, Eigen::Dynamic, 1> first_lse(lq);
   const emask_test::attention_variant variants[] = {emask_test::attention_variant::naive,
                                                     emask_test::attention_variant::tiled,
                                                     emask_test::attention_variant::decode};
@@ -144,6 +224,29 @@ void fuzz_attention(const emask_rel::dyn_mask& mask, const emask::bool_matrix& k
     emask_test::attention_options o = base;
     o.variant = variants[vi];
     emask_test::masked_attention(q, k, v, mask, out, lse, o);
+    for (Index i = 0; i < lq; ++i) {
+      const char kd = kind[static_cast<std::size_t>(i)];
+      if (kd == 2) {
+        if (!is_neg_inf(lse(i)))
+          finding("attention: all -inf kept: lse not -inf", vi, i, lse(i), 0);
+        for (Index c = 0; c < dv; ++c)
+          if (!(out(i, c) == S(0)))
+            finding("attention: all -inf kept: row not zero", vi, i, out(i, c), c);
+      } else if (kd == 1 && vi > 0) {
+        for (Index c = 0; c < dv; ++c) {
+          const double bound = tol * (1 + static_cast<double>(vmax[static_cast<std::size_t>(c)]));
+          if (!(std::abs(static_cast<double>(out(i, c) - first_out(i, c))) <= bound))
+            finding("attention variants disagree", vi, i, out(i, c), first_out(i, c));
+        }
+        if (!(std::abs(static_cast<double>(lse(i) - first_lse(i))) <=
+              tol * (1 + std::abs(static_cast<double>(first_lse(i))))))
+          finding("attention variants disagree on lse", vi, i, lse(i), first_lse(i));
+      }
+    }
+    if (vi == 0) {
+      first_out = out;
+      first_lse = lse;
+    }
     for (Index i = 0; i < lq; ++i) {
       const auto r = static_cast<std::size_t>(i);
       if (empty[r]) {

@@ -131,6 +131,25 @@ inline void fill_gaps(S* y, Index n, const std::vector<softmax_run>& runs, S val
 /// selects on keep flags as blends, results independent of the row's alignment.
 /// With \p stream the masked parts are written with non-temporal stores. (Streaming the kept
 /// part too, through a row buffer, measured no faster on AMD Zen 5: the row is compute-bound.)
+/// Whether a kept score of the row is NaN (asked only when the kept maximum is -inf, where the
+/// maximum may have skipped it).
+template <class S>
+bool plan_has_nan(const S* x, const row_plan<S>& plan, const S* v, const S* f, S scale) {
+  for (const softmax_run& r : plan.runs)
+    for (Index k = r.begin; k < r.end; ++k)
+      if (r.flagged ? (f[k] != S(0) && is_nan(v[k])) : is_nan(scale * x[k])) return true;
+  return false;
+}
+
+/// A row without weight anywhere, written like a fully masked one: \p fill (0, or -inf for
+/// log-softmax) everywhere, lse -inf.
+template <class S>
+void write_empty_row(S* y, Index n, const row_plan<S>& plan, S fill, S* lse, bool stream) {
+  for (const softmax_run& r : plan.runs) std::fill(y + r.begin, y + r.end, fill);
+  fill_gaps(y, n, plan.runs, fill, stream);
+  if (lse) *lse = negative_infinity<S>();
+}
+
 template <bool Log, class S>
 void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, const S* f, S scale,
                 S* lse, bool stream) {
@@ -152,6 +171,12 @@ void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, 
     if (!any || mx > m) m = mx;
     any = true;
   }
+  // Every kept score -inf and none NaN: no weight anywhere (see below); decided before the
+  // exponentials, whose -inf - -inf would be NaN.
+  if (is_neg_inf(m) && !plan_has_nan(x, plan, v, f, scale)) {
+    write_empty_row(y, n, plan, fill_value, lse, stream);
+    return;
+  }
   // Pass 2: exponentials and their sum (log-softmax: the sum only). Masked keys of a flagged
   // run are selected to exactly 0, whatever their argument.
   S sum = S(0);
@@ -165,9 +190,7 @@ void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, 
   // keeps it), and the row is written like an empty one: zeros, log-softmax -inf, lse -inf.
   // A NaN score makes the sum NaN and the row NaN (NaN policy, rule 2).
   if (magnitude_bits(sum) == 0) {
-    for (const softmax_run& r : plan.runs) std::fill(y + r.begin, y + r.end, fill_value);
-    fill_gaps(y, n, plan.runs, fill_value, stream);
-    if (lse) *lse = negative_infinity<S>();
+    write_empty_row(y, n, plan, fill_value, lse, stream);
     return;
   }
   // Pass 3: normalize.
