@@ -95,7 +95,7 @@ class mask_base {
 
   /// \brief The same mask seen from a tile, shard or cache step whose first query has absolute
   /// position \p q_offset and whose first key has absolute position \p k_offset.
-  /// \pre q_offset >= 0 and k_offset >= 0.
+  /// \pre 0 <= q_offset, k_offset <= emask::unbounded (absolute positions stay <= unbounded).
   offset_mask<Derived> offset(Index q_offset, Index k_offset) const;
 
  protected:
@@ -157,9 +157,14 @@ class offset_mask : public mask_base<offset_mask<Mask>> {
   static constexpr bool exact_tiles = Mask::exact_tiles;  ///< whether tile() answers are exact
 
   /// \brief \p m seen with its query row 0 at \p q_offset and key column 0 at \p k_offset.
+  /// \pre 0 <= q_offset, k_offset <= emask::unbounded.
   offset_mask(const Mask& m, Index q_offset, Index k_offset) : m_(m), dq_(q_offset), dk_(k_offset) {
     if (q_offset < 0) detail::fail_argument("offset", "q_offset", q_offset, ">= 0");
     if (k_offset < 0) detail::fail_argument("offset", "k_offset", k_offset, ">= 0");
+    if (q_offset > unbounded)
+      detail::fail_argument("offset", "q_offset", q_offset, "<= emask::unbounded = ", unbounded);
+    if (k_offset > unbounded)
+      detail::fail_argument("offset", "k_offset", k_offset, "<= emask::unbounded = ", unbounded);
   }
 
   /// \brief Whether pair (q, k) of batch entry b and head h is kept.
@@ -175,6 +180,15 @@ class offset_mask : public mask_base<offset_mask<Mask>> {
   }
   /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const {
+    // Absolute positions stay <= unbounded (dq_, dk_ <= unbounded: no overflow here).
+    if (r.q_end > unbounded - dq_)
+      detail::fail_argument(where, "query positions",
+                            detail::concat("[", r.q_begin, ", ", r.q_end, ") + q_offset ", dq_),
+                            "absolute positions <= emask::unbounded = ", unbounded);
+    if (r.k_end > unbounded - dk_)
+      detail::fail_argument(where, "key positions",
+                            detail::concat("[", r.k_begin, ", ", r.k_end, ") + k_offset ", dk_),
+                            "absolute positions <= emask::unbounded = ", unbounded);
     region shifted = r;
     shifted.q_begin += dq_;
     shifted.q_end += dq_;
@@ -182,8 +196,16 @@ class offset_mask : public mask_base<offset_mask<Mask>> {
     shifted.k_end += dk_;
     m_.check(shifted, where);
   }
-  /// Offsets compose by addition instead of nesting.
+  /// Offsets compose by addition instead of nesting; the sums stay <= emask::unbounded.
   offset_mask offset(Index q_offset, Index k_offset) const {
+    if (q_offset > unbounded - dq_)
+      detail::fail_argument("offset", "q_offset", q_offset, "<= ", unbounded - dq_,
+                            " (the sum with the mask's q_offset ", dq_,
+                            " must stay <= emask::unbounded)");
+    if (k_offset > unbounded - dk_)
+      detail::fail_argument("offset", "k_offset", k_offset, "<= ", unbounded - dk_,
+                            " (the sum with the mask's k_offset ", dk_,
+                            " must stay <= emask::unbounded)");
     return offset_mask(m_, dq_ + q_offset, dk_ + k_offset);
   }
 

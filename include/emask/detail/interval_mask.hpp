@@ -78,6 +78,24 @@ inline Index per_batch_value(const std::vector<Index>& v, Index b) {
   return v.size() == 1 ? v[0] : v[static_cast<std::size_t>(b)];
 }
 
+/// Clamps a diagonal (a shift of positions) to [-2 unbounded, 2 unbounded]. For positions in
+/// [0, unbounded] and window sides <= unbounded the kept keys are the same as with the exact
+/// value, and position + diagonal + side + 1 cannot overflow.
+constexpr Index clamp_diagonal(Index d) noexcept {
+  return d > 2 * unbounded ? 2 * unbounded : (d < -2 * unbounded ? -2 * unbounded : d);
+}
+
+/// Raises emask::error when region r asks about positions past emask::unbounded, where the
+/// builders' arithmetic (position + diagonal + side) would overflow.
+inline void check_positions(const char* where, const region& r) {
+  if (r.q_end > unbounded)
+    fail_argument(where, "query positions", concat("[", r.q_begin, ", ", r.q_end, ")"),
+                  "positions <= emask::unbounded = ", unbounded);
+  if (r.k_end > unbounded)
+    fail_argument(where, "key positions", concat("[", r.k_begin, ", ", r.k_end, ")"),
+                  "positions <= emask::unbounded = ", unbounded);
+}
+
 inline void check_batch(const char* where, const char* what, std::size_t size, const region& r) {
   if (size != 1 && (r.b_begin < 0 || r.b_end > static_cast<Index>(size))) {
     fail_argument(where, what, concat(size, " batch entries"), "at least ", r.b_end,

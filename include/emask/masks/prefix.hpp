@@ -37,6 +37,7 @@ class prefix_lm : public detail::interval_mask<prefix_lm> {
   /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const {
     detail::check_batch(where, "prefix_lengths", prefix_.size(), r);
+    detail::check_positions(where, r);
   }
 
  private:
