@@ -428,7 +428,7 @@ TEST_CASE("bad input: random masks", "[bad_input][random]") {
   EMASK_BAD(emask::t5_span_corruption(long_ids, t5), "t5_span_corruption", "first_sentinel_id",
             ">= ");
   EMASK_BAD(emask::compute_input_and_target_lengths(0, 0.15, 3.0),
-            "compute_input_and_target_lengths", "inputs_length", ">= 1");
+            "compute_input_and_target_lengths", "inputs_length", "a length in [1, 2^51)");
 }
 
 TEST_CASE("bad input: RL action masks, policies and DQN helpers", "[bad_input][rl]") {

@@ -109,14 +109,21 @@ struct t5_lengths {
 /// \brief HF's compute_input_and_target_lengths: the largest raw length whose corrupted inputs
 /// (EOS included) fit in \p inputs_length, and the matching targets length. Uses the formula
 /// without the clamps of the mask itself, as HF does (it also applies HF's noise_density = 0.5
-/// adjustment). For 512, 0.15, 3.0 it gives {568, 114}.
+/// adjustment). For 512, 0.15, 3.0 it gives {568, 114}. HF searches one raw length at a time;
+/// the inputs length is non-decreasing in the raw length, so a galloping binary search finds the
+/// same answer in O(log) steps. \pre inputs_length in [1, 2^51), noise_density in [0, 1],
+/// mean_noise_span_length finite and > 0, and an answer below 2^52 raw tokens (density 1 with a
+/// mean of 1e30 has none).
 inline t5_lengths compute_input_and_target_lengths(Index inputs_length, double noise_density = 0.15,
                                                    double mean_noise_span_length = 3.0) {
   const char* where = "compute_input_and_target_lengths";
-  if (inputs_length < 1) detail::fail_argument(where, "inputs_length", inputs_length, ">= 1");
+  constexpr Index max_tokens = Index{1} << 52;  // t * density stays exact enough to round
+  if (inputs_length < 1 || inputs_length >= max_tokens / 2)
+    detail::fail_argument(where, "inputs_length", inputs_length, "a length in [1, 2^51)");
   detail::check_probability(where, "noise_density", noise_density);
-  if (detail::is_nan(mean_noise_span_length) || !(mean_noise_span_length > 0.0))
-    detail::fail_argument(where, "mean_noise_span_length", mean_noise_span_length, "> 0");
+  if (!detail::is_finite(mean_noise_span_length) || !(mean_noise_span_length > 0.0))
+    detail::fail_argument(where, "mean_noise_span_length", mean_noise_span_length,
+                          "a finite value > 0");
   auto lengths = [&](Index tokens) {
     const Index noise =
         detail::round_half_even_to<Index>(static_cast<double>(tokens) * noise_density);
@@ -124,8 +131,31 @@ inline t5_lengths compute_input_and_target_lengths(Index inputs_length, double n
         detail::round_half_even_to<Index>(static_cast<double>(noise) / mean_noise_span_length);
     return std::pair<Index, Index>(tokens - noise + spans + 1, noise + spans + 1);
   };
+  const auto fits = [&](Index tokens) { return lengths(tokens).first <= inputs_length; };
   Index tokens = inputs_length;
-  while (lengths(tokens + 1).first <= inputs_length) ++tokens;
+  if (fits(tokens + 1)) {
+    // lo fits, hi does not: gallop up to a raw length that does not fit, then bisect.
+    Index lo = tokens + 1, hi = 0, step = 1;
+    while (hi == 0) {
+      const Index next = lo < max_tokens - step ? lo + step : max_tokens;
+      if (!fits(next)) {
+        hi = next;
+      } else if (next == max_tokens) {
+        detail::fail_argument(
+            where, "mean_noise_span_length", mean_noise_span_length,
+            detail::concat("a mean for which fewer than 2^52 raw tokens fill inputs_length = ",
+                           inputs_length, " (noise_density = ", noise_density, ")"));
+      } else {
+        lo = next;
+        step *= 2;
+      }
+    }
+    while (hi - lo > 1) {
+      const Index mid = lo + (hi - lo) / 2;
+      (fits(mid) ? lo : hi) = mid;
+    }
+    tokens = lo;
+  }
   Index targets = lengths(tokens).second;
   if (noise_density == 0.5 && targets > lengths(tokens).first) {
     --tokens;
