@@ -7,6 +7,11 @@
     "emask/detail/threads.hpp is private to emask: include a public header (such as <emask/emask.hpp>)"
 #endif
 
+#include <atomic>
+#if EMASK_HAS_EXCEPTIONS
+#include <exception>
+#endif
+
 #include "emask/config.hpp"
 
 #if EMASK_HAS_OPENMP
@@ -34,6 +39,45 @@ inline int thread_id() {
   return 0;
 #endif
 }
+
+/// Carries an exception out of an OpenMP region, which an exception may not leave (the process
+/// would terminate): each work item runs through run(), the first exception is kept and the
+/// items after it are skipped, and rethrow() after the region throws it in the caller. Without
+/// exceptions run() only calls the item. On the normal path the cost is one relaxed load per item.
+class region_exception {
+ public:
+  template <class F>
+  void run(F&& item) noexcept {
+#if EMASK_HAS_EXCEPTIONS
+    if (failed_.load(std::memory_order_relaxed)) return;
+    try {
+      item();
+    } catch (...) {
+#if EMASK_HAS_OPENMP
+#pragma omp critical(emask_region_exception)
+#endif
+      {
+        if (!error_) error_ = std::current_exception();
+      }
+      failed_.store(true, std::memory_order_relaxed);
+    }
+#else
+    item();
+#endif
+  }
+  /// Throws the kept exception, if any (call it after the region).
+  void rethrow() const {
+#if EMASK_HAS_EXCEPTIONS
+    if (error_) std::rethrow_exception(error_);
+#endif
+  }
+
+ private:
+#if EMASK_HAS_EXCEPTIONS
+  std::exception_ptr error_;
+#endif
+  std::atomic<bool> failed_{false};
+};
 
 }  // namespace detail
 EMASK_NAMESPACE_END

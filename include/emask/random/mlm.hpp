@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "emask/config.hpp"
+#include "emask/detail/threads.hpp"
 #include "emask/random/distributions.hpp"
 #include "emask/random/tokens.hpp"
 
@@ -300,6 +302,7 @@ inline void mlm_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> lab
   token_id* id_data = ids.data();
   token_id* label_data = labels.data();
   const Index id_stride = ids.outerStride(), label_stride = labels.outerStride();
+  region_exception failure;  // an allocation failure of a thread's buffers reaches the caller
 #if EMASK_HAS_OPENMP
 #pragma omp parallel if (B > 1 && B * L >= 16384)
 #endif
@@ -310,10 +313,13 @@ inline void mlm_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> lab
 #pragma omp for schedule(static)
 #endif
     for (Index b = 0; b < B; ++b)
-      mlm_row(id_data + b * id_stride, label_data + b * label_stride, L, row_length(lengths, b, L),
-              at.seed, at.sample + static_cast<std::uint64_t>(b), o, rep, ok, select, keys,
-              row_words);
+      failure.run([&] {
+        mlm_row(id_data + b * id_stride, label_data + b * label_stride, L,
+                row_length(lengths, b, L), at.seed, at.sample + static_cast<std::uint64_t>(b), o,
+                rep, ok, select, keys, row_words);
+      });
   }
+  failure.rethrow();
 }
 
 inline void check_mlm_call(const char* where, Index rows, Index cols, const index_list* lengths,

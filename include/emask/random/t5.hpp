@@ -17,6 +17,7 @@
 
 #include "emask/core/polarity.hpp"
 #include "emask/detail/ieee.hpp"
+#include "emask/detail/threads.hpp"
 #include "emask/random/distributions.hpp"
 #include "emask/random/tokens.hpp"
 
@@ -203,6 +204,7 @@ inline t5_result t5_span_corruption(const Eigen::Ref<const token_matrix>& ids,
                                          " sentinels counting down must stay >= 0)"));
   t5_result r{token_matrix(B, s.inputs_length), token_matrix(B, s.targets_length),
               bool_matrix(B, L)};
+  detail::region_exception failure;  // an allocation failure of a thread's buffers reaches us
 #if EMASK_HAS_OPENMP
 #pragma omp parallel if (B > 1 && B * L >= 16384)
 #endif
@@ -214,32 +216,34 @@ inline t5_result t5_span_corruption(const Eigen::Ref<const token_matrix>& ids,
 #if EMASK_HAS_OPENMP
 #pragma omp for schedule(static)
 #endif
-    for (Index b = 0; b < B; ++b) {
-      const std::uint64_t sample = at.sample + static_cast<std::uint64_t>(b);
-      detail::random_segmentation(at.seed, sample, purpose::t5_noise_cuts, s.num_noise_tokens,
-                                  s.num_noise_spans, keys, cut, words, noise_len);
-      detail::random_segmentation(at.seed, sample, purpose::t5_nonnoise_cuts,
-                                  L - s.num_noise_tokens, s.num_noise_spans, keys, cut, words,
-                                  kept_len);
-      Index t = 0, in = 0, tg = 0;
-      for (std::size_t j = 0; j < noise_len.size(); ++j) {
-        const auto sentinel =
-            static_cast<token_id>(options.first_sentinel_id - static_cast<token_id>(j));
-        for (Index i = 0; i < kept_len[j]; ++i, ++t) {
-          r.kept(b, t) = true;
-          r.inputs(b, in++) = ids(b, t);
+    for (Index b = 0; b < B; ++b)
+      failure.run([&] {
+        const std::uint64_t sample = at.sample + static_cast<std::uint64_t>(b);
+        detail::random_segmentation(at.seed, sample, purpose::t5_noise_cuts, s.num_noise_tokens,
+                                    s.num_noise_spans, keys, cut, words, noise_len);
+        detail::random_segmentation(at.seed, sample, purpose::t5_nonnoise_cuts,
+                                    L - s.num_noise_tokens, s.num_noise_spans, keys, cut, words,
+                                    kept_len);
+        Index t = 0, in = 0, tg = 0;
+        for (std::size_t j = 0; j < noise_len.size(); ++j) {
+          const auto sentinel =
+              static_cast<token_id>(options.first_sentinel_id - static_cast<token_id>(j));
+          for (Index i = 0; i < kept_len[j]; ++i, ++t) {
+            r.kept(b, t) = true;
+            r.inputs(b, in++) = ids(b, t);
+          }
+          r.inputs(b, in++) = sentinel;
+          r.targets(b, tg++) = sentinel;
+          for (Index i = 0; i < noise_len[j]; ++i, ++t) {
+            r.kept(b, t) = false;
+            r.targets(b, tg++) = ids(b, t);
+          }
         }
-        r.inputs(b, in++) = sentinel;
-        r.targets(b, tg++) = sentinel;
-        for (Index i = 0; i < noise_len[j]; ++i, ++t) {
-          r.kept(b, t) = false;
-          r.targets(b, tg++) = ids(b, t);
-        }
-      }
-      r.inputs(b, in) = options.eos_id;
-      r.targets(b, tg) = options.eos_id;
-    }
+        r.inputs(b, in) = options.eos_id;
+        r.targets(b, tg) = options.eos_id;
+      });
   }
+  failure.rethrow();
   return r;
 }
 
