@@ -351,6 +351,15 @@ TEST_CASE("document_mask: segment ids, cross ids and cu_seqlens", "[document]") 
                       Catch::Matchers::Contains("query positions"));
 }
 
+TEST_CASE("document_mask::from_cu_seqlens: an absurd total length is an argument error",
+          "[document]") {
+  const Index max = std::numeric_limits<Index>::max();
+  REQUIRE_THROWS_AS(document_mask::from_cu_seqlens({0, max}), emask::error);
+  REQUIRE_THROWS_WITH(
+      document_mask::from_cu_seqlens({0, 3, max}),
+      Catch::Matchers::Contains("emask::document_mask::from_cu_seqlens: argument 'cu_seqlens[2]'"));
+}
+
 TEST_CASE("dense_mask: a user array as a mask, viewed or owned, with broadcasting", "[dense]") {
   rng r(7);
   bool_matrix a(6, 9);

@@ -50,7 +50,12 @@ class document_mask : public mask_base<document_mask> {
                              "a non-decreasing sequence (>= cu_seqlens[", i - 1,
                              "] = ", cu_seqlens[i - 1], ")");
     std::vector<std::int64_t> ids;
-    ids.reserve(static_cast<std::size_t>(cu_seqlens[cu_seqlens.size() - 1]));
+    const std::size_t total = static_cast<std::size_t>(cu_seqlens[cu_seqlens.size() - 1]);
+    if (total > ids.max_size())
+      detail::fail_element(where, "cu_seqlens", cu_seqlens.size() - 1, total,
+                           "a total length of at most ", ids.max_size(),
+                           " (one segment id per position)");
+    ids.reserve(total);
     for (std::size_t d = 0; d + 1 < cu_seqlens.size(); ++d)
       for (Index p = cu_seqlens[d]; p < cu_seqlens[d + 1]; ++p)
         ids.push_back(static_cast<std::int64_t>(d));
