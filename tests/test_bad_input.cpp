@@ -502,7 +502,7 @@ TEST_CASE("bad input: sequence utilities", "[bad_input][seq]") {
   const dmat x = dmat::Ones(6, 2);
   EMASK_BAD(emask::reverse_padded(x, {2, 4}), "reverse_padded", "lengths[1]", "a length in [0, 3]");
   EMASK_BAD(emask::reverse_padded(x, {1, 1, 1, 1}), "reverse_padded", "x.rows()",
-            "a multiple of batch = 4");
+            "a multiple of lengths.size() = 4");
   const emask::bool_matrix m = emask::bool_matrix::Constant(2, 4, true);
   EMASK_BAD(emask::masked_sum(x, m), "masked_sum", "mask.cols()", "3 (x.rows() / batch");
   EMASK_BAD(emask::masked_mean(x, emask::bool_matrix(0, 3)), "masked_mean", "mask.rows()", ">= 1");

@@ -194,6 +194,9 @@ TEST_CASE("sliding_window converters list the kept keys of a small case", "[wind
   REQUIRE_THROWS_WITH(sliding_window::from_llama_cpp(0), Catch::Matchers::Contains("n_swa"));
   REQUIRE_THROWS_WITH(sliding_window::from_flash_attn(-2, 0, 3, 3),
                       Catch::Matchers::Contains("window_left"));
+  REQUIRE_THROWS_WITH(
+      sliding_window::from_llama_cpp(4, static_cast<llama_swa_type>(7)),
+      Catch::Matchers::Contains("emask::sliding_window::from_llama_cpp: argument 'type' = 7"));
 }
 
 TEST_CASE("chunked: same chunk only, causal inside by composition", "[chunk]") {

@@ -63,6 +63,9 @@ class sliding_window : public detail::interval_mask<sliding_window> {
   static sliding_window from_llama_cpp(Index n_swa,
                                        llama_swa_type type = llama_swa_type::standard) {
     if (n_swa < 1) detail::fail_argument("sliding_window::from_llama_cpp", "n_swa", n_swa, ">= 1");
+    if (type != llama_swa_type::standard && type != llama_swa_type::symmetric)
+      detail::fail_argument("sliding_window::from_llama_cpp", "type", static_cast<int>(type),
+                            "llama_swa_type::standard or symmetric");
     if (type == llama_swa_type::symmetric) return sliding_window(n_swa / 2, n_swa / 2);
     return sliding_window(n_swa - 1, 0);
   }

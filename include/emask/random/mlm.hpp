@@ -59,6 +59,8 @@ inline void check_mlm_options(const char* where, const mlm_options& o) {
                   "a special_tokens(vocab_size, special_ids) with vocab_size >= 1");
   if (o.mask_id < 0 || o.mask_id >= v)
     fail_argument(where, "mask_id", o.mask_id, "an id inside the vocabulary [0, ", v, ")");
+  if (o.selection != mlm_selection::bernoulli && o.selection != mlm_selection::exact_count)
+    fail_argument(where, "selection", static_cast<int>(o.selection), "bernoulli or exact_count");
   check_probability(where, "mlm_probability", o.mlm_probability);
   check_probability(where, "mask_replace_prob", o.mask_replace_prob);
   check_probability(where, "random_replace_prob", o.random_replace_prob);

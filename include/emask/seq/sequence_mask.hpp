@@ -37,10 +37,12 @@ inline bool_matrix sequence_mask(const index_list& lengths) {
 }
 
 namespace detail {
-inline Index time_steps(const char* where, Index rows, Index batch) {
-  if (batch < 1) fail_argument(where, "batch", batch, ">= 1");
+/// \p batch_name is how the caller's arguments give the batch ("batch", "lengths.size()").
+inline Index time_steps(const char* where, Index rows, Index batch,
+                        const char* batch_name = "batch") {
+  if (batch < 1) fail_argument(where, batch_name, batch, ">= 1");
   if (rows % batch != 0)
-    fail_argument(where, "x.rows()", rows, "a multiple of batch = ", batch,
+    fail_argument(where, "x.rows()", rows, "a multiple of ", batch_name, " = ", batch,
                   " (x is [batch * time, features])");
   return rows / batch;
 }
