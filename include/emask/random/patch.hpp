@@ -29,7 +29,10 @@ struct mae_result {
 };
 
 /// \brief Number of kept patches: int(num_patches * (1 - mask_ratio)), truncated as MAE does.
+/// \pre 0 <= num_patches < 2^31, 0 <= mask_ratio < 1.
 inline Index mae_keep_count(Index num_patches, double mask_ratio) {
+  if (num_patches < 0 || num_patches > (Index{1} << 31) - 1)
+    detail::fail_argument("mae_keep_count", "num_patches", num_patches, "a count in [0, 2^31)");
   if (detail::is_nan(mask_ratio) || !(mask_ratio >= 0.0 && mask_ratio < 1.0))
     detail::fail_argument("mae_keep_count", "mask_ratio", mask_ratio, "a ratio in [0, 1)");
   return static_cast<Index>(static_cast<double>(num_patches) * (1.0 - mask_ratio));
