@@ -152,13 +152,13 @@ class block_mask : public mask_base<block_mask> {
       return states_[static_cast<std::size_t>(tile_index(s, qt0, kt0))];
     bool any = false, all = true;
     for (Index qt = qt0; qt <= grid_.q_tile_of(q1 - 1); ++qt) {
-      const Index a0 = std::max(q0, grid_.q_begin(qt)), a1 = std::min(q1, grid_.q_end(qt));
+      const Index a0 = (std::max)(q0, grid_.q_begin(qt)), a1 = (std::min)(q1, grid_.q_end(qt));
       for (Index kt = kt0; kt <= grid_.k_tile_of(k1 - 1); ++kt) {
         const Index t = tile_index(s, qt, kt);
         const tile_state st = states_[static_cast<std::size_t>(t)];
         if (st == tile_state::partial) {
-          const Index c0 = std::max(k0, grid_.k_begin(kt)) - grid_.k_begin(kt);
-          const Index c1 = std::min(k1, grid_.k_end(kt)) - grid_.k_begin(kt);
+          const Index c0 = (std::max)(k0, grid_.k_begin(kt)) - grid_.k_begin(kt);
+          const Index c1 = (std::min)(k1, grid_.k_end(kt)) - grid_.k_begin(kt);
           for (Index q = a0; q < a1; ++q) {
             const Index n = bits(t, q - grid_.q_begin(qt)).count(c0, c1);
             any = any || n > 0;
@@ -185,9 +185,9 @@ class block_mask : public mask_base<block_mask> {
       const tile_state st = states_[static_cast<std::size_t>(t)];
       if (st == tile_state::empty) continue;
       const Index base = grid_.k_begin(kt);
-      const Index c0 = std::max(k0, base), c1 = std::min(k1, grid_.k_end(kt));
+      const Index c0 = (std::max)(k0, base), c1 = (std::min)(k1, grid_.k_end(kt));
       if (st == tile_state::full) {
-        first = std::min(first, c0);
+        first = (std::min)(first, c0);
         end = c1;
         kept += c1 - c0;
         continue;
@@ -195,7 +195,7 @@ class block_mask : public mask_base<block_mask> {
       const bit_row r = bits(t, row);
       const Index f = r.first(c0 - base, c1 - base);
       if (f == c1 - base) continue;
-      first = std::min(first, base + f);
+      first = (std::min)(first, base + f);
       end = base + r.last_end(f, c1 - base);
       kept += r.count(f, c1 - base);
     }

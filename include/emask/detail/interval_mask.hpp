@@ -37,7 +37,7 @@ class interval_mask : public mask_base<Derived> {
 
   key_span keys(Index b, Index, Index q, Index k0, Index k1) const {
     const row_bounds r = self().bounds(b, q);
-    const Index begin = std::max(r.lo, k0), end = std::min(r.hi, k1);
+    const Index begin = (std::max)(r.lo, k0), end = (std::min)(r.hi, k1);
     if (begin >= end) return empty_span(k0);
     return {begin, end, true};
   }

@@ -27,8 +27,8 @@ class sliding_window : public detail::interval_mask<sliding_window> {
       detail::fail_argument("sliding_window", "left", left, ">= 0 (or emask::unbounded)");
     if (right < 0)
       detail::fail_argument("sliding_window", "right", right, ">= 0 (or emask::unbounded)");
-    left_ = std::min(left_, unbounded);
-    right_ = std::min(right_, unbounded);
+    left_ = (std::min)(left_, unbounded);
+    right_ = (std::min)(right_, unbounded);
   }
 
   /// \brief FlashAttention `window_size=(window_left, window_right)` for q_len queries over

@@ -85,7 +85,7 @@ class replacer {
       : to_mask_(o.mask_replace_prob),
         to_random_(o.mask_replace_prob >= 1.0 || o.random_replace_prob <= 0.0
                        ? 0.0
-                       : std::min(1.0, o.random_replace_prob / (1.0 - o.mask_replace_prob))),
+                       : (std::min)(1.0, o.random_replace_prob / (1.0 - o.mask_replace_prob))),
         mask_id_(o.mask_id),
         seed_(seed),
         pool_(o.random_includes_special ? nullptr : o.vocabulary.regular_ids().data()),
@@ -244,7 +244,7 @@ inline void mlm_row(token_id* ids, token_id* labels, Index width, Index length, 
     const bool simd = cpu_has_avx2();
 #endif
     for (Index c = 0; c < length; c += chunk) {
-      const Index n = std::min(chunk, length - c);
+      const Index n = (std::min)(chunk, length - c);
       std::size_t count = 0;
       fill_packed_words(seed, sample, purpose::mlm_select, static_cast<std::uint64_t>(c),
                         static_cast<std::uint64_t>(c + n), words);
@@ -288,7 +288,7 @@ inline void mlm_row(token_id* ids, token_id* labels, Index width, Index length, 
   if (k == 0) return;
   if (k < keys.size())
     std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(k - 1), keys.end());
-  for (std::size_t j = 0; j < std::min(k, keys.size()); ++j) {
+  for (std::size_t j = 0; j < (std::min)(k, keys.size()); ++j) {
     const auto t = static_cast<std::uint32_t>(keys[j]);
     labels[t] = ids[t];
     ids[t] = rep(sample, t, ids[t]);

@@ -54,7 +54,7 @@ inline t5_sizes t5_sizes_checked(const char* where, Index length, double density
   check_probability(where, "noise_density", density);
   if (is_nan(mean) || !(mean >= 1.0)) fail_argument(where, "mean_noise_span_length", mean, ">= 1");
   Index noise = round_half_even_to<Index>(static_cast<double>(length) * density);
-  noise = std::min(std::max<Index>(noise, 1), length - 1);
+  noise = (std::min)(std::max<Index>(noise, 1), length - 1);
   const Index spans =
       std::max<Index>(1, round_half_even_to<Index>(static_cast<double>(noise) / mean));
   const Index kept = length - noise;

@@ -50,9 +50,9 @@ class action_space {
     Index width = 0;
     for (std::size_t i = 0; i < nvec.size(); ++i) {
       if (nvec[i] < 1) detail::fail_element(where, "nvec", i, nvec[i], ">= 1 action");
-      if (nvec[i] > std::numeric_limits<Index>::max() - width)
+      if (nvec[i] > (std::numeric_limits<Index>::max)() - width)
         detail::fail_element(where, "nvec", i, nvec[i], "at most ",
-                             std::numeric_limits<Index>::max() - width,
+                             (std::numeric_limits<Index>::max)() - width,
                              " (the flat width sum(nvec) must fit in an Index)");
       width += nvec[i];
     }
@@ -62,7 +62,7 @@ class action_space {
   static action_space multi_binary(Index k) {
     if (k < 1) detail::fail_argument("action_space::multi_binary", "k", k, ">= 1 bit");
     if (static_cast<std::size_t>(k) > std::vector<Index>().max_size() ||
-        k > std::numeric_limits<Index>::max() / 2)
+        k > (std::numeric_limits<Index>::max)() / 2)
       detail::fail_argument("action_space::multi_binary", "k", k, "at most ",
                             std::vector<Index>().max_size(),
                             " bits (one sub-space per bit, flat width 2k)");

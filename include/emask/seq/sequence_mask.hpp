@@ -32,7 +32,7 @@ inline bool_matrix sequence_mask(const index_list& lengths, Index maxlen) {
 /// \brief tf.sequence_mask without maxlen: the width is the largest length.
 inline bool_matrix sequence_mask(const index_list& lengths) {
   Index maxlen = 0;
-  for (Index n : lengths.values()) maxlen = std::max(maxlen, n);
+  for (Index n : lengths.values()) maxlen = (std::max)(maxlen, n);
   return sequence_mask(lengths, maxlen);
 }
 
