@@ -130,8 +130,13 @@ inline starts_every_token starts_of_tokens(Index) noexcept { return {}; }
 
 /// \brief Probability of a span of k words, k in [1, max_span_words]: the renormalized truncated
 /// geometric p (1-p)^(k-1) / (1 - (1-p)^max). Reference for tests and docs (not used to draw).
+/// \pre 0 < geometric_p <= 1, max_span_words >= 1 (as span_options).
 inline std::vector<double> span_length_distribution(double geometric_p,
                                                     std::int32_t max_span_words) {
+  span_options o;
+  o.geometric_p = geometric_p;
+  o.max_span_words = max_span_words;
+  detail::check_span("span_length_distribution", o);
   std::vector<double> pk;
   double q = 1.0, total = 0.0;
   for (std::int32_t k = 1; k <= max_span_words; ++k) {
