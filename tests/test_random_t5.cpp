@@ -96,6 +96,10 @@ TEST_CASE("compute_input_and_target_lengths: HF's results, in bounded time for a
   REQUIRE_THROWS_WITH(
       compute_input_and_target_lengths(std::numeric_limits<Index>::max(), 0.15, 3.0),
       Contains("argument 'inputs_length'"));
+  // The sizes of a row of INT64_MAX tokens overflowed inputs_length (and cast 2^63 to Index).
+  REQUIRE_THROWS_WITH(t5_corruption_sizes(std::numeric_limits<Index>::max(), 1e-300, 3.0),
+                      Contains("emask::t5_corruption_sizes: argument 'length'"));
+  CHECK(t5_corruption_sizes(Index{1} << 52, 1.0, 1e300).inputs_length == 3);
 }
 
 TEST_CASE("t5_span_corruption golden output", "[random][t5]") {

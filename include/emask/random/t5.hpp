@@ -51,6 +51,8 @@ struct t5_result {
 namespace detail {
 inline t5_sizes t5_sizes_checked(const char* where, Index length, double density, double mean) {
   if (length < 2) fail_argument(where, "length", length, ">= 2 tokens (one noise and one kept)");
+  // length * density is rounded exactly below 2^52, and inputs_length cannot overflow.
+  if (length > (Index{1} << 52)) fail_argument(where, "length", length, "at most 2^52 tokens");
   check_probability(where, "noise_density", density);
   if (is_nan(mean) || !(mean >= 1.0)) fail_argument(where, "mean_noise_span_length", mean, ">= 1");
   Index noise = round_half_even_to<Index>(static_cast<double>(length) * density);
