@@ -13,3 +13,11 @@ foreach(src IN LISTS EMASK_CF_SOURCES)
            COMMAND ${CMAKE_CXX_COMPILER} ${EMASK_CF_FLAGS} -DEMASK_SHOULD_FAIL ${src})
   set_tests_properties(compile_fail:${name}:rejected PROPERTIES WILL_FAIL TRUE)
 endforeach()
+
+# Must-compile checks: each tests/compile_pass/*.cpp must compile as is (emask headers under
+# conditions users create, such as min and max macros defined before them).
+file(GLOB EMASK_CP_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/compile_pass/*.cpp)
+foreach(src IN LISTS EMASK_CP_SOURCES)
+  get_filename_component(name ${src} NAME_WE)
+  add_test(NAME compile_pass:${name} COMMAND ${CMAKE_CXX_COMPILER} ${EMASK_CF_FLAGS} ${src})
+endforeach()

@@ -231,6 +231,12 @@ TEST_CASE("alibi_slopes follows ggml's max_bias schedule", "[attention]") {
                WithinRel(std::pow(2.0, -0.5 * (2 * (h - 8) + 1)), 1e-12));
   REQUIRE_THROWS_WITH(emask::alibi_slopes(0), Catch::Matchers::Contains("n_head"));
   REQUIRE_THROWS_WITH(emask::alibi_slopes(4, -1.0), Catch::Matchers::Contains("max_bias"));
+  // An infinite max_bias gave slopes of 0 (ALiBi off without a word): an argument error.
+  REQUIRE_THROWS_WITH(emask::alibi_slopes(4, std::numeric_limits<double>::infinity()),
+                      Catch::Matchers::Contains("emask::alibi_slopes: argument 'max_bias' = inf"));
+  // More heads than a vector holds (the power-of-two search overflowed before).
+  REQUIRE_THROWS_WITH(emask::alibi_slopes(std::numeric_limits<Index>::max()),
+                      Catch::Matchers::Contains("emask::alibi_slopes: argument 'n_head'"));
 }
 
 TEMPLATE_TEST_CASE("masked_attention: masked entries cannot leak, kept NaN poisons its row",

@@ -471,7 +471,7 @@ TEST_CASE("bad input: random masks", "[bad_input][random]") {
   EMASK_BAD(emask::t5_span_corruption(long_ids, t5), "t5_span_corruption", "first_sentinel_id",
             ">= ");
   EMASK_BAD(emask::compute_input_and_target_lengths(0, 0.15, 3.0),
-            "compute_input_and_target_lengths", "inputs_length", ">= 1");
+            "compute_input_and_target_lengths", "inputs_length", "a length in [1, 2^51)");
 }
 
 TEST_CASE("bad input: RL action masks, policies and DQN helpers", "[bad_input][rl]") {
@@ -545,7 +545,7 @@ TEST_CASE("bad input: sequence utilities", "[bad_input][seq]") {
   const dmat x = dmat::Ones(6, 2);
   EMASK_BAD(emask::reverse_padded(x, {2, 4}), "reverse_padded", "lengths[1]", "a length in [0, 3]");
   EMASK_BAD(emask::reverse_padded(x, {1, 1, 1, 1}), "reverse_padded", "x.rows()",
-            "a multiple of batch = 4");
+            "a multiple of lengths.size() = 4");
   const emask::bool_matrix m = emask::bool_matrix::Constant(2, 4, true);
   EMASK_BAD(emask::masked_sum(x, m), "masked_sum", "mask.cols()", "3 (x.rows() / batch");
   EMASK_BAD(emask::masked_mean(x, emask::bool_matrix(0, 3)), "masked_mean", "mask.rows()", ">= 1");

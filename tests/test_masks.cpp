@@ -1,5 +1,6 @@
 // Every builder compared entry by entry with its brute-force definition, on small shapes with
 // Lq != Lk, empty and full lengths, offsets and per-batch parameters; bad arguments rejected.
+#include <limits>
 #include <vector>
 
 #include "mask_testing.hpp"
@@ -92,6 +93,43 @@ TEST_CASE("offsets: a shard or cache step is the same mask at other positions", 
   REQUIRE_THROWS_WITH(causal().offset(0, -3), Catch::Matchers::Contains("k_offset"));
 }
 
+TEST_CASE("positions near the largest Index: saturated or rejected, never overflowed",
+          "[offset][causal][window]") {
+  const Index max = std::numeric_limits<Index>::max();
+  // A diagonal beyond every position keeps everything (or nothing) as documented.
+  CHECK(materialize(causal::with_diagonal(max), 3, 5).count() == 15);
+  CHECK(materialize(causal::with_diagonal(max).strict(), 3, 5).count() == 15);
+  CHECK(materialize(causal::with_diagonal(-max), 3, 5).count() == 0);
+  CHECK(materialize(causal::with_diagonal(std::numeric_limits<Index>::min()), 3, 5).count() == 0);
+  CHECK(materialize(causal::bottom_right(0, max), 2, 4).count() == 8);
+  CHECK(materialize(causal::bottom_right({0, 1}, {max, 1}), 2, 4, 0).count() == 8);
+  // Windows: the sides are clamped to unbounded (documented), the diagonal never overflows.
+  CHECK(materialize(sliding_window(0, 0, max), 3, 5).count() == 0);
+  CHECK(materialize(sliding_window(unbounded, 0, -max), 3, 5).count() == 0);
+  CHECK(materialize(sliding_window(max, max, max), 3, 5).count() == 0);
+  CHECK(materialize(sliding_window(max, max, -max), 3, 5).count() == 0);
+  CHECK(materialize(sliding_window(max, max, unbounded), 3, 5).count() == 12);  // k >= q
+  CHECK(materialize(sliding_window(max, max, -unbounded), 3, 5).count() == 6);  // k <= q
+  CHECK(materialize(sliding_window::from_flash_attn(-1, 0, 0, max), 3, 5).count() == 0);
+  // Absolute positions stay <= emask::unbounded: larger offsets, and sums of offsets, are
+  // rejected instead of wrapping around.
+  CHECK(materialize(causal().offset(unbounded - 2, 0), 2, 6).count() == 12);
+  REQUIRE_THROWS_AS(causal().offset(max - 1, 0), emask::error);
+  REQUIRE_THROWS_WITH(causal().offset(max - 1, 0), Catch::Matchers::Contains("'q_offset'"));
+  REQUIRE_THROWS_WITH(causal().offset(0, max), Catch::Matchers::Contains("'k_offset'"));
+  REQUIRE_THROWS_AS(causal().offset(max / 2 + 1, 0).offset(max / 2 + 1, 0), emask::error);
+  REQUIRE_THROWS_WITH(causal().offset(unbounded, 0).offset(1, 0),
+                      Catch::Matchers::Contains("emask::offset: argument 'q_offset' = 1"));
+  REQUIRE_THROWS_WITH(causal().offset(0, unbounded - 3).offset(0, 4),
+                      Catch::Matchers::Contains("emask::offset: argument 'k_offset' = 4"));
+  CHECK(causal().offset(unbounded - 3, 1).offset(3, 2).q_offset() == unbounded);
+  // The region asked about must stay inside too.
+  REQUIRE_THROWS_WITH(materialize(causal().offset(unbounded - 1, 0), 2, 3),
+                      Catch::Matchers::Contains("emask::materialize: argument 'query positions'"));
+  REQUIRE_THROWS_WITH(materialize(causal().offset(0, unbounded - 1), 2, 3),
+                      Catch::Matchers::Contains("emask::materialize: argument 'key positions'"));
+}
+
 TEST_CASE("sliding_window: the inclusive spec and each converter", "[window]") {
   for (const auto& shape : kShapes)
     for (Index left : {0, 1, 3})
@@ -155,6 +193,9 @@ TEST_CASE("sliding_window converters list the kept keys of a small case", "[wind
   REQUIRE_THROWS_WITH(sliding_window::from_llama_cpp(0), Catch::Matchers::Contains("n_swa"));
   REQUIRE_THROWS_WITH(sliding_window::from_flash_attn(-2, 0, 3, 3),
                       Catch::Matchers::Contains("window_left"));
+  REQUIRE_THROWS_WITH(
+      sliding_window::from_llama_cpp(4, static_cast<llama_swa_type>(7)),
+      Catch::Matchers::Contains("emask::sliding_window::from_llama_cpp: argument 'type' = 7"));
 }
 
 TEST_CASE("chunked: same chunk only, causal inside by composition", "[chunk]") {
@@ -310,6 +351,14 @@ TEST_CASE("document: segment ids, cross ids and cu_seqlens", "[document]") {
                       Catch::Matchers::Contains("k_segment_ids"));
   REQUIRE_THROWS_WITH(materialize(document::from_cu_seqlens({0, 3}), 4, 3),
                       Catch::Matchers::Contains("query positions"));
+}
+
+TEST_CASE("document::from_cu_seqlens: an absurd total length is an argument error", "[document]") {
+  const Index max = std::numeric_limits<Index>::max();
+  REQUIRE_THROWS_AS(document::from_cu_seqlens({0, max}), emask::error);
+  REQUIRE_THROWS_WITH(
+      document::from_cu_seqlens({0, 3, max}),
+      Catch::Matchers::Contains("emask::document::from_cu_seqlens: argument 'cu_seqlens[2]'"));
 }
 
 TEST_CASE("dense_mask: a user array as a mask, viewed or owned, with broadcasting", "[dense]") {

@@ -76,6 +76,19 @@ TEST_CASE("drop masks are a distinct type with named conversions", "[polarity]")
   CHECK((to_keep(materialize_drop(causal(), 3, 3)) == materialize(causal(), 3, 3)).all());
 }
 
+TEST_CASE("bit_mask: negative or absurd sizes are argument errors, checked first", "[bits]") {
+  // The word vector was sized before the checks: std::length_error instead of emask::error.
+  const Index max = std::numeric_limits<Index>::max();
+  REQUIRE_THROWS_AS(bit_mask(-1, 5), emask::error);
+  REQUIRE_THROWS_WITH(bit_mask(-1, 5), Catch::Matchers::Contains("argument 'rows' = -1"));
+  REQUIRE_THROWS_WITH(bit_mask(3, -64), Catch::Matchers::Contains("argument 'cols' = -64"));
+  REQUIRE_THROWS_AS(bit_mask(max, 64), emask::error);
+  REQUIRE_THROWS_AS(bit_mask(16, max), emask::error);  // 2^61 words
+  REQUIRE_THROWS_WITH(bit_mask(max, max), Catch::Matchers::Contains("emask::bit_mask:"));
+  CHECK(bit_mask(0, max).rows() == 0);
+  CHECK(bit_mask(max, 0).words().empty());
+}
+
 TEST_CASE("bit_mask packs 64 entries per word and round-trips", "[bits]") {
   rng r(11);
   for (Index cols : {1, 63, 64, 65, 130}) {

@@ -272,6 +272,55 @@ TEMPLATE_TEST_CASE("NaN policy: masked_softmax with a bool_matrix and an additiv
   CHECK(((additive - clean).cwiseAbs().maxCoeff() <= 1e-6));
 }
 
+TEMPLATE_TEST_CASE("NaN policy: a NaN in an additive bias is a NaN score, not a masked entry",
+                   "[nan][softmax]", float, double) {
+  // Only bias values <= lowest() are masked (docs/errors.md): a NaN bias is not, so it propagates
+  // like a kept NaN score (rule 2), as PyTorch's scores + attn_mask does, and to_keep agrees.
+  using S = TestType;
+  const S nan = std::numeric_limits<S>::quiet_NaN(), inf = std::numeric_limits<S>::infinity();
+  const Index lq = 4, lk = 7;
+  row_matrix<S> bias = row_matrix<S>::Zero(lq, lk);
+  for (Index i = 0; i < lq; ++i) bias(i, lk - 1) = -inf;  // last key masked in every row
+  bias(1, 3) = nan;
+  bias(2, 2) = nan;
+  for (Index k = 0; k < lk; ++k) bias(3, k) = -inf;  // row 3 fully masked
+  const auto add = emask::to_additive(bias);
+  const emask::bool_matrix keep = emask::to_keep(add);
+  CHECK(keep(1, 3));
+  CHECK(keep(2, 2));
+  CHECK_FALSE(keep(1, lk - 1));
+  CHECK(keep.row(3).count() == 0);
+  row_matrix<S> x(lq, lk);
+  for (Index i = 0; i < x.size(); ++i)
+    x.data()[i] = static_cast<S>(0.25 * static_cast<double>(i % 5));
+  row_matrix<S> clean_bias = bias;
+  clean_bias(1, 3) = S(0);
+  clean_bias(2, 2) = S(0);
+  for (int v = 0; v < 3; ++v)
+    for (bool log : {false, true}) {
+      INFO("variant " << softmax_names[v] << (log ? " log-softmax" : " softmax"));
+      emask_test::softmax_options o;
+      o.variant = softmax_variants[v];
+      row_matrix<S> out(lq, lk), ref(lq, lk);
+      emask::lse_vector<S> lse(lq), ref_lse(lq);
+      if (log) {
+        emask_test::masked_log_softmax(x, add, out, lse, o);
+        emask_test::masked_log_softmax(x, emask::to_additive(clean_bias), ref, ref_lse, o);
+      } else {
+        emask_test::masked_softmax(x, add, out, lse, o);
+        emask_test::masked_softmax(x, emask::to_additive(clean_bias), ref, ref_lse, o);
+      }
+      for (Index i : {Index(1), Index(2)}) {
+        for (Index k = 0; k + 1 < lk; ++k) CHECK(std::isnan(out(i, k)));
+        CHECK((log ? is_neg_inf(out(i, lk - 1)) : out(i, lk - 1) == S(0)));
+        CHECK(std::isnan(lse(i)));
+      }
+      CHECK(rows_identical(out, ref, 0));
+      CHECK(rows_identical(out, ref, 3));
+      CHECK(is_neg_inf(lse(3)));
+    }
+}
+
 TEMPLATE_TEST_CASE("NaN policy: masked_attention, every variant", "[nan][attention]", float,
                    double) {
   const Index lq = 29, lk = 41;

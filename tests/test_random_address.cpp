@@ -3,7 +3,10 @@
 // cut at row k and called twice (the second part at sample + k) gives the batch's output.
 #include <emask/random.hpp>
 
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 #include <type_traits>
 #include <vector>
 
@@ -222,4 +225,79 @@ TEST_CASE("span_mask(ids, lengths, options): every token a word, rows cut at the
       CHECK(f.input_ids(b, t) == 500);
     }
   CHECK_FALSE(same(f, span_mask(filled, sp, at)));  // without lengths the tail can be selected
+}
+
+// An allocation that fails inside a masker's OpenMP region (its per-thread buffers) must reach
+// the caller as std::bad_alloc, not terminate the process (an exception may not leave an OpenMP
+// region). The global operator new below fails allocations of exactly g_fail_size bytes, a size
+// only the per-thread buffers of the masker under test request (the results are Eigen arrays,
+// allocated with malloc).
+namespace {
+std::atomic<std::size_t> g_fail_size{0};
+std::atomic<int> g_failures{0};
+}  // namespace
+
+void* operator new(std::size_t n) {
+  if (n != 0 && n == g_fail_size.load(std::memory_order_relaxed)) {
+    g_failures.fetch_add(1, std::memory_order_relaxed);
+    throw std::bad_alloc();
+  }
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+// The replaced operator new allocates with malloc, so its delete frees (GCC warns at free()).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+namespace {
+/// Runs \p f with allocations of \p bytes failing; true when it threw std::bad_alloc.
+template <class F>
+bool fails_with_bad_alloc(std::size_t bytes, F&& f) {
+  g_failures = 0;
+  g_fail_size = bytes;
+  bool caught = false;
+  try {
+    f();
+  } catch (const std::bad_alloc&) {
+    caught = true;
+  }
+  g_fail_size = 0;
+  return caught && g_failures > 0;
+}
+}  // namespace
+
+TEST_CASE("random maskers: an allocation failure in the parallel region reaches the caller",
+          "[random][threads]") {
+  // 20 x 1000 tokens, every one selectable: large enough for the OpenMP branch of every masker.
+  const Index B = 20, L = 1000;
+  token_matrix ids(B, L);
+  for (Index i = 0; i < ids.size(); ++i) ids.data()[i] = static_cast<token_id>(10 + i % 900);
+  const bool_matrix starts = bool_matrix::Constant(B, L, true);
+  auto mlm = bert<mlm_options>();
+  mlm.selection = mlm_selection::exact_count;
+  const mlm_result clean = mlm_mask(ids, mlm, {5});
+  // exact count: the row's selection words, L * 4 bytes
+  CHECK(fails_with_bad_alloc(L * 4, [&] { mlm_mask(ids, mlm, {5}); }));
+  // whole words: the word noise, one 4-byte word per word (every token a word)
+  CHECK(fails_with_bad_alloc(
+      L * 4, [&] { whole_word_mask(ids, starts, bert<whole_word_options>(), {5}); }));
+  // spans: the taken flags, one byte per word
+  CHECK(fails_with_bad_alloc(L, [&] { span_mask(ids, bert<span_options>(), {5}); }));
+  // T5: the words of the kept-token segmentation, (850 - 1) * 4 bytes
+  t5_options t5;
+  t5.first_sentinel_id = 32099;
+  CHECK(fails_with_bad_alloc((L - 150 - 1) * 4, [&] { t5_span_corruption(ids, t5, {5}); }));
+  // MAE: the noise words and the order of noise_argsort, L * 4 bytes
+  CHECK(fails_with_bad_alloc(L * 4, [&] { mae_random_masking(B, L, 0.75, {5}); }));
+  // After a failure the maskers work as before.
+  const mlm_result again = mlm_mask(ids, mlm, {5});
+  CHECK((again.input_ids == clean.input_ids).all());
+  CHECK((again.labels == clean.labels).all());
 }

@@ -270,6 +270,12 @@ TEST_CASE("mlm_mask rejects bad arguments, naming them", "[random][mlm][errors]"
     o.random_replace_prob = 0.3;  // 0.8 + 0.3 > 1
     REQUIRE_THROWS_WITH(mlm_mask(ids, o), Contains("random_replace_prob"));
   }
+  SECTION("a selection outside the enumerators") {
+    o.selection = static_cast<mlm_selection>(7);
+    REQUIRE_THROWS_WITH(mlm_mask(ids, o),
+                        Contains("emask::mlm_mask: argument 'selection' = 7, expected bernoulli or "
+                                 "exact_count"));
+  }
   SECTION("mask id outside the vocabulary") {
     o.mask_id = 30522;
     REQUIRE_THROWS_WITH(mlm_mask(ids, o), Contains("mask_id") && Contains("30522"));

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <set>
 #include <vector>
 
@@ -69,6 +70,13 @@ TEST_CASE("mae_random_masking: permutations, counts and conventions", "[random][
   SECTION("truncation as int(L * (1 - ratio))") {
     CHECK(mae_keep_count(10, 0.75) == 2);  // 2.5 -> 2
     CHECK(mae_keep_count(10, 0.0) == 10);
+    CHECK(mae_keep_count(0, 0.5) == 0);
+  }
+  SECTION("a negative or oversized patch count is an argument error") {
+    // mae_keep_count(-5, 0.5) returned -2.
+    REQUIRE_THROWS_WITH(mae_keep_count(-5, 0.5),
+                        Contains("emask::mae_keep_count: argument 'num_patches' = -5"));
+    REQUIRE_THROWS_AS(mae_keep_count(std::numeric_limits<Index>::max(), 0.0), emask::error);
   }
 }
 

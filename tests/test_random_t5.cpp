@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <vector>
 
@@ -49,6 +50,56 @@ TEST_CASE("compute_input_and_target_lengths matches HF", "[random][t5]") {
   CHECK(t5_corruption_sizes(2, 0.0).num_noise_tokens == 1);
   CHECK(t5_corruption_sizes(4, 1.0, 3.0).num_noise_tokens == 3);
   REQUIRE_THROWS_WITH(compute_input_and_target_lengths(0), Contains("inputs_length"));
+}
+
+namespace {
+// HF's search, step by step: the reference for the bounded search of the library.
+t5_lengths hf_lengths(Index inputs_length, double density, double mean) {
+  auto f = [&](Index tokens) {
+    const auto nz = static_cast<Index>(detail::round_half_even(double(tokens) * density));
+    const auto sp = static_cast<Index>(detail::round_half_even(double(nz) / mean));
+    return std::pair<Index, Index>(tokens - nz + sp + 1, nz + sp + 1);
+  };
+  Index tokens = inputs_length;
+  while (f(tokens + 1).first <= inputs_length) ++tokens;
+  Index targets = f(tokens).second;
+  if (density == 0.5 && targets > f(tokens).first) {
+    --tokens;
+    --targets;
+  }
+  return {tokens, targets};
+}
+}  // namespace
+
+TEST_CASE("compute_input_and_target_lengths: HF's results, in bounded time for any mean",
+          "[random][t5]") {
+  for (double density : {0.0, 0.01, 0.15, 0.3, 0.5, 0.77, 0.99, 1.0})
+    for (double mean : {0.3, 1.0, 2.0, 3.0, 7.5, 40.0})
+      for (Index len : {Index(1), Index(2), Index(7), Index(128), Index(512), Index(1000)}) {
+        INFO("density " << density << " mean " << mean << " inputs_length " << len);
+        const t5_lengths a = compute_input_and_target_lengths(len, density, mean);
+        const t5_lengths b = hf_lengths(len, density, mean);
+        CHECK(a.tokens_length == b.tokens_length);
+        CHECK(a.targets_length == b.targets_length);
+      }
+  // density 1, mean 1e9: noise = t, spans = round(t / 1e9); the inputs (spans + 1) fit while
+  // t / 1e9 < 511.5, so HF's loop would run 5e11 times.
+  const t5_lengths big = compute_input_and_target_lengths(512, 1.0, 1e9);
+  CHECK(big.tokens_length == 511499999999);
+  CHECK(big.targets_length == 511499999999 + 511 + 1);
+  // No finite answer (or none below 2^52 raw tokens): an error, not an endless loop.
+  for (double mean : {1e30, std::numeric_limits<double>::infinity(),
+                      std::numeric_limits<double>::quiet_NaN(), -1.0, 0.0})
+    REQUIRE_THROWS_WITH(compute_input_and_target_lengths(512, 1.0, mean),
+                        Contains("emask::compute_input_and_target_lengths: argument "
+                                 "'mean_noise_span_length'"));
+  REQUIRE_THROWS_WITH(
+      compute_input_and_target_lengths(std::numeric_limits<Index>::max(), 0.15, 3.0),
+      Contains("argument 'inputs_length'"));
+  // The sizes of a row of INT64_MAX tokens overflowed inputs_length (and cast 2^63 to Index).
+  REQUIRE_THROWS_WITH(t5_corruption_sizes(std::numeric_limits<Index>::max(), 1e-300, 3.0),
+                      Contains("emask::t5_corruption_sizes: argument 'length'"));
+  CHECK(t5_corruption_sizes(Index{1} << 52, 1.0, 1e300).inputs_length == 3);
 }
 
 TEST_CASE("t5_span_corruption golden output", "[random][t5]") {

@@ -2,6 +2,7 @@
 // flat layout split per sub-space as sb3-contrib does, the array and callback builders, and the
 // errors (width != sum(nvec), a (row, sub-space) with no legal action, bad sizes).
 #include <cstdint>
+#include <limits>
 
 #include <emask/rl/action_mask.hpp>
 
@@ -41,6 +42,14 @@ TEST_CASE("action_space: sizes, offsets and width", "[rl][action_mask]") {
   REQUIRE_THROWS_WITH(action_space::multi_discrete({3, 0}), Contains("'nvec[1]' = 0"));
   REQUIRE_THROWS_WITH(action_space::multi_discrete(std::vector<int>{}), Contains("'nvec'"));
   REQUIRE_THROWS_WITH(action_space::multi_binary(-1), Contains("'k' = -1"));
+  // The flat width sum(nvec) overflowed (and MultiBinary(k) sized its vector before checking).
+  const Index max = std::numeric_limits<Index>::max();
+  REQUIRE_THROWS_WITH(action_space::multi_discrete({max, 2}),
+                      Contains("emask::action_space::multi_discrete: argument 'nvec[1]' = 2"));
+  REQUIRE_THROWS_AS(action_space::multi_discrete({max / 2, max / 2, 2}), emask::error);
+  CHECK(action_space::multi_discrete({max - 2, 2}).width() == max);
+  REQUIRE_THROWS_WITH(action_space::multi_binary(max),
+                      Contains("emask::action_space::multi_binary: argument 'k'"));
 }
 
 TEST_CASE("action_mask: Discrete from an array, counts and queries", "[rl][action_mask]") {

@@ -198,4 +198,26 @@ TEST_CASE("reverse_padded reverses the valid prefix only (tf.reverse_sequence)",
   CHECK(reverse_padded(x, {0, 4}).topRows(4) == x.topRows(4));
   REQUIRE_THROWS_WITH(reverse_padded(x, {5, 1}), Catch::Matchers::Contains("lengths[0]' = 5"));
   REQUIRE_THROWS_WITH(reverse_padded(x, {1, 1, 1}), Catch::Matchers::Contains("x.rows()"));
+  // It has no 'batch' argument: the messages name lengths.
+  REQUIRE_THROWS_WITH(reverse_padded(x, {1, 1, 1}),
+                      Catch::Matchers::Contains("a multiple of lengths.size() = 3"));
+  REQUIRE_THROWS_WITH(reverse_padded(x, emask::index_list(std::vector<Index>{})),
+                      Catch::Matchers::Contains("emask::reverse_padded: argument 'lengths'"));
+}
+
+TEST_CASE("seq: enum options outside their enumerators are argument errors", "[seq]") {
+  row_matrix<double> x = row_matrix<double>::Ones(4, 3);  // batch 2, time 2
+  const bool_matrix mask = bool_matrix::Constant(2, 2, true);
+  REQUIRE_THROWS_AS(masked_pool(x, mask, static_cast<pooling>(7)), emask::error);
+  REQUIRE_THROWS_WITH(masked_pool(x, mask, static_cast<pooling>(7)),
+                      Catch::Matchers::Contains("emask::masked_pool: argument 'how' = 7"));
+  Eigen::Array<int, 2, 2, Eigen::RowMajor> y;
+  y << 0, 1, 2, 0;
+  loss_options o;
+  o.reduction = static_cast<loss_reduction>(7);
+  REQUIRE_THROWS_WITH(
+      masked_cross_entropy(x, y, o),
+      Catch::Matchers::Contains("emask::masked_cross_entropy: argument 'options.reduction' = 7"));
+  REQUIRE_THROWS_WITH(masked_nll(x, y, mask, o),
+                      Catch::Matchers::Contains("emask::masked_nll: argument 'options.reduction'"));
 }

@@ -97,7 +97,7 @@ class text_piece {
   template <class T>
   static std::size_t print(char* buf, const char* fmt, T v) noexcept {
     const int n = std::snprintf(buf, sizeof(buf_), fmt, v);
-    return n < 0 ? 0 : std::min(static_cast<std::size_t>(n), sizeof(buf_) - 1);
+    return n < 0 ? 0 : (std::min)(static_cast<std::size_t>(n), sizeof(buf_) - 1);
   }
   const char* p_;
   std::size_t n_;

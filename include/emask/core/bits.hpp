@@ -133,11 +133,12 @@ class bit_mask : public mask_base<bit_mask> {
   /// \brief An empty matrix.
   bit_mask() = default;
   /// \brief A \p rows x \p cols matrix with every entry masked.
+  /// \pre rows, cols >= 0 and rows x ceil(cols / 64) words no more than a vector can hold.
   bit_mask(Index rows, Index cols)
-      : rows_(checked_size("rows", rows)),
-        cols_(checked_size("cols", cols)),
-        words_per_row_((cols_ + 63) / 64),
-        words_(static_cast<std::size_t>(rows_ * words_per_row_), 0) {}
+      : rows_(rows),
+        cols_(cols),
+        words_per_row_(cols / 64 + (cols % 64 != 0 ? 1 : 0)),
+        words_(checked_words(rows, cols), 0) {}
   /// \brief Packs a keep array.
   template <class Derived>
   static bit_mask from_bool(const Eigen::DenseBase<Derived>& keep) {
@@ -180,6 +181,20 @@ class bit_mask : public mask_base<bit_mask> {
   /// \brief All words, row after row.
   const std::vector<std::uint64_t>& words() const noexcept { return words_; }
 
+ private:
+  // The checks of the constructor, before the words are allocated.
+  static std::size_t checked_words(Index rows, Index cols) {
+    if (rows < 0) detail::fail_argument("bit_mask", "rows", rows, ">= 0");
+    if (cols < 0) detail::fail_argument("bit_mask", "cols", cols, ">= 0");
+    const auto per_row = static_cast<std::size_t>(cols / 64 + (cols % 64 != 0 ? 1 : 0));
+    const std::size_t limit = std::vector<std::uint64_t>().max_size();
+    if (per_row != 0 && static_cast<std::size_t>(rows) > limit / per_row)
+      detail::fail_argument("bit_mask", "rows", rows, "at most ", limit / per_row, " rows of ",
+                            cols, " columns (", limit, " 64-bit words, the most a vector holds)");
+    return static_cast<std::size_t>(rows) * per_row;
+  }
+
+ public:
   // Mask-expression interface.
   /// \brief Whether pair (q, k) of batch entry b and head h is kept.
   bool keep(Index, Index, Index q, Index k) const { return row(q).test(k); }
@@ -204,10 +219,6 @@ class bit_mask : public mask_base<bit_mask> {
 
  private:
   // Checked before the words are allocated: a negative size must be an emask::error.
-  static Index checked_size(const char* arg, Index n) {
-    if (n < 0) detail::fail_argument("bit_mask", arg, n, ">= 0");
-    return n;
-  }
   Index rows_ = 0, cols_ = 0, words_per_row_ = 0;
   std::vector<std::uint64_t> words_;
 };

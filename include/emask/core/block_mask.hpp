@@ -52,8 +52,8 @@ class slice_view : public mask_base<slice_view<Mask>> {
 
 class block_mask;
 template <class Mask>
-block_mask materialize_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q, Index tile_k,
-                           slice_extents extents);
+block_mask materialize_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q,
+                                  Index tile_k, slice_extents extents);
 
 /// \brief The tile map of a mask over q_len x k_len positions cut by a tile_grid, for every
 /// (batch, head) slice of its extents. Its tile states are exact (a partial tile of a
@@ -152,13 +152,13 @@ class block_mask : public mask_base<block_mask> {
       return states_[static_cast<std::size_t>(tile_index(s, qt0, kt0))];
     bool any = false, all = true;
     for (Index qt = qt0; qt <= grid_.q_tile_of(q1 - 1); ++qt) {
-      const Index a0 = std::max(q0, grid_.q_begin(qt)), a1 = std::min(q1, grid_.q_end(qt));
+      const Index a0 = (std::max)(q0, grid_.q_begin(qt)), a1 = (std::min)(q1, grid_.q_end(qt));
       for (Index kt = kt0; kt <= grid_.k_tile_of(k1 - 1); ++kt) {
         const Index t = tile_index(s, qt, kt);
         const tile_state st = states_[static_cast<std::size_t>(t)];
         if (st == tile_state::partial) {
-          const Index c0 = std::max(k0, grid_.k_begin(kt)) - grid_.k_begin(kt);
-          const Index c1 = std::min(k1, grid_.k_end(kt)) - grid_.k_begin(kt);
+          const Index c0 = (std::max)(k0, grid_.k_begin(kt)) - grid_.k_begin(kt);
+          const Index c1 = (std::min)(k1, grid_.k_end(kt)) - grid_.k_begin(kt);
           for (Index q = a0; q < a1; ++q) {
             const Index n = bits(t, q - grid_.q_begin(qt)).count(c0, c1);
             any = any || n > 0;
@@ -185,9 +185,9 @@ class block_mask : public mask_base<block_mask> {
       const tile_state st = states_[static_cast<std::size_t>(t)];
       if (st == tile_state::empty) continue;
       const Index base = grid_.k_begin(kt);
-      const Index c0 = std::max(k0, base), c1 = std::min(k1, grid_.k_end(kt));
+      const Index c0 = (std::max)(k0, base), c1 = (std::min)(k1, grid_.k_end(kt));
       if (st == tile_state::full) {
-        first = std::min(first, c0);
+        first = (std::min)(first, c0);
         end = c1;
         kept += c1 - c0;
         continue;
@@ -195,7 +195,7 @@ class block_mask : public mask_base<block_mask> {
       const bit_row r = bits(t, row);
       const Index f = r.first(c0 - base, c1 - base);
       if (f == c1 - base) continue;
-      first = std::min(first, base + f);
+      first = (std::min)(first, base + f);
       end = base + r.last_end(f, c1 - base);
       kept += r.count(f, c1 - base);
     }
@@ -214,7 +214,7 @@ class block_mask : public mask_base<block_mask> {
 
   template <class Mask>
   friend block_mask materialize_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q,
-                                    Index tile_k, slice_extents extents);
+                                           Index tile_k, slice_extents extents);
 
  private:
   static constexpr std::int64_t no_bits = -1;
@@ -246,8 +246,8 @@ class block_mask : public mask_base<block_mask> {
 /// at batch entry or head 0 and is shared by all). Cost: a tile question per tile and the keep
 /// test of the partial tiles' pairs.
 template <class Mask>
-block_mask materialize_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q, Index tile_k,
-                           slice_extents extents) {
+block_mask materialize_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q,
+                                  Index tile_k, slice_extents extents) {
   static_assert(is_mask_v<Mask>, "emask::materialize_block_mask: pass an emask mask expression");
   const char* where = "materialize_block_mask";
   detail::check_slice(where, q_len, k_len, 0, 0);
@@ -311,12 +311,12 @@ block_mask materialize_block_mask(const Mask& mask, Index q_len, Index k_len, In
 
 /// \brief The block mask of slice (b, h) of \p mask, shared by every batch entry and head.
 template <class Mask>
-block_mask materialize_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q, Index tile_k,
-                           Index b = 0, Index h = 0) {
+block_mask materialize_block_mask(const Mask& mask, Index q_len, Index k_len, Index tile_q,
+                                  Index tile_k, Index b = 0, Index h = 0) {
   detail::check_slice("materialize_block_mask", q_len, k_len, b, h);
   // Ask the mask at (b, h) and store that one slice: an offset view of the slice.
   return materialize_block_mask(detail::slice_view<Mask>(mask, b, h), q_len, k_len, tile_q, tile_k,
-                         slice_extents{1, 1});
+                                slice_extents{1, 1});
 }
 
 EMASK_NAMESPACE_END

@@ -83,7 +83,7 @@ class or_mask : public mask_base<or_mask<A, B>> {
     if (sa.empty()) return sb;
     if (sb.empty()) return sa;
     const bool touching = sa.end >= sb.begin && sb.end >= sa.begin;
-    return {std::min(sa.begin, sb.begin), std::max(sa.end, sb.end),
+    return {(std::min)(sa.begin, sb.begin), (std::max)(sa.end, sb.end),
             sa.exact && sb.exact && touching};
   }
   /// \brief Raises emask::error when the mask cannot answer for region r.

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -42,11 +43,36 @@ inline constexpr std::array<std::uint8_t, 3> masked_rgb{238, 238, 238};
 inline constexpr std::array<std::uint8_t, 3> grid_rgb{255, 255, 255};
 inline constexpr std::array<std::uint8_t, 3> tile_rgb{214, 39, 40};
 
+/// Checks the cell size of a picture of q_len x k_len entries: cell >= 1, the picture's width and
+/// height (k_len * cell, q_len * cell) fit in an Index and, for a raster of \p bytes_per_pixel
+/// (0: none, SVG), its bytes fit in a vector. Before any product is computed.
+inline void check_picture(const char* where, Index q_len, Index k_len, Index cell,
+                          Index bytes_per_pixel) {
+  if (cell < 1) fail_argument(where, "cell", cell, ">= 1");
+  if (q_len < 0) fail_argument(where, "q_len", q_len, ">= 0");
+  if (k_len < 0) fail_argument(where, "k_len", k_len, ">= 0");
+  const Index big = (std::max)(q_len, k_len);
+  const Index limit = (std::numeric_limits<Index>::max)() / 4;
+  if (big > 0 && cell > limit / big)
+    fail_argument(where, "cell", cell, "at most ", limit / big, " (a ", q_len, " x ", k_len,
+                  " picture must stay below ", limit, " units a side)");
+  if (bytes_per_pixel > 0 && q_len > 0 && k_len > 0) {
+    const auto max_bytes =
+        static_cast<double>(std::vector<std::uint8_t>().max_size()) / static_cast<double>(4);
+    const double bytes = static_cast<double>(q_len) * static_cast<double>(k_len) *
+                         static_cast<double>(cell) * static_cast<double>(cell) *
+                         static_cast<double>(bytes_per_pixel);
+    if (bytes > max_bytes)
+      fail_argument(where, "cell", cell, "a cell size whose ", q_len * cell, " x ", k_len * cell,
+                    " picture fits in memory (", bytes, " bytes asked)");
+  }
+}
+
 /// \p where names the public function called (to_png, write_png).
 template <class Mask>
 rgb_image draw(const char* where, const Mask& mask, Index q_len, Index k_len,
                const image_options& opt) {
-  if (opt.cell < 1) fail_argument(where, "cell", opt.cell, ">= 1");
+  check_picture(where, q_len, k_len, opt.cell, 3);
   const bool_matrix keep = materialize_keep(where, mask, q_len, k_len, opt.b, opt.h);
   rgb_image img;
   img.width = k_len * opt.cell;
@@ -158,7 +184,7 @@ void write_png(const Mask& mask, Index q_len, Index k_len, const std::string& pa
 template <class Mask, std::enable_if_t<is_mask_v<Mask>, int> = 0>
 void write_pgm(const Mask& mask, Index q_len, Index k_len, const std::string& path,
                const image_options& opt = {}) {
-  if (opt.cell < 1) detail::fail_argument("write_pgm", "cell", opt.cell, ">= 1");
+  detail::check_picture("write_pgm", q_len, k_len, opt.cell, 1);
   const bool_matrix keep = detail::materialize_keep("write_pgm", mask, q_len, k_len, opt.b, opt.h);
   const std::string header =
       detail::concat("P5\n", k_len * opt.cell, " ", q_len * opt.cell, "\n255\n");
@@ -173,7 +199,7 @@ void write_pgm(const Mask& mask, Index q_len, Index k_len, const std::string& pa
 /// boundaries as red lines.
 template <class Mask, std::enable_if_t<is_mask_v<Mask>, int> = 0>
 std::string to_svg(const Mask& mask, Index q_len, Index k_len, const image_options& opt = {}) {
-  if (opt.cell < 1) detail::fail_argument("to_svg", "cell", opt.cell, ">= 1");
+  detail::check_picture("to_svg", q_len, k_len, opt.cell, 0);
   detail::check_slice("to_svg", q_len, k_len, opt.b, opt.h);
   mask.check(detail::slice_region(q_len, k_len, opt.b, opt.h), "to_svg");
   const Index c = opt.cell;

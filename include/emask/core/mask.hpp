@@ -91,7 +91,7 @@ class mask_base {
 
   /// \brief The same mask seen from a tile, shard or cache step whose first query has absolute
   /// position \p q_offset and whose first key has absolute position \p k_offset.
-  /// \pre q_offset >= 0 and k_offset >= 0.
+  /// \pre 0 <= q_offset, k_offset <= emask::unbounded (absolute positions stay <= unbounded).
   offset_mask<Derived> offset(Index q_offset, Index k_offset) const;
 
  protected:
@@ -140,6 +140,10 @@ inline constexpr key_span empty_span(Index k0) noexcept { return {k0, k0, true};
 inline void check_offsets(const char* where, Index q_offset, Index k_offset) {
   if (q_offset < 0) fail_argument(where, "q_offset", q_offset, ">= 0");
   if (k_offset < 0) fail_argument(where, "k_offset", k_offset, ">= 0");
+  if (q_offset > unbounded)
+    fail_argument(where, "q_offset", q_offset, "<= emask::unbounded = ", unbounded);
+  if (k_offset > unbounded)
+    fail_argument(where, "k_offset", k_offset, "<= emask::unbounded = ", unbounded);
 }
 
 /// Checks that [begin, end) lies inside [0, limit) of a dimension named \p what.
@@ -159,6 +163,7 @@ class offset_mask : public mask_base<offset_mask<Mask>> {
   static constexpr bool exact_tiles = Mask::exact_tiles;  ///< whether tile() answers are exact
 
   /// \brief \p m seen with its query row 0 at \p q_offset and key column 0 at \p k_offset.
+  /// \pre 0 <= q_offset, k_offset <= emask::unbounded.
   offset_mask(const Mask& m, Index q_offset, Index k_offset) : m_(m), dq_(q_offset), dk_(k_offset) {
     detail::check_offsets("offset_mask", q_offset, k_offset);
   }
@@ -176,6 +181,15 @@ class offset_mask : public mask_base<offset_mask<Mask>> {
   }
   /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const {
+    // Absolute positions stay <= unbounded (dq_, dk_ <= unbounded: no overflow here).
+    if (r.q_end > unbounded - dq_)
+      detail::fail_argument(where, "query positions",
+                            detail::concat("[", r.q_begin, ", ", r.q_end, ") + q_offset ", dq_),
+                            "absolute positions <= emask::unbounded = ", unbounded);
+    if (r.k_end > unbounded - dk_)
+      detail::fail_argument(where, "key positions",
+                            detail::concat("[", r.k_begin, ", ", r.k_end, ") + k_offset ", dk_),
+                            "absolute positions <= emask::unbounded = ", unbounded);
     region shifted = r;
     shifted.q_begin += dq_;
     shifted.q_end += dq_;
@@ -183,8 +197,16 @@ class offset_mask : public mask_base<offset_mask<Mask>> {
     shifted.k_end += dk_;
     m_.check(shifted, where);
   }
-  /// Offsets compose by addition instead of nesting.
+  /// Offsets compose by addition instead of nesting; the sums stay <= emask::unbounded.
   offset_mask offset(Index q_offset, Index k_offset) const {
+    if (q_offset > unbounded - dq_)
+      detail::fail_argument("offset", "q_offset", q_offset, "<= ", unbounded - dq_,
+                            " (the sum with the mask's q_offset ", dq_,
+                            " must stay <= emask::unbounded)");
+    if (k_offset > unbounded - dk_)
+      detail::fail_argument("offset", "k_offset", k_offset, "<= ", unbounded - dk_,
+                            " (the sum with the mask's k_offset ", dk_,
+                            " must stay <= emask::unbounded)");
     detail::check_offsets("offset", dq_ + q_offset, dk_ + k_offset);
     return offset_mask(m_, dq_ + q_offset, dk_ + k_offset);
   }

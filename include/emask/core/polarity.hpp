@@ -76,11 +76,12 @@ drop_mask to_drop(const Eigen::ArrayBase<Derived>& keep) {
 
 /// \brief Keep-mask from an additive bias: an entry is masked when its value is <= threshold.
 /// The default threshold, the lowest finite value, treats both -infinity and a finite fill such
-/// as Hugging Face's `finfo.min` as masked.
+/// as Hugging Face's `finfo.min` as masked. A NaN entry is kept, as masked_softmax treats it (it
+/// makes its row NaN, like a NaN score).
 template <class Scalar>
 bool_matrix to_keep(const additive_mask<Scalar>& bias,
                     Scalar threshold = std::numeric_limits<Scalar>::lowest()) {
-  return (bias.matrix().array() > threshold);
+  return !(bias.matrix().array() <= threshold);
 }
 
 /// \brief An additive_mask holding a copy of a user's bias matrix (0 kept, \p fill masked).

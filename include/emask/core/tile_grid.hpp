@@ -25,7 +25,7 @@ class tile_grid {
   }
   /// \brief \p tile clamped to [1, max(length, 1)].
   static constexpr Index clamp(Index tile, Index length) noexcept {
-    return std::max<Index>(1, std::min(tile, std::max<Index>(length, 1)));
+    return std::max<Index>(1, (std::min)(tile, std::max<Index>(length, 1)));
   }
 
   /// \brief An empty grid (0 x 0 positions).
@@ -58,13 +58,13 @@ class tile_grid {
   constexpr Index q_begin(Index qt) const noexcept { return qt * tile_q_; }
   /// \brief One past the last query position of tile row \p qt.
   constexpr Index q_end(Index qt) const noexcept {
-    return std::min(q_len_, qt * tile_q_ + tile_q_);
+    return (std::min)(q_len_, qt * tile_q_ + tile_q_);
   }
   /// \brief First key position of tile column \p kt.
   constexpr Index k_begin(Index kt) const noexcept { return kt * tile_k_; }
   /// \brief One past the last key position of tile column \p kt.
   constexpr Index k_end(Index kt) const noexcept {
-    return std::min(k_len_, kt * tile_k_ + tile_k_);
+    return (std::min)(k_len_, kt * tile_k_ + tile_k_);
   }
   /// \brief The tile row that holds query position \p q.
   constexpr Index q_tile_of(Index q) const noexcept { return q / tile_q_; }

@@ -15,7 +15,7 @@ EMASK_NAMESPACE_BEGIN
 using Index = Eigen::Index;
 
 /// \brief A bound that is never reached: use it for an unbounded window side.
-inline constexpr Index unbounded = std::numeric_limits<Index>::max() / 8;
+inline constexpr Index unbounded = (std::numeric_limits<Index>::max)() / 8;
 
 /// \brief The materialized keep-mask: row-major, true = keep. Apply it with select().
 using bool_matrix = Eigen::Array<bool, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;

@@ -78,7 +78,7 @@ inline void merge_lse_row(S* o, S& lse, const S* po, S plse, Index dv) {
     lse = plse;
     return;
   }
-  const S mx = std::max(lse, plse);
+  const S mx = (std::max)(lse, plse);
   const S wa = std::exp(lse - mx), wc = std::exp(plse - mx);
   const S sum = wa + wc;
   const S fa = wa / sum, fc = wc / sum;

@@ -89,7 +89,7 @@ void attn_decode_chunk(const attn_problem<S>& p, const mask_tiles<S>& mask, Inde
     mask.flags(mb, mh, qa, ka + lo, ka + hi, flags, 1);
     for (Index j = 0; j < len; ++j) {
       if (flags[j] != S(0)) {
-        mx = any ? std::max(mx, scores[j]) : scores[j];
+        mx = any ? (std::max)(mx, scores[j]) : scores[j];
         any = true;
       }
     }
@@ -99,7 +99,7 @@ void attn_decode_chunk(const attn_problem<S>& p, const mask_tiles<S>& mask, Inde
     for (Index j = 0; j < len; ++j) {
       if (flags[j] == S(0)) continue;  // masked keys are never read
       S e = std::exp(scores[j] - mx);
-      e = e < std::numeric_limits<S>::min() ? S(0) : e;  // as the packet exp: flushed
+      e = e < (std::numeric_limits<S>::min)() ? S(0) : e;  // as the packet exp: flushed
       sum += e;
       ov += e * Eigen::Map<const Vec>(V + j * p.v_sl, dv);
     }
@@ -143,7 +143,7 @@ void attn_decode_run(const attn_problem<S>& p, const mask_tiles<S>& mask,
     const Index c = w % plan.nchunks;
     const Index bh = w / plan.nchunks;
     const Index b = bh / p.heads, h = bh % p.heads;
-    const Index c0 = c * plan.chunk, n = std::min(plan.chunk, p.lk - c0);
+    const Index c0 = c * plan.chunk, n = (std::min)(plan.chunk, p.lk - c0);
     S* sc = scratch + static_cast<Index>(tid) * plan.per_thread;
     for (Index i = 0; i < p.lq; ++i) {
       attn_decode_chunk(p, mask, b, h, i, c0, n, sc, sc + plan.per_thread / 2,

@@ -24,7 +24,7 @@ template <class S>
 bool attn_row_finite(const S* s, Index n) noexcept {
   using L = ieee_layout<S>;
   typename L::bits worst = 0;
-  for (Index j = 0; j < n; ++j) worst = std::max(worst, magnitude_bits(s[j]));
+  for (Index j = 0; j < n; ++j) worst = (std::max)(worst, magnitude_bits(s[j]));
   return worst < L::exponent;
 }
 
@@ -58,7 +58,7 @@ void attn_exact_row(const attn_problem<S>& p, const mask_tiles<S>& mask, Index b
     }
     // A NaN or +infinity kept score makes the row NaN (the NaN policy): leave it as computed.
     if (!is_finite(x) && !(x < 0)) return;
-    mx = any ? std::max(mx, x) : x;
+    mx = any ? (std::max)(mx, x) : x;
     any = true;
     s[static_cast<std::size_t>(j)] = x;
   }

@@ -207,7 +207,7 @@ void tile_mask(attn_tile_task<S>& a, const mask_tiles<S>& mask) {
   tmax.setConstant(lowest);
   if (a.full) {
     tany.setConstant(S(1));
-    for (Index j = 0; j < nk; ++j) tmax = tmax.max(ArrMap(w.st + j * br, nq));
+    for (Index j = 0; j < nk; ++j) tmax = tmax.cwiseMax(ArrMap(w.st + j * br, nq));
     return;
   }
   const bool intervals = mask.spans(a.mb, a.mh, a.qa, nq, a.ka, a.ka + nk, w.lo, w.hi);
@@ -248,7 +248,7 @@ bool tile_online_update(attn_tile_task<S>& a) {
     }
     any_row = true;
     if (has[i]) {
-      const S mn = std::max(m[i], tmax[i]);
+      const S mn = (std::max)(m[i], tmax[i]);
       alpha[i] = std::exp(m[i] - mn);
       m[i] = mn;
     } else {
@@ -371,8 +371,8 @@ void tile_epilogue(attn_tile_task<S>& a) {
 template <class S>
 void attn_tiled_query_tile(const attn_problem<S>& p, const mask_tiles<S>& mask, const attn_tiles& t,
                            S* wsbase, Index b, Index h, Index q0) {
-  attn_tile_task<S> a{p,        t,  attn_tile_ws<S>(wsbase, t), b,           h, p.b0 + b,
-                      p.h0 + h, q0, std::min(t.br, p.lq - q0),  p.q_off + q0};
+  attn_tile_task<S> a{p,        t,  attn_tile_ws<S>(wsbase, t),  b,           h, p.b0 + b,
+                      p.h0 + h, q0, (std::min)(t.br, p.lq - q0), p.q_off + q0};
   tile_pack_q(a);
   const tile_grid grid = t.grid(p.lq, p.lk);
   for (Index kt = 0; kt < grid.k_tiles(); ++kt) {

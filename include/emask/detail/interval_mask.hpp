@@ -37,7 +37,7 @@ class interval_mask : public mask_base<Derived> {
 
   key_span keys(Index b, Index, Index q, Index k0, Index k1) const {
     const row_bounds r = self().bounds(b, q);
-    const Index begin = std::max(r.lo, k0), end = std::min(r.hi, k1);
+    const Index begin = (std::max)(r.lo, k0), end = (std::min)(r.hi, k1);
     if (begin >= end) return empty_span(k0);
     return {begin, end, true};
   }
@@ -76,6 +76,24 @@ constexpr row_bounds make_bounds(Index lo, Index hi) noexcept {
 inline Index per_batch_value(const std::vector<Index>& v, Index b) {
   EMASK_ASSERT(!v.empty());
   return v.size() == 1 ? v[0] : v[static_cast<std::size_t>(b)];
+}
+
+/// Clamps a diagonal (a shift of positions) to [-2 unbounded, 2 unbounded]. For positions in
+/// [0, unbounded] and window sides <= unbounded the kept keys are the same as with the exact
+/// value, and position + diagonal + side + 1 cannot overflow.
+constexpr Index clamp_diagonal(Index d) noexcept {
+  return d > 2 * unbounded ? 2 * unbounded : (d < -2 * unbounded ? -2 * unbounded : d);
+}
+
+/// Raises emask::error when region r asks about positions past emask::unbounded, where the
+/// builders' arithmetic (position + diagonal + side) would overflow.
+inline void check_positions(const char* where, const region& r) {
+  if (r.q_end > unbounded)
+    fail_argument(where, "query positions", concat("[", r.q_begin, ", ", r.q_end, ")"),
+                  "positions <= emask::unbounded = ", unbounded);
+  if (r.k_end > unbounded)
+    fail_argument(where, "key positions", concat("[", r.k_begin, ", ", r.k_end, ")"),
+                  "positions <= emask::unbounded = ", unbounded);
 }
 
 inline void check_batch(const char* where, const char* what, std::size_t size, const region& r) {

@@ -161,7 +161,7 @@ inline packet<S> select(const packet<S>& mask, const packet<S>& a, const packet<
 template <class S>
 inline packet<S> exp_flushed(const packet<S>& x) {
   const packet<S> e = ei::pexp(x);
-  const packet<S> tiny = ei::pset1<packet<S>>(std::numeric_limits<S>::min());
+  const packet<S> tiny = ei::pset1<packet<S>>((std::numeric_limits<S>::min)());
 #if defined(__AVX512F__) && !defined(EMASK_NO_SIMD)
   // One compare into a mask register and a zeroing move (Eigen's generic pcmp_lt + pselect
   // expand the mask to a vector and back: four instructions). NLT_UQ is true for NaN.
@@ -194,7 +194,7 @@ inline S max_of(const S* x, Index n) {
 /// min of x[0, n), n >= 1.
 template <class S>
 inline S min_of(const S* x, Index n) {
-  const S high = std::numeric_limits<S>::max();
+  const S high = (std::numeric_limits<S>::max)();
   packet<S> acc = ei::pset1<packet<S>>(high);
   for_each_packet_at<S>(x, n,
                         [&](Index k, auto c) { acc = ei::pmin(acc, load<S>(x + k, c, high)); });

@@ -222,17 +222,17 @@ void finish_row(const S* x, S* y, Index n, const row_plan<S>& plan, const S* v, 
 }
 
 /// Softmax of one row of scale * x + bias, where a key is masked when its bias is <= the
-/// lowest finite value of the bias scalar (so both -infinity and a finite lowest() fill count).
-/// t and f are row buffers of n scalars, plan a reusable plan. Masked keys are decided from the
-/// bias alone: their scores (NaN, infinity) never enter the arithmetic. The row is one flagged run
-/// of the row core above.
+/// lowest finite value of the bias scalar (so both -infinity and a finite lowest() fill count);
+/// a NaN bias is not masked: it makes the row NaN like a kept NaN score. t and f are row buffers of
+/// n scalars, plan a reusable plan. Masked keys are decided from the bias alone: their scores (NaN,
+/// infinity) never enter the arithmetic. The row is one flagged run of the row core above.
 template <bool Log, class S, class B>
 void additive_row(const S* x, const B* bias, S* y, Index n, S scale, S* t, S* f, row_plan<S>& plan,
                   S* lse) {
   const B threshold = std::numeric_limits<B>::lowest();
   bool any = false;
   for (Index k = 0; k < n; ++k) {
-    const bool keep = bias[k] > threshold;
+    const bool keep = !(bias[k] <= threshold);  // NaN is kept (to_keep agrees)
     any = any || keep;
     // Masked keys hold 0 in t (a finite value); their results are selected away.
     t[k] = keep ? scale * x[k] + static_cast<S>(bias[k]) : S(0);

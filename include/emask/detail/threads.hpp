@@ -8,6 +8,10 @@
 #endif
 
 #include <algorithm>
+#include <atomic>
+#if EMASK_HAS_EXCEPTIONS
+#include <exception>
+#endif
 
 #include "emask/config.hpp"
 
@@ -26,8 +30,8 @@ namespace detail {
 /// count, and per-thread workspace for 2^30 threads would only fail to allocate.
 inline int thread_count(int requested) {
 #if EMASK_HAS_OPENMP
-  const int most = 4 * std::max(omp_get_max_threads(), omp_get_num_procs());
-  return requested > 0 ? std::min(requested, most) : omp_get_max_threads();
+  const int most = 4 * (std::max)(omp_get_max_threads(), omp_get_num_procs());
+  return requested > 0 ? (std::min)(requested, most) : omp_get_max_threads();
 #else
   (void)requested;
   return 1;
@@ -44,38 +48,46 @@ inline int thread_id() {
 }
 
 /// Carries an exception (an allocation failure) out of an OpenMP parallel region, which an
-/// exception may not leave (the process would terminate): run() catches it on its thread, and
-/// rethrow() raises the first one after the region, on the caller's thread.
+/// exception may not leave, nor a worksharing loop's body (the process would terminate): each
+/// allocation and each work item runs through run(), the first exception is kept and the items
+/// after it are skipped, and rethrow() throws it in the caller after the region. Without
+/// exceptions run() only calls the item. On the normal path the cost is one relaxed load per item.
 class region_errors {
  public:
-  /// Runs body(); returns false when it threw (the exception is kept for rethrow()).
+  /// Runs item() unless an earlier one threw; returns whether it ran and returned normally.
   template <class F>
-  bool run(F&& body) noexcept {
+  bool run(F&& item) noexcept {
 #if EMASK_HAS_EXCEPTIONS
+    if (failed_.load(std::memory_order_relaxed)) return false;
     try {
-      body();
+      item();
       return true;
     } catch (...) {
 #if EMASK_HAS_OPENMP
 #pragma omp critical(emask_region_errors)
 #endif
-      if (!first_) first_ = std::current_exception();
+      {
+        if (!error_) error_ = std::current_exception();
+      }
+      failed_.store(true, std::memory_order_relaxed);
       return false;
     }
 #else
-    body();
+    item();
     return true;
 #endif
   }
+  /// Throws the kept exception, if any (call it after the region).
   void rethrow() const {
 #if EMASK_HAS_EXCEPTIONS
-    if (first_) std::rethrow_exception(first_);
+    if (error_) std::rethrow_exception(error_);
 #endif
   }
 
  private:
 #if EMASK_HAS_EXCEPTIONS
-  std::exception_ptr first_;
+  std::exception_ptr error_;
+  std::atomic<bool> failed_{false};
 #endif
 };
 

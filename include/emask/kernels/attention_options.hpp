@@ -41,12 +41,15 @@ struct attention_options : kernel_options {
 /// paper for max_bias = 8): with n = 2^floor(log2(n_head)), m0 = 2^(-max_bias / n),
 /// m1 = 2^(-max_bias / 2 / n), head h < n gets m0^(h + 1), head h >= n gets
 /// m1^(2 (h - n) + 1).
+/// \pre 1 <= n_head <= the size of the largest vector; max_bias finite and > 0.
 inline std::vector<double> alibi_slopes(Index n_head, double max_bias = 8.0) {
-  if (n_head < 1) detail::fail_argument("alibi_slopes", "n_head", n_head, ">= 1");
-  if (detail::is_nan(max_bias) || !(max_bias > 0))
-    detail::fail_argument("alibi_slopes", "max_bias", max_bias, "> 0");
+  if (n_head < 1 || static_cast<std::size_t>(n_head) > std::vector<double>().max_size())
+    detail::fail_argument("alibi_slopes", "n_head", n_head, ">= 1 and at most ",
+                          std::vector<double>().max_size(), " (one slope per head)");
+  if (!detail::is_finite(max_bias) || !(max_bias > 0))
+    detail::fail_argument("alibi_slopes", "max_bias", max_bias, "a finite value > 0");
   Index n = 1;
-  while (n * 2 <= n_head) n *= 2;
+  while (n <= n_head / 2) n *= 2;
   const double m0 = std::pow(2.0, -max_bias / static_cast<double>(n));
   const double m1 = std::pow(2.0, -max_bias / 2.0 / static_cast<double>(n));
   std::vector<double> s(static_cast<std::size_t>(n_head));

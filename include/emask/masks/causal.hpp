@@ -21,7 +21,9 @@ class causal : public detail::interval_mask<causal> {
   /// \brief Top-left aligned, diagonal 0: query i keeps keys 0..i (PyTorch `is_causal`).
   causal() : diagonal_{0} {}
 
-  /// \brief Causal with an explicit diagonal: row q keeps keys k <= q + diagonal.
+  /// \brief Causal with an explicit diagonal: row q keeps keys k <= q + diagonal. A diagonal
+  /// beyond +-emask::unbounded is stored as +-emask::unbounded: every position is at most
+  /// unbounded, so the mask keeps everything (nothing) as the exact diagonal would.
   static causal with_diagonal(Index diagonal) { return causal(std::vector<Index>{diagonal}); }
 
   /// \brief Bottom-right aligned (FlashAttention >= 2.1, KV cache): query i keeps keys
@@ -73,10 +75,13 @@ class causal : public detail::interval_mask<causal> {
   /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const {
     detail::check_batch(where, "causal diagonals", diagonal_.size(), r);
+    detail::check_positions(where, r);
   }
 
  private:
-  explicit causal(std::vector<Index> diag) : diagonal_(std::move(diag)) {}
+  explicit causal(std::vector<Index> diag) : diagonal_(std::move(diag)) {
+    for (Index& d : diagonal_) d = d > unbounded ? unbounded : (d < -unbounded ? -unbounded : d);
+  }
   std::vector<Index> diagonal_;
   bool strict_ = false;
 };

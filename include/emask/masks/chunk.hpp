@@ -30,6 +30,7 @@ class chunked : public detail::interval_mask<chunked> {
   /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const {
     if (r.q_begin < 0) detail::fail_argument(where, "query positions", r.q_begin, ">= 0");
+    detail::check_positions(where, r);
   }
 
  private:

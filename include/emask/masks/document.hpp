@@ -49,7 +49,12 @@ class document : public mask_base<document> {
                              "a non-decreasing sequence (>= cu_seqlens[", i - 1,
                              "] = ", cu_seqlens[i - 1], ")");
     std::vector<std::int64_t> ids;
-    ids.reserve(static_cast<std::size_t>(cu_seqlens[cu_seqlens.size() - 1]));
+    const std::size_t total = static_cast<std::size_t>(cu_seqlens[cu_seqlens.size() - 1]);
+    if (total > ids.max_size())
+      detail::fail_element(where, "cu_seqlens", cu_seqlens.size() - 1, total,
+                           "a total length of at most ", ids.max_size(),
+                           " (one segment id per position)");
+    ids.reserve(total);
     for (std::size_t d = 0; d + 1 < cu_seqlens.size(); ++d)
       for (Index p = cu_seqlens[d]; p < cu_seqlens[d + 1]; ++p)
         ids.push_back(static_cast<std::int64_t>(d));
@@ -64,9 +69,9 @@ class document : public mask_base<document> {
   tile_state tile(Index b, Index, Index q0, Index q1, Index k0, Index k1) const {
     // Walk the runs of equal ids on both sides: exact, O(runs in q range * runs in k range).
     bool any = false, all = true;
-    for (Index q = q0; q < q1; q = std::min(q_.run_end(b, q), q1)) {
+    for (Index q = q0; q < q1; q = (std::min)(q_.run_end(b, q), q1)) {
       const std::int64_t id = q_.id(b, q);
-      for (Index k = k0; k < k1; k = std::min(k_.run_end(b, k), k1)) {
+      for (Index k = k0; k < k1; k = (std::min)(k_.run_end(b, k), k1)) {
         const bool same = k_.id(b, k) == id;
         any = any || same;
         all = all && same;
@@ -80,7 +85,8 @@ class document : public mask_base<document> {
   key_span keys(Index b, Index h, Index q, Index k0, Index k1) const {
     if (self_ && unique_runs_) {
       // The only run of q's id among the keys is the run containing q itself.
-      const Index begin = std::max(q_.run_start(b, q), k0), end = std::min(q_.run_end(b, q), k1);
+      const Index begin = (std::max)(q_.run_start(b, q), k0),
+                  end = (std::min)(q_.run_end(b, q), k1);
       return begin < end ? key_span{begin, end, true} : detail::empty_span(k0);
     }
     return detail::scan_keys(*this, b, h, q, k0, k1);

@@ -160,7 +160,7 @@ class query_padding : public mask_base<query_padding> {
   /// \brief State of the tile [q0, q1) x [k0, k1): never full or empty when it is not.
   tile_state tile(Index b, Index, Index q0, Index q1, Index, Index) const {
     const detail::row_bounds v = r_.bounds(b);
-    const Index lo = std::max(v.lo, q0), hi = std::min(v.hi, q1);
+    const Index lo = (std::max)(v.lo, q0), hi = (std::min)(v.hi, q1);
     if (lo >= hi) return tile_state::empty;
     return (lo == q0 && hi == q1) ? tile_state::full : tile_state::partial;
   }

@@ -32,11 +32,12 @@ class prefix_lm : public detail::interval_mask<prefix_lm> {
 
   /// \brief Kept keys [lo, hi) of row q of batch entry b (detail::interval_mask contract).
   detail::row_bounds bounds(Index b, Index q) const {
-    return detail::make_bounds(0, std::max(prefix_length(b), q + 1));
+    return detail::make_bounds(0, (std::max)(prefix_length(b), q + 1));
   }
   /// \brief Raises emask::error when the mask cannot answer for region r.
   void check(const region& r, const char* where) const {
     detail::check_batch(where, "prefix_lengths", prefix_.size(), r);
+    detail::check_positions(where, r);
   }
 
  private:

@@ -22,13 +22,13 @@ class sliding_window : public detail::interval_mask<sliding_window> {
  public:
   /// \pre left >= 0, right >= 0 (pass emask::unbounded for no limit on a side).
   sliding_window(Index left, Index right, Index diagonal = 0)
-      : left_(left), right_(right), diagonal_(diagonal) {
+      : left_(left), right_(right), diagonal_(detail::clamp_diagonal(diagonal)) {
     if (left < 0)
       detail::fail_argument("sliding_window", "left", left, ">= 0 (or emask::unbounded)");
     if (right < 0)
       detail::fail_argument("sliding_window", "right", right, ">= 0 (or emask::unbounded)");
-    left_ = std::min(left_, unbounded);
-    right_ = std::min(right_, unbounded);
+    left_ = (std::min)(left_, unbounded);
+    right_ = (std::min)(right_, unbounded);
   }
 
   /// \brief FlashAttention `window_size=(window_left, window_right)` for q_len queries over
@@ -63,6 +63,9 @@ class sliding_window : public detail::interval_mask<sliding_window> {
   static sliding_window from_llama_cpp(Index n_swa,
                                        llama_swa_type type = llama_swa_type::standard) {
     if (n_swa < 1) detail::fail_argument("sliding_window::from_llama_cpp", "n_swa", n_swa, ">= 1");
+    if (type != llama_swa_type::standard && type != llama_swa_type::symmetric)
+      detail::fail_argument("sliding_window::from_llama_cpp", "type", static_cast<int>(type),
+                            "llama_swa_type::standard or symmetric");
     if (type == llama_swa_type::symmetric) return sliding_window(n_swa / 2, n_swa / 2);
     return sliding_window(n_swa - 1, 0);
   }
@@ -71,7 +74,8 @@ class sliding_window : public detail::interval_mask<sliding_window> {
   Index left() const noexcept { return left_; }
   /// \brief Keys kept after the (shifted) diagonal.
   Index right() const noexcept { return right_; }
-  /// \brief Shift of the window's center: 0 top-left, Lk - Lq bottom-right.
+  /// \brief Shift of the window's center: 0 top-left, Lk - Lq bottom-right (clamped to
+  /// +-2 emask::unbounded, which keeps the same keys).
   Index diagonal() const noexcept { return diagonal_; }
 
   /// \brief Kept keys [lo, hi) of row q of batch entry b (detail::interval_mask contract).
@@ -80,7 +84,7 @@ class sliding_window : public detail::interval_mask<sliding_window> {
     return detail::make_bounds(center - left_, center + right_ + 1);
   }
   /// \brief Raises emask::error when the mask cannot answer for region r.
-  void check(const region&, const char*) const {}
+  void check(const region& r, const char* where) const { detail::check_positions(where, r); }
 
  private:
   Index left_;

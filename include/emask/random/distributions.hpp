@@ -136,7 +136,7 @@ inline void mark_smallest(std::vector<std::uint64_t>& keys, std::size_t k, unsig
   if (k == 0) return;
   if (k < keys.size())
     std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(k - 1), keys.end());
-  const std::size_t m = std::min(k, keys.size());
+  const std::size_t m = (std::min)(k, keys.size());
   for (std::size_t j = 0; j < m; ++j) flags[static_cast<std::uint32_t>(keys[j])] = 1;
 }
 }  // namespace detail

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "emask/core/polarity.hpp"
@@ -23,6 +24,13 @@ inline bool_matrix drop_flags(const char* where, Index n, Index width, double la
                               random_address at, std::uint16_t purpose_id) {
   if (n < 0) fail_argument(where, "n", n, ">= 0");
   if (width < 0) fail_argument(where, "width", width, ">= 0");
+  // The words of one row, and the n x width flags: storage that can exist at all.
+  if (static_cast<std::size_t>(width) > std::vector<std::uint32_t>().max_size() / 2)
+    fail_argument(where, "width", width, "at most ", std::vector<std::uint32_t>().max_size() / 2,
+                  " positions per sample");
+  if (width > 0 && n > (std::numeric_limits<Index>::max)() / width)
+    fail_argument(where, "n", n, "at most ", (std::numeric_limits<Index>::max)() / width,
+                  " samples of ", width, " positions (n x positions must fit in an Index)");
   if (detail::is_nan(lambda) || !(lambda >= 0.0 && lambda <= 1.0))
     fail_argument(where, "lambda", lambda, "a drop probability in [0, 1]");
   const bernoulli drop(lambda);
@@ -43,6 +51,10 @@ inline bool_matrix mgd_spatial_mask(Index n, Index height, Index width, double l
                                     random_address at = {}) {
   if (height < 0) detail::fail_argument("mgd_spatial_mask", "height", height, ">= 0");
   if (width < 0) detail::fail_argument("mgd_spatial_mask", "width", width, ">= 0");
+  if (width > 0 && height > (std::numeric_limits<Index>::max)() / width)
+    detail::fail_argument("mgd_spatial_mask", "height", height, "at most ",
+                          (std::numeric_limits<Index>::max)() / width,
+                          " (height * width = ", "the positions per sample must fit in an Index)");
   return detail::drop_flags("mgd_spatial_mask", n, height * width, lambda, at,
                             purpose::mgd_spatial);
 }

@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "emask/config.hpp"
+#include "emask/detail/threads.hpp"
 #include "emask/random/distributions.hpp"
 #include "emask/random/tokens.hpp"
 
@@ -57,6 +59,8 @@ inline void check_mlm_options(const char* where, const mlm_options& o) {
                   "a special_tokens(vocab_size, special_ids) with vocab_size >= 1");
   if (o.mask_id < 0 || o.mask_id >= v)
     fail_argument(where, "mask_id", o.mask_id, "an id inside the vocabulary [0, ", v, ")");
+  if (o.selection != mlm_selection::bernoulli && o.selection != mlm_selection::exact_count)
+    fail_argument(where, "selection", static_cast<int>(o.selection), "bernoulli or exact_count");
   check_probability(where, "mlm_probability", o.mlm_probability);
   check_probability(where, "mask_replace_prob", o.mask_replace_prob);
   check_probability(where, "random_replace_prob", o.random_replace_prob);
@@ -81,7 +85,7 @@ class replacer {
       : to_mask_(o.mask_replace_prob),
         to_random_(o.mask_replace_prob >= 1.0 || o.random_replace_prob <= 0.0
                        ? 0.0
-                       : std::min(1.0, o.random_replace_prob / (1.0 - o.mask_replace_prob))),
+                       : (std::min)(1.0, o.random_replace_prob / (1.0 - o.mask_replace_prob))),
         mask_id_(o.mask_id),
         seed_(seed),
         pool_(o.random_includes_special ? nullptr : o.vocabulary.regular_ids().data()),
@@ -240,7 +244,7 @@ inline void mlm_row(token_id* ids, token_id* labels, Index width, Index length, 
     const bool simd = cpu_has_avx2();
 #endif
     for (Index c = 0; c < length; c += chunk) {
-      const Index n = std::min(chunk, length - c);
+      const Index n = (std::min)(chunk, length - c);
       std::size_t count = 0;
       fill_packed_words(seed, sample, purpose::mlm_select, static_cast<std::uint64_t>(c),
                         static_cast<std::uint64_t>(c + n), words);
@@ -284,7 +288,7 @@ inline void mlm_row(token_id* ids, token_id* labels, Index width, Index length, 
   if (k == 0) return;
   if (k < keys.size())
     std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(k - 1), keys.end());
-  for (std::size_t j = 0; j < std::min(k, keys.size()); ++j) {
+  for (std::size_t j = 0; j < (std::min)(k, keys.size()); ++j) {
     const auto t = static_cast<std::uint32_t>(keys[j]);
     labels[t] = ids[t];
     ids[t] = rep(sample, t, ids[t]);
@@ -300,6 +304,7 @@ inline void mlm_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> lab
   token_id* id_data = ids.data();
   token_id* label_data = labels.data();
   const Index id_stride = ids.outerStride(), label_stride = labels.outerStride();
+  region_errors failure;  // an allocation failure of a thread's buffers reaches the caller
 #if EMASK_HAS_OPENMP
 #pragma omp parallel if (B > 1 && B * L >= 16384)
 #endif
@@ -310,10 +315,13 @@ inline void mlm_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> lab
 #pragma omp for schedule(static)
 #endif
     for (Index b = 0; b < B; ++b)
-      mlm_row(id_data + b * id_stride, label_data + b * label_stride, L, row_length(lengths, b, L),
-              at.seed, at.sample + static_cast<std::uint64_t>(b), o, rep, ok, select, keys,
-              row_words);
+      failure.run([&] {
+        mlm_row(id_data + b * id_stride, label_data + b * label_stride, L,
+                row_length(lengths, b, L), at.seed, at.sample + static_cast<std::uint64_t>(b), o,
+                rep, ok, select, keys, row_words);
+      });
   }
+  failure.rethrow();
 }
 
 inline void check_mlm_call(const char* where, Index rows, Index cols, const index_list* lengths,

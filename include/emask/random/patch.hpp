@@ -14,6 +14,7 @@
 
 #include "emask/core/polarity.hpp"
 #include "emask/detail/ieee.hpp"
+#include "emask/detail/threads.hpp"
 #include "emask/random/distributions.hpp"
 #include "emask/random/tokens.hpp"
 
@@ -28,7 +29,10 @@ struct mae_result {
 };
 
 /// \brief Number of kept patches: int(num_patches * (1 - mask_ratio)), truncated as MAE does.
+/// \pre 0 <= num_patches < 2^31, 0 <= mask_ratio < 1.
 inline Index mae_keep_count(Index num_patches, double mask_ratio) {
+  if (num_patches < 0 || num_patches > (Index{1} << 31) - 1)
+    detail::fail_argument("mae_keep_count", "num_patches", num_patches, "a count in [0, 2^31)");
   if (detail::is_nan(mask_ratio) || !(mask_ratio >= 0.0 && mask_ratio < 1.0))
     detail::fail_argument("mae_keep_count", "mask_ratio", mask_ratio, "a ratio in [0, 1)");
   return static_cast<Index>(static_cast<double>(num_patches) * (1.0 - mask_ratio));
@@ -51,23 +55,26 @@ inline mae_result mae_random_masking(Index batch, Index num_patches, double mask
                                          " patches (int(L * (1 - ratio)) = 0)"));
   mae_result r{token_matrix(batch, keep), token_matrix(batch, num_patches),
                token_matrix(batch, num_patches), bool_matrix::Constant(batch, num_patches, false)};
+  detail::region_errors failure;  // an allocation failure of noise_argsort reaches the caller
 #if EMASK_HAS_OPENMP
 #pragma omp parallel for schedule(static) if (batch > 1 && batch * num_patches >= 16384)
 #endif
-  for (Index b = 0; b < batch; ++b) {
-    const std::vector<std::uint32_t> order =
-        noise_argsort(purpose::mae_noise, static_cast<std::uint32_t>(num_patches),
-                      {at.seed, at.sample + static_cast<std::uint64_t>(b)});
-    for (Index j = 0; j < num_patches; ++j) {
-      const auto p = static_cast<Index>(order[static_cast<std::size_t>(j)]);
-      r.ids_shuffle(b, j) = static_cast<token_id>(p);
-      r.ids_restore(b, p) = static_cast<token_id>(j);
-      if (j < keep) {
-        r.ids_keep(b, j) = static_cast<token_id>(p);
-        r.kept(b, p) = true;
+  for (Index b = 0; b < batch; ++b)
+    failure.run([&] {
+      const std::vector<std::uint32_t> order =
+          noise_argsort(purpose::mae_noise, static_cast<std::uint32_t>(num_patches),
+                        {at.seed, at.sample + static_cast<std::uint64_t>(b)});
+      for (Index j = 0; j < num_patches; ++j) {
+        const auto p = static_cast<Index>(order[static_cast<std::size_t>(j)]);
+        r.ids_shuffle(b, j) = static_cast<token_id>(p);
+        r.ids_restore(b, p) = static_cast<token_id>(j);
+        if (j < keep) {
+          r.ids_keep(b, j) = static_cast<token_id>(p);
+          r.kept(b, p) = true;
+        }
       }
-    }
-  }
+    });
+  failure.rethrow();
   return r;
 }
 

@@ -45,6 +45,7 @@ void span_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
   const selectable ok = make_selectable(o);
   const bernoulli success(o.geometric_p);
   const auto max_l = static_cast<std::uint32_t>(o.max_span_words);
+  region_errors failure;  // an allocation failure of a thread's buffers reaches the caller
 #if EMASK_HAS_OPENMP
 #pragma omp parallel if (B > 1 && B * L >= 16384)
 #endif
@@ -54,54 +55,56 @@ void span_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
 #if EMASK_HAS_OPENMP
 #pragma omp for schedule(static)
 #endif
-    for (Index b = 0; b < B; ++b) {
-      token_id* row = ids.data() + b * ids.outerStride();
-      token_id* lab = labels.data() + b * labels.outerStride();
-      const Index len = row_length(lengths, b, L);
-      const std::uint64_t sample = at.sample + static_cast<std::uint64_t>(b);
-      std::fill(lab, lab + L, o.ignore_index);
-      build_words(row, len, ok, starts_of(b), words);
-      std::int64_t n = 0;
-      for (const word_range& w : words) n += w.end - w.begin;
-      if (words.empty()) continue;
-      const auto budget =
-          static_cast<std::int64_t>(std::ceil(o.mlm_probability * static_cast<double>(n)));
-      const auto nw = static_cast<std::uint32_t>(words.size());
-      taken.assign(nw, 0);
-      std::int64_t covered = 0;
-      const std::uint64_t max_tries = 64u * std::uint64_t{nw} + 64u;
-      for (std::uint64_t a = 0; a < max_tries && covered < budget; ++a) {
-        word_stream s(at.seed, sample, purpose::span_draw, static_cast<std::uint32_t>(a));
-        const std::uint32_t l = truncated_geometric(s, success, max_l);
-        const std::uint32_t anchor = bounded(s, nw);
-        if (taken[anchor]) continue;
-        const std::uint32_t span_begin = words[anchor].begin;
-        std::uint32_t span_end = span_begin;
-        for (std::uint32_t w = anchor, k = 0; w < nw && k < l && covered < budget; ++w, ++k) {
-          if (taken[w] || (w != anchor && words[w].begin != words[w - 1].end)) break;
-          taken[w] = 1;
-          for (std::uint32_t t = words[w].begin; t < words[w].end && covered < budget; ++t) {
-            lab[t] = row[t];
-            span_end = t + 1;
-            ++covered;
+    for (Index b = 0; b < B; ++b)
+      failure.run([&] {
+        token_id* row = ids.data() + b * ids.outerStride();
+        token_id* lab = labels.data() + b * labels.outerStride();
+        const Index len = row_length(lengths, b, L);
+        const std::uint64_t sample = at.sample + static_cast<std::uint64_t>(b);
+        std::fill(lab, lab + L, o.ignore_index);
+        build_words(row, len, ok, starts_of(b), words);
+        std::int64_t n = 0;
+        for (const word_range& w : words) n += w.end - w.begin;
+        if (words.empty()) return;
+        const auto budget =
+            static_cast<std::int64_t>(std::ceil(o.mlm_probability * static_cast<double>(n)));
+        const auto nw = static_cast<std::uint32_t>(words.size());
+        taken.assign(nw, 0);
+        std::int64_t covered = 0;
+        const std::uint64_t max_tries = 64u * std::uint64_t{nw} + 64u;
+        for (std::uint64_t a = 0; a < max_tries && covered < budget; ++a) {
+          word_stream s(at.seed, sample, purpose::span_draw, static_cast<std::uint32_t>(a));
+          const std::uint32_t l = truncated_geometric(s, success, max_l);
+          const std::uint32_t anchor = bounded(s, nw);
+          if (taken[anchor]) continue;
+          const std::uint32_t span_begin = words[anchor].begin;
+          std::uint32_t span_end = span_begin;
+          for (std::uint32_t w = anchor, k = 0; w < nw && k < l && covered < budget; ++w, ++k) {
+            if (taken[w] || (w != anchor && words[w].begin != words[w - 1].end)) break;
+            taken[w] = 1;
+            for (std::uint32_t t = words[w].begin; t < words[w].end && covered < budget; ++t) {
+              lab[t] = row[t];
+              span_end = t + 1;
+              ++covered;
+            }
+          }
+          // replacement of the span [span_begin, span_end)
+          if (o.replace_per_span) {
+            word_stream d(at.seed, sample, purpose::span_replace, span_begin);
+            const replacer::action act = rep.decide(d);
+            for (std::uint32_t t = span_begin; t < span_end; ++t) {
+              if (act == replacer::action::mask)
+                row[t] = rep.mask_id();
+              else if (act == replacer::action::random)
+                row[t] = rep.random_id(sample, t);
+            }
+          } else {
+            for (std::uint32_t t = span_begin; t < span_end; ++t) row[t] = rep(sample, t, row[t]);
           }
         }
-        // replacement of the span [span_begin, span_end)
-        if (o.replace_per_span) {
-          word_stream d(at.seed, sample, purpose::span_replace, span_begin);
-          const replacer::action act = rep.decide(d);
-          for (std::uint32_t t = span_begin; t < span_end; ++t) {
-            if (act == replacer::action::mask)
-              row[t] = rep.mask_id();
-            else if (act == replacer::action::random)
-              row[t] = rep.random_id(sample, t);
-          }
-        } else {
-          for (std::uint32_t t = span_begin; t < span_end; ++t) row[t] = rep(sample, t, row[t]);
-        }
-      }
-    }
+      });
   }
+  failure.rethrow();
 }
 
 inline void check_span(const char* where, const span_options& o) {
@@ -127,8 +130,13 @@ inline starts_every_token starts_of_tokens(Index) noexcept { return {}; }
 
 /// \brief Probability of a span of k words, k in [1, max_span_words]: the renormalized truncated
 /// geometric p (1-p)^(k-1) / (1 - (1-p)^max). Reference for tests and docs (not used to draw).
+/// \pre 0 < geometric_p <= 1, max_span_words >= 1 (as span_options).
 inline std::vector<double> span_length_distribution(double geometric_p,
                                                     std::int32_t max_span_words) {
+  span_options o;
+  o.geometric_p = geometric_p;
+  o.max_span_words = max_span_words;
+  detail::check_span("span_length_distribution", o);
   std::vector<double> pk;
   double q = 1.0, total = 0.0;
   for (std::int32_t k = 1; k <= max_span_words; ++k) {

@@ -17,6 +17,7 @@
 
 #include "emask/core/polarity.hpp"
 #include "emask/detail/ieee.hpp"
+#include "emask/detail/threads.hpp"
 #include "emask/random/distributions.hpp"
 #include "emask/random/tokens.hpp"
 
@@ -50,10 +51,12 @@ struct t5_result {
 namespace detail {
 inline t5_sizes t5_sizes_checked(const char* where, Index length, double density, double mean) {
   if (length < 2) fail_argument(where, "length", length, ">= 2 tokens (one noise and one kept)");
+  // length * density is rounded exactly below 2^52, and inputs_length cannot overflow.
+  if (length > (Index{1} << 52)) fail_argument(where, "length", length, "at most 2^52 tokens");
   check_probability(where, "noise_density", density);
   if (is_nan(mean) || !(mean >= 1.0)) fail_argument(where, "mean_noise_span_length", mean, ">= 1");
   Index noise = round_half_even_to<Index>(static_cast<double>(length) * density);
-  noise = std::min(std::max<Index>(noise, 1), length - 1);
+  noise = (std::min)(std::max<Index>(noise, 1), length - 1);
   const Index spans =
       std::max<Index>(1, round_half_even_to<Index>(static_cast<double>(noise) / mean));
   const Index kept = length - noise;
@@ -109,14 +112,21 @@ struct t5_lengths {
 /// \brief HF's compute_input_and_target_lengths: the largest raw length whose corrupted inputs
 /// (EOS included) fit in \p inputs_length, and the matching targets length. Uses the formula
 /// without the clamps of the mask itself, as HF does (it also applies HF's noise_density = 0.5
-/// adjustment). For 512, 0.15, 3.0 it gives {568, 114}.
+/// adjustment). For 512, 0.15, 3.0 it gives {568, 114}. HF searches one raw length at a time;
+/// the inputs length is non-decreasing in the raw length, so a galloping binary search finds the
+/// same answer in O(log) steps. \pre inputs_length in [1, 2^51), noise_density in [0, 1],
+/// mean_noise_span_length finite and > 0, and an answer below 2^52 raw tokens (density 1 with a
+/// mean of 1e30 has none).
 inline t5_lengths compute_input_and_target_lengths(Index inputs_length, double noise_density = 0.15,
                                                    double mean_noise_span_length = 3.0) {
   const char* where = "compute_input_and_target_lengths";
-  if (inputs_length < 1) detail::fail_argument(where, "inputs_length", inputs_length, ">= 1");
+  constexpr Index max_tokens = Index{1} << 52;  // t * density stays exact enough to round
+  if (inputs_length < 1 || inputs_length >= max_tokens / 2)
+    detail::fail_argument(where, "inputs_length", inputs_length, "a length in [1, 2^51)");
   detail::check_probability(where, "noise_density", noise_density);
-  if (detail::is_nan(mean_noise_span_length) || !(mean_noise_span_length > 0.0))
-    detail::fail_argument(where, "mean_noise_span_length", mean_noise_span_length, "> 0");
+  if (!detail::is_finite(mean_noise_span_length) || !(mean_noise_span_length > 0.0))
+    detail::fail_argument(where, "mean_noise_span_length", mean_noise_span_length,
+                          "a finite value > 0");
   auto lengths = [&](Index tokens) {
     const Index noise =
         detail::round_half_even_to<Index>(static_cast<double>(tokens) * noise_density);
@@ -124,8 +134,31 @@ inline t5_lengths compute_input_and_target_lengths(Index inputs_length, double n
         detail::round_half_even_to<Index>(static_cast<double>(noise) / mean_noise_span_length);
     return std::pair<Index, Index>(tokens - noise + spans + 1, noise + spans + 1);
   };
+  const auto fits = [&](Index tokens) { return lengths(tokens).first <= inputs_length; };
   Index tokens = inputs_length;
-  while (lengths(tokens + 1).first <= inputs_length) ++tokens;
+  if (fits(tokens + 1)) {
+    // lo fits, hi does not: gallop up to a raw length that does not fit, then bisect.
+    Index lo = tokens + 1, hi = 0, step = 1;
+    while (hi == 0) {
+      const Index next = lo < max_tokens - step ? lo + step : max_tokens;
+      if (!fits(next)) {
+        hi = next;
+      } else if (next == max_tokens) {
+        detail::fail_argument(
+            where, "mean_noise_span_length", mean_noise_span_length,
+            detail::concat("a mean for which fewer than 2^52 raw tokens fill inputs_length = ",
+                           inputs_length, " (noise_density = ", noise_density, ")"));
+      } else {
+        lo = next;
+        step *= 2;
+      }
+    }
+    while (hi - lo > 1) {
+      const Index mid = lo + (hi - lo) / 2;
+      (fits(mid) ? lo : hi) = mid;
+    }
+    tokens = lo;
+  }
   Index targets = lengths(tokens).second;
   if (noise_density == 0.5 && targets > lengths(tokens).first) {
     --tokens;
@@ -173,6 +206,7 @@ inline t5_result t5_span_corruption(const Eigen::Ref<const token_matrix>& ids,
                                          " sentinels counting down must stay >= 0)"));
   t5_result r{token_matrix(B, s.inputs_length), token_matrix(B, s.targets_length),
               bool_matrix(B, L)};
+  detail::region_errors failure;  // an allocation failure of a thread's buffers reaches us
 #if EMASK_HAS_OPENMP
 #pragma omp parallel if (B > 1 && B * L >= 16384)
 #endif
@@ -184,32 +218,34 @@ inline t5_result t5_span_corruption(const Eigen::Ref<const token_matrix>& ids,
 #if EMASK_HAS_OPENMP
 #pragma omp for schedule(static)
 #endif
-    for (Index b = 0; b < B; ++b) {
-      const std::uint64_t sample = at.sample + static_cast<std::uint64_t>(b);
-      detail::random_segmentation(at.seed, sample, purpose::t5_noise_cuts, s.num_noise_tokens,
-                                  s.num_noise_spans, keys, cut, words, noise_len);
-      detail::random_segmentation(at.seed, sample, purpose::t5_nonnoise_cuts,
-                                  L - s.num_noise_tokens, s.num_noise_spans, keys, cut, words,
-                                  kept_len);
-      Index t = 0, in = 0, tg = 0;
-      for (std::size_t j = 0; j < noise_len.size(); ++j) {
-        const auto sentinel =
-            static_cast<token_id>(options.first_sentinel_id - static_cast<token_id>(j));
-        for (Index i = 0; i < kept_len[j]; ++i, ++t) {
-          r.kept(b, t) = true;
-          r.inputs(b, in++) = ids(b, t);
+    for (Index b = 0; b < B; ++b)
+      failure.run([&] {
+        const std::uint64_t sample = at.sample + static_cast<std::uint64_t>(b);
+        detail::random_segmentation(at.seed, sample, purpose::t5_noise_cuts, s.num_noise_tokens,
+                                    s.num_noise_spans, keys, cut, words, noise_len);
+        detail::random_segmentation(at.seed, sample, purpose::t5_nonnoise_cuts,
+                                    L - s.num_noise_tokens, s.num_noise_spans, keys, cut, words,
+                                    kept_len);
+        Index t = 0, in = 0, tg = 0;
+        for (std::size_t j = 0; j < noise_len.size(); ++j) {
+          const auto sentinel =
+              static_cast<token_id>(options.first_sentinel_id - static_cast<token_id>(j));
+          for (Index i = 0; i < kept_len[j]; ++i, ++t) {
+            r.kept(b, t) = true;
+            r.inputs(b, in++) = ids(b, t);
+          }
+          r.inputs(b, in++) = sentinel;
+          r.targets(b, tg++) = sentinel;
+          for (Index i = 0; i < noise_len[j]; ++i, ++t) {
+            r.kept(b, t) = false;
+            r.targets(b, tg++) = ids(b, t);
+          }
         }
-        r.inputs(b, in++) = sentinel;
-        r.targets(b, tg++) = sentinel;
-        for (Index i = 0; i < noise_len[j]; ++i, ++t) {
-          r.kept(b, t) = false;
-          r.targets(b, tg++) = ids(b, t);
-        }
-      }
-      r.inputs(b, in) = options.eos_id;
-      r.targets(b, tg) = options.eos_id;
-    }
+        r.inputs(b, in) = options.eos_id;
+        r.targets(b, tg) = options.eos_id;
+      });
   }
+  failure.rethrow();
   return r;
 }
 

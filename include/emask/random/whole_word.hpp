@@ -78,6 +78,7 @@ void whole_word_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> lab
   const Index B = ids.rows(), L = ids.cols();
   const replacer rep(o, at.seed);
   const selectable ok = make_selectable(o);
+  region_errors failure;  // an allocation failure of a thread's buffers reaches the caller
 #if EMASK_HAS_OPENMP
 #pragma omp parallel if (B > 1 && B * L >= 16384)
 #endif
@@ -88,47 +89,50 @@ void whole_word_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> lab
 #if EMASK_HAS_OPENMP
 #pragma omp for schedule(static)
 #endif
-    for (Index b = 0; b < B; ++b) {
-      token_id* row = ids.data() + b * ids.outerStride();
-      token_id* lab = labels.data() + b * labels.outerStride();
-      const Index len = row_length(lengths, b, L);
-      const std::uint64_t sample = at.sample + static_cast<std::uint64_t>(b);
-      std::fill(lab, lab + L, o.ignore_index);
-      build_words(row, len, ok, starts_of(b), words);
-      Index n = 0;
-      for (Index t = 0; t < len; ++t) n += (o.pad_id < 0 || row[t] != o.pad_id) ? 1 : 0;
-      const std::int64_t budget = std::min<std::int64_t>(
-          o.max_predictions,
-          std::max<std::int64_t>(
-              1, round_half_even_to<std::int64_t>(static_cast<double>(n) * o.mlm_probability)));
-      // Visit order: argsort of one packed word per word. Only a prefix of the order is needed
-      // (the budget is reached after about budget words), so sort a prefix first and the rest
-      // only if the prefix runs out; the visit order is that of a full sort either way.
-      const std::size_t nw = words.size();
-      word_noise.resize(nw);
-      fill_packed_words(at.seed, sample, purpose::wwm_order, 0, nw, word_noise.data());
-      keys.resize(nw);
-      for (std::size_t w = 0; w < nw; ++w)
-        keys[w] = noise_key(word_noise[w], static_cast<std::uint32_t>(w));
-      const std::size_t prefix = std::min<std::size_t>(nw, static_cast<std::size_t>(budget) + 16);
-      if (prefix < nw)
-        std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(prefix),
-                         keys.end());
-      std::sort(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(prefix));
-      std::int64_t covered = 0;
-      for (std::size_t j = 0; j < nw && covered < budget; ++j) {
-        if (j == prefix) std::sort(keys.begin() + static_cast<std::ptrdiff_t>(prefix), keys.end());
-        const word_range& w = words[static_cast<std::uint32_t>(keys[j])];
-        const std::int64_t size = w.end - w.begin;
-        if (covered + size > budget) continue;
-        covered += size;
-        for (std::uint32_t t = w.begin; t < w.end; ++t) {
-          lab[t] = row[t];
-          row[t] = rep(sample, t, row[t]);
+    for (Index b = 0; b < B; ++b)
+      failure.run([&] {
+        token_id* row = ids.data() + b * ids.outerStride();
+        token_id* lab = labels.data() + b * labels.outerStride();
+        const Index len = row_length(lengths, b, L);
+        const std::uint64_t sample = at.sample + static_cast<std::uint64_t>(b);
+        std::fill(lab, lab + L, o.ignore_index);
+        build_words(row, len, ok, starts_of(b), words);
+        Index n = 0;
+        for (Index t = 0; t < len; ++t) n += (o.pad_id < 0 || row[t] != o.pad_id) ? 1 : 0;
+        const std::int64_t budget = std::min<std::int64_t>(
+            o.max_predictions,
+            std::max<std::int64_t>(
+                1, round_half_even_to<std::int64_t>(static_cast<double>(n) * o.mlm_probability)));
+        // Visit order: argsort of one packed word per word. Only a prefix of the order is needed
+        // (the budget is reached after about budget words), so sort a prefix first and the rest
+        // only if the prefix runs out; the visit order is that of a full sort either way.
+        const std::size_t nw = words.size();
+        word_noise.resize(nw);
+        fill_packed_words(at.seed, sample, purpose::wwm_order, 0, nw, word_noise.data());
+        keys.resize(nw);
+        for (std::size_t w = 0; w < nw; ++w)
+          keys[w] = noise_key(word_noise[w], static_cast<std::uint32_t>(w));
+        const std::size_t prefix = std::min<std::size_t>(nw, static_cast<std::size_t>(budget) + 16);
+        if (prefix < nw)
+          std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(prefix),
+                           keys.end());
+        std::sort(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(prefix));
+        std::int64_t covered = 0;
+        for (std::size_t j = 0; j < nw && covered < budget; ++j) {
+          if (j == prefix)
+            std::sort(keys.begin() + static_cast<std::ptrdiff_t>(prefix), keys.end());
+          const word_range& w = words[static_cast<std::uint32_t>(keys[j])];
+          const std::int64_t size = w.end - w.begin;
+          if (covered + size > budget) continue;
+          covered += size;
+          for (std::uint32_t t = w.begin; t < w.end; ++t) {
+            lab[t] = row[t];
+            row[t] = rep(sample, t, row[t]);
+          }
         }
-      }
-    }
+      });
   }
+  failure.rethrow();
 }
 
 /// The word boundaries an overload takes: the argument's name and shape, or none.

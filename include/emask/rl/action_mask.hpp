@@ -47,13 +47,25 @@ class action_space {
     const char* where = "action_space::multi_discrete";
     if (nvec.size() == 0)
       detail::fail_argument(where, "nvec", "an empty list", "at least one sub-space");
-    for (std::size_t i = 0; i < nvec.size(); ++i)
+    Index width = 0;
+    for (std::size_t i = 0; i < nvec.size(); ++i) {
       if (nvec[i] < 1) detail::fail_element(where, "nvec", i, nvec[i], ">= 1 action");
+      if (nvec[i] > (std::numeric_limits<Index>::max)() - width)
+        detail::fail_element(where, "nvec", i, nvec[i], "at most ",
+                             (std::numeric_limits<Index>::max)() - width,
+                             " (the flat width sum(nvec) must fit in an Index)");
+      width += nvec[i];
+    }
     return action_space(kind::multi_discrete, nvec.values());
   }
   /// \brief MultiBinary(k): k two-way choices, flat mask width 2k. \pre k >= 1.
   static action_space multi_binary(Index k) {
     if (k < 1) detail::fail_argument("action_space::multi_binary", "k", k, ">= 1 bit");
+    if (static_cast<std::size_t>(k) > std::vector<Index>().max_size() ||
+        k > (std::numeric_limits<Index>::max)() / 2)
+      detail::fail_argument("action_space::multi_binary", "k", k, "at most ",
+                            std::vector<Index>().max_size(),
+                            " bits (one sub-space per bit, flat width 2k)");
     return action_space(kind::multi_binary, std::vector<Index>(static_cast<std::size_t>(k), 2));
   }
 

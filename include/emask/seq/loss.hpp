@@ -44,7 +44,11 @@ loss_result<Scalar> masked_token_loss(const char* where, const Eigen::MatrixBase
                 "emask: targets must be integer class ids");
   const Index B = targets.rows();
   if (B < 1) fail_argument(where, "targets.rows()", B, ">= 1");
-  const Index T = time_steps(where, x.rows(), B);
+  if (opt.reduction != loss_reduction::none && opt.reduction != loss_reduction::sum &&
+      opt.reduction != loss_reduction::mean)
+    fail_argument(where, "options.reduction", static_cast<int>(opt.reduction),
+                  "loss_reduction::none, sum or mean");
+  const Index T = time_steps(where, x.rows(), B, "targets.rows()");
   if (targets.cols() != T)
     fail_argument(where, "targets.cols()", targets.cols(), T, " (x.rows() / batch)");
   if (mask && (mask->rows() != B || mask->cols() != T))

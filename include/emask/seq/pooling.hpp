@@ -22,7 +22,7 @@ Index check_pool(const char* where, const Eigen::MatrixBase<Derived>& x,
                 "emask::masked_pool: x must hold float or double");
   const Index B = mask.rows();
   if (B < 1) fail_argument(where, "mask.rows()", B, ">= 1 (one row per sequence)");
-  const Index T = time_steps(where, x.rows(), B);
+  const Index T = time_steps(where, x.rows(), B, "mask.rows()");
   if (mask.cols() != T)
     fail_argument(where, "mask.cols()", mask.cols(), T, " (x.rows() / batch time steps)");
   return T;
@@ -35,6 +35,8 @@ row_matrix<typename Derived::Scalar> masked_pool(const char* where,
                                                  const Eigen::DenseBase<MaskDerived>& mask,
                                                  pooling how) {
   using S = typename Derived::Scalar;
+  if (how != pooling::sum && how != pooling::mean && how != pooling::max)
+    fail_argument(where, "how", static_cast<int>(how), "pooling::sum, mean or max");
   const Index T = check_pool(where, x, mask);
   const Index B = mask.rows(), F = x.cols();
   row_matrix<S> out = row_matrix<S>::Zero(B, F);

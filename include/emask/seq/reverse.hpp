@@ -19,7 +19,10 @@ template <class Derived>
 row_matrix<typename Derived::Scalar> reverse_padded(const Eigen::MatrixBase<Derived>& x,
                                                     const index_list& lengths) {
   const Index B = static_cast<Index>(lengths.size());
-  const Index T = detail::time_steps("reverse_padded", x.rows(), B);
+  if (B < 1)
+    detail::fail_argument("reverse_padded", "lengths", "an empty list",
+                          "one length per sequence (at least one)");
+  const Index T = detail::time_steps("reverse_padded", x.rows(), B, "lengths.size()");
   for (Index b = 0; b < B; ++b) {
     const Index n = lengths[static_cast<std::size_t>(b)];
     if (n < 0 || n > T)

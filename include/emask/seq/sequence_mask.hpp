@@ -32,15 +32,17 @@ inline bool_matrix sequence_mask(const index_list& lengths, Index maxlen) {
 /// \brief tf.sequence_mask without maxlen: the width is the largest length.
 inline bool_matrix sequence_mask(const index_list& lengths) {
   Index maxlen = 0;
-  for (Index n : lengths.values()) maxlen = std::max(maxlen, n);
+  for (Index n : lengths.values()) maxlen = (std::max)(maxlen, n);
   return sequence_mask(lengths, maxlen);
 }
 
 namespace detail {
-inline Index time_steps(const char* where, Index rows, Index batch) {
-  if (batch < 1) fail_argument(where, "batch", batch, ">= 1");
+/// \p batch_name is how the caller's arguments give the batch ("batch", "lengths.size()").
+inline Index time_steps(const char* where, Index rows, Index batch,
+                        const char* batch_name = "batch") {
+  if (batch < 1) fail_argument(where, batch_name, batch, ">= 1");
   if (rows % batch != 0)
-    fail_argument(where, "x.rows()", rows, "a multiple of batch = ", batch,
+    fail_argument(where, "x.rows()", rows, "a multiple of ", batch_name, " = ", batch,
                   " (x is [batch * time, features])");
   return rows / batch;
 }
