@@ -100,7 +100,7 @@ TEST_CASE("fwd.hpp: a TU with only the declarations passes every type on", "[fwd
             as_mask(keep), llama_swa_type::symmetric) == 100 + 11);
 
   softmax_options so;
-  so.tile = 3;
+  so.tile_q = 3;
   attention_options ao;
   ao.tile_q = 4;
   CHECK(fwd_test::forward_kernels(slice{}, kernel_options{}, so, ao, attention_workspace<float>{},
