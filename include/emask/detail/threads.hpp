@@ -30,7 +30,8 @@ namespace detail {
 /// count, and per-thread workspace for 2^30 threads would only fail to allocate.
 inline int thread_count(int requested) {
 #if EMASK_HAS_OPENMP
-  const int most = 4 * (std::max)(omp_get_max_threads(), omp_get_num_procs());
+  // omp_get_num_procs() reads the system's CPU list (about 70 us with libgomp): once.
+  static const int most = 4 * (std::max)(omp_get_max_threads(), omp_get_num_procs());
   return requested > 0 ? (std::min)(requested, most) : omp_get_max_threads();
 #else
   (void)requested;
