@@ -10,7 +10,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 rounds=${1:-3}
 inc=${2:-$root/include}
 cxx=${CXX:-g++}
-eigen=$(pkg-config --cflags-only-I eigen3 2>/dev/null | sed 's/-I//' || true)
+eigen=$(pkg-config --cflags-only-I eigen3 2>/dev/null | sed 's/-I//' | xargs || true)
 eigen=${eigen:-/usr/include/eigen3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
