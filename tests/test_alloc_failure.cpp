@@ -1,33 +1,14 @@
 // An allocation that fails inside a kernel's OpenMP region reaches the caller as std::bad_alloc
 // (issue 13, item 10): an exception may not leave a parallel region, so without care the process
-// terminates. This program replaces the global operator new with one that fails, when armed, for
-// one request size only (the per-thread row buffers of the softmax kernels).
-#include <atomic>
-#include <cstdlib>
-#include <new>
+// terminates. tests/failing_new.hpp replaces the global operator new with one that fails, when
+// armed, for one request size only (the per-thread row buffers of the softmax kernels).
 
 #include <emask/emask.hpp>
 
 #include "catch.hpp"
+#include "failing_new.hpp"
 
-namespace {
-std::atomic<std::size_t> fail_size{0};
-}  // namespace
-
-void* operator new(std::size_t n) {
-  if (n != 0 && n == fail_size.load()) throw std::bad_alloc();
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-
-namespace {
-struct armed {
-  explicit armed(std::size_t n) { fail_size = n; }
-  ~armed() { fail_size = 0; }
-};
-}  // namespace
+using armed = emask_test::failing_new_armed;
 
 TEST_CASE("softmax: an allocation failure in the parallel region reaches the caller", "[alloc]") {
   using emask::Index;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "failing_new.hpp"
 
 using namespace emask;
 
@@ -229,47 +230,24 @@ TEST_CASE("span_mask(ids, lengths, options): every token a word, rows cut at the
 
 // An allocation that fails inside a masker's OpenMP region (its per-thread buffers) must reach
 // the caller as std::bad_alloc, not terminate the process (an exception may not leave an OpenMP
-// region). The global operator new below fails allocations of exactly g_fail_size bytes, a size
-// only the per-thread buffers of the masker under test request (the results are Eigen arrays,
-// allocated with malloc).
-namespace {
-std::atomic<std::size_t> g_fail_size{0};
-std::atomic<int> g_failures{0};
-}  // namespace
-
-void* operator new(std::size_t n) {
-  if (n != 0 && n == g_fail_size.load(std::memory_order_relaxed)) {
-    g_failures.fetch_add(1, std::memory_order_relaxed);
-    throw std::bad_alloc();
-  }
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-// The replaced operator new allocates with malloc, so its delete frees (GCC warns at free()).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+// region). The global operator new of failing_new.hpp fails allocations of exactly the armed size,
+// a size only the per-thread buffers of the masker under test request (the results are Eigen
+// arrays, allocated with malloc).
 
 namespace {
 /// Runs \p f with allocations of \p bytes failing; true when it threw std::bad_alloc.
 template <class F>
 bool fails_with_bad_alloc(std::size_t bytes, F&& f) {
-  g_failures = 0;
-  g_fail_size = bytes;
+  emask_test::failing_new_count() = 0;
+  emask_test::failing_new_size() = bytes;
   bool caught = false;
   try {
     f();
   } catch (const std::bad_alloc&) {
     caught = true;
   }
-  g_fail_size = 0;
-  return caught && g_failures > 0;
+  emask_test::failing_new_size() = 0;
+  return caught && emask_test::failing_new_count() > 0;
 }
 }  // namespace
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "emask/core/types.hpp"
@@ -107,9 +108,16 @@ inline double round_half_even(double x) noexcept {
   return std::fmod(f, 2.0) == 0.0 ? f : f + 1.0;
 }
 
+/// round_half_even(x) as an Int, saturated to Int's range (NaN gives the maximum): a double
+/// outside the range would be undefined behaviour to convert.
 template <class Int>
 Int round_half_even_to(double x) noexcept {
-  return static_cast<Int>(round_half_even(x));
+  const double r = round_half_even(x);
+  const double top = static_cast<double>((std::numeric_limits<Int>::max)());  // 2^63 for int64
+  const double bottom = static_cast<double>((std::numeric_limits<Int>::min)());
+  if (!(r < top)) return (std::numeric_limits<Int>::max)();
+  if (r < bottom) return (std::numeric_limits<Int>::min)();
+  return static_cast<Int>(r);
 }
 }  // namespace detail
 

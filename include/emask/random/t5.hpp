@@ -130,8 +130,10 @@ inline t5_lengths compute_input_and_target_lengths(Index inputs_length, double n
   auto lengths = [&](Index tokens) {
     const Index noise =
         detail::round_half_even_to<Index>(static_cast<double>(tokens) * noise_density);
-    const Index spans =
-        detail::round_half_even_to<Index>(static_cast<double>(noise) / mean_noise_span_length);
+    // A tiny mean makes noise / mean huge: saturated, and capped where the search stops.
+    const Index spans = (std::min)(
+        max_tokens,
+        detail::round_half_even_to<Index>(static_cast<double>(noise) / mean_noise_span_length));
     return std::pair<Index, Index>(tokens - noise + spans + 1, noise + spans + 1);
   };
   const auto fits = [&](Index tokens) { return lengths(tokens).first <= inputs_length; };
