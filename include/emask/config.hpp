@@ -71,9 +71,9 @@
 #define EMASK_UNLIKELY(x) (x)
 #endif
 
-/// \def EMASK_NO_SIMD
-/// Define it to build every emask kernel without explicit SIMD code: no vector extensions in
-/// the GEMM micro-kernel, scalar packets in the row kernels, no streaming stores, no AVX2 Philox.
+// EMASK_NO_SIMD (user-defined, before any emask header) builds every emask kernel without
+// explicit SIMD code: no vector extensions in the GEMM micro-kernel, scalar packets in the row
+// kernels, no streaming stores, no AVX2 Philox.
 /// \def EMASK_SIMD_BYTES
 /// Bytes of the widest vector the build targets: 64 (AVX-512F), 32 (AVX), else 16.
 /// \def EMASK_HAS_VECTOR_EXT
