@@ -1673,6 +1673,9 @@ void fuzz_patch_feature(byte_source& s) {
     if (ratio_bad)
       expect_error(error_of([&] { emask::mae_keep_count(patches, ratio); }),
                    {"argument 'mask_ratio'"}, "mae_keep_count: bad ratio not reported");
+    else if (patches < 0)
+      expect_error(error_of([&] { emask::mae_keep_count(patches, ratio); }),
+                   {"argument 'num_patches'"}, "mae_keep_count: negative count not reported");
     else
       check(emask::mae_keep_count(patches, ratio) == keep,
             "mae_keep_count differs from int(L (1 - r))");
