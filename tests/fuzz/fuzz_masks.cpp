@@ -1670,9 +1670,12 @@ void fuzz_patch_feature(byte_source& s) {
     const std::string e = error_of([&] {
       r = emask::mae_random_masking(batch, patches, ratio, {seed, first});
     });
-    if (ratio_bad)
+    if (ratio_bad && patches >= 0)
       expect_error(error_of([&] { emask::mae_keep_count(patches, ratio); }),
                    {"argument 'mask_ratio'"}, "mae_keep_count: bad ratio not reported");
+    else if (ratio_bad)  // the count is checked first
+      expect_error(error_of([&] { emask::mae_keep_count(patches, ratio); }),
+                   {"argument 'num_patches'"}, "mae_keep_count: negative count not reported");
     else if (patches < 0)
       expect_error(error_of([&] { emask::mae_keep_count(patches, ratio); }),
                    {"argument 'num_patches'"}, "mae_keep_count: negative count not reported");
