@@ -1,5 +1,6 @@
 // as_mask views its argument and never copies: a view of a temporary would dangle, so
 // as_mask(rvalue) is deleted. to_mask() owns the array.
+// expected-error: deleted function.*as_mask
 #include <emask/masks/dense.hpp>
 int main() {
   emask::bool_matrix keep = emask::bool_matrix::Constant(2, 3, true);

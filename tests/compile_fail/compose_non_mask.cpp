@@ -1,4 +1,5 @@
 // Composition operators are constrained to mask types: `causal() & 3` must not compile.
+// expected-error: (no match for|invalid operands).*causal.*int
 #include <emask/emask.hpp>
 int main() {
   const auto m = emask::causal() & emask::sliding_window(1, 0);

@@ -1,4 +1,5 @@
 // A drop-mask (true = ignore) is not a keep-mask: it cannot be materialized or composed.
+// expected-error: conversion from .*drop_mask.* to .*bool_matrix
 #include <emask/emask.hpp>
 int main() {
   emask::bool_matrix flags = emask::bool_matrix::Constant(2, 3, false);

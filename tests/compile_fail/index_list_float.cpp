@@ -1,4 +1,5 @@
 // Lengths are integers: a floating-point Eigen vector does not convert to an index_list.
+// expected-error: conver.*VectorXf.* to .*index_list
 #include <emask/emask.hpp>
 int main() {
   Eigen::VectorXi ok(1);

@@ -1,4 +1,5 @@
 // An additive bias must be floating point: an integer one cannot hold -infinity.
+// expected-error: emask::additive_mask: use float or double
 #include <emask/emask.hpp>
 int main() {
   const auto bias = emask::materialize_additive<float>(emask::causal(), 2, 2);

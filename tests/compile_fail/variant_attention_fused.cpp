@@ -1,4 +1,5 @@
 // A variant tag the kernel does not have is a compile error: attention has no fused variant.
+// expected-error: emask::masked_attention: the variant is emask::tiled
 #include <emask/emask.hpp>
 int main() {
   const emask::row_matrix<float> q = emask::row_matrix<float>::Zero(2, 4);

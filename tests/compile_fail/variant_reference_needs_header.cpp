@@ -1,4 +1,5 @@
 // reference::naive needs its header: the umbrella does not compile the references.
+// expected-error: include <emask/reference/softmax.hpp> for reference::naive
 #include <emask/emask.hpp>
 #ifndef EMASK_SHOULD_FAIL
 #include <emask/reference/softmax.hpp>
