@@ -33,8 +33,5 @@ endif()
 
 # The row kernels with EMASK_NO_SIMD: the packet loops of detail/simd.hpp run on scalars, so the
 # whole softmax suite must pass without Eigen's packets (and without the x86 intrinsics).
-add_executable(test_softmax_no_simd ${CMAKE_CURRENT_SOURCE_DIR}/test_softmax.cpp)
-target_link_libraries(test_softmax_no_simd PRIVATE emask::emask emask_dev_flags ${EMASK_CATCH_MAIN})
-target_compile_definitions(test_softmax_no_simd PRIVATE ${EMASK_CATCH_DEFS} EMASK_NO_SIMD)
-target_include_directories(test_softmax_no_simd PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
-catch_discover_tests(test_softmax_no_simd TEST_PREFIX "test_softmax_no_simd:")
+emask_add_test_program(test_softmax_no_simd ${CMAKE_CURRENT_SOURCE_DIR}/test_softmax.cpp)
+target_compile_definitions(test_softmax_no_simd PRIVATE EMASK_NO_SIMD)

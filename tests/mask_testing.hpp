@@ -34,6 +34,16 @@ class rng {
   std::uint64_t s_;
 };
 
+/// A matrix of values uniform in [-amp, amp], drawn row by row from g.
+template <class S>
+emask::row_matrix<S> uniform_matrix(rng& g, Index rows, Index cols, double amp = 1.0) {
+  emask::row_matrix<S> m(rows, cols);
+  for (Index i = 0; i < rows; ++i)
+    for (Index j = 0; j < cols; ++j)
+      m(i, j) = static_cast<S>(amp * (static_cast<double>(g.next() >> 11) * 0x1.0p-53 * 2.0 - 1.0));
+  return m;
+}
+
 using predicate = std::function<bool(Index b, Index h, Index q, Index k)>;
 
 inline emask::tile_state brute_tile(const predicate& ref, Index b, Index h, Index q0, Index q1,

@@ -18,15 +18,6 @@ using emask::row_matrix;
 using emask_test::rng;
 using dmat = row_matrix<double>;
 
-template <class S>
-row_matrix<S> random_matrix(rng& g, Index r, Index c, double amp = 1.0) {
-  row_matrix<S> m(r, c);
-  for (Index i = 0; i < r; ++i)
-    for (Index j = 0; j < c; ++j)
-      m(i, j) = static_cast<S>(amp * (static_cast<double>(g.next() >> 11) * 0x1.0p-53 * 2.0 - 1.0));
-  return m;
-}
-
 struct ref_result {
   dmat out;
   Eigen::VectorXd lse;
@@ -83,8 +74,9 @@ template <class S, class Mask>
 void check_all_variants(const Mask& m, Index lq, Index lk, Index d, Index dv, std::uint64_t seed,
                         emask_test::attention_options base = {}) {
   rng g(seed);
-  const row_matrix<S> q = random_matrix<S>(g, lq, d, 2.0), k = random_matrix<S>(g, lk, d, 2.0),
-                      v = random_matrix<S>(g, lk, dv);
+  const row_matrix<S> q = emask_test::uniform_matrix<S>(g, lq, d, 2.0),
+                      k = emask_test::uniform_matrix<S>(g, lk, d, 2.0),
+                      v = emask_test::uniform_matrix<S>(g, lk, dv);
   const double scale = base.scale ? *base.scale : 1.0 / std::sqrt(static_cast<double>(d));
   const double slope =
       base.alibi.empty() ? 0.0 : base.alibi[static_cast<std::size_t>(base.slice.h)];
@@ -244,8 +236,9 @@ TEMPLATE_TEST_CASE("masked_attention: masked entries cannot leak, kept NaN poiso
   using S = TestType;
   rng g(301);
   const Index L = 150, D = 16;
-  row_matrix<S> q = random_matrix<S>(g, L, D), k = random_matrix<S>(g, L, D),
-                v = random_matrix<S>(g, L, D);
+  row_matrix<S> q = emask_test::uniform_matrix<S>(g, L, D),
+                k = emask_test::uniform_matrix<S>(g, L, D),
+                v = emask_test::uniform_matrix<S>(g, L, D);
   const auto m = emask::key_padding::from_lengths({100}, L);
   for (auto variant : all_variants) {
     emask_test::attention_options o;
@@ -288,7 +281,8 @@ TEMPLATE_TEST_CASE("masked_attention: values near the largest finite scalar do n
   rng g(77);
   const Index lq = 70, lk = 150, d = 8;
   const S big = std::numeric_limits<S>::max() / 4;
-  const row_matrix<S> q = random_matrix<S>(g, lq, d), k = random_matrix<S>(g, lk, d);
+  const row_matrix<S> q = emask_test::uniform_matrix<S>(g, lq, d),
+                      k = emask_test::uniform_matrix<S>(g, lk, d);
   row_matrix<S> v(lk, 4);
   for (Index j = 0; j < lk; ++j) {
     v(j, 0) = big;                        // exact output: big

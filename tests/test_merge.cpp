@@ -12,14 +12,6 @@ namespace {
 using emask::Index;
 using emask::row_matrix;
 
-template <class S>
-row_matrix<S> random_matrix(emask_test::rng& g, Index r, Index c) {
-  row_matrix<S> m(r, c);
-  for (Index i = 0; i < r; ++i)
-    for (Index j = 0; j < c; ++j)
-      m(i, j) = static_cast<S>(static_cast<double>(g.next() >> 11) * 0x1.0p-53 * 4.0 - 2.0);
-  return m;
-}
 }  // namespace
 
 TEMPLATE_TEST_CASE("merge_attention: 1..8 key shards merge into the unsharded result", "[merge]",
@@ -28,8 +20,9 @@ TEMPLATE_TEST_CASE("merge_attention: 1..8 key shards merge into the unsharded re
   const double tol = std::is_same<S, float>::value ? 3e-5 : 1e-12;
   emask_test::rng g(7);
   const Index Lq = 60, Lk = 203, D = 16, Dv = 9;
-  const row_matrix<S> q = random_matrix<S>(g, Lq, D), k = random_matrix<S>(g, Lk, D),
-                      v = random_matrix<S>(g, Lk, Dv);
+  const row_matrix<S> q = emask_test::uniform_matrix<S>(g, Lq, D, 2.0),
+                      k = emask_test::uniform_matrix<S>(g, Lk, D, 2.0),
+                      v = emask_test::uniform_matrix<S>(g, Lk, Dv, 2.0);
   // Bottom-right causal and a window: some shards see nothing for some rows (lse = -inf).
   const auto mask = emask::causal::bottom_right(Lq, Lk) & emask::sliding_window(40, 0, Lk - Lq);
   for (auto variant : {emask_test::attention_variant::naive, emask_test::attention_variant::tiled,

@@ -23,15 +23,6 @@ bool_matrix random_keep(rng& r, Index rows, Index cols, double p) {
   return a;
 }
 
-template <class S>
-row_matrix<S> random_matrix(rng& g, Index r, Index c) {
-  row_matrix<S> m(r, c);
-  for (Index i = 0; i < r; ++i)
-    for (Index j = 0; j < c; ++j)
-      m(i, j) = static_cast<S>(static_cast<double>(g.next() >> 11) * 0x1.0p-53 * 2.0 - 1.0);
-  return m;
-}
-
 }  // namespace
 
 TEST_CASE("tile_grid cuts lengths into tiles, clamped so that nothing overflows", "[tiles]") {
@@ -199,8 +190,9 @@ TEST_CASE("kernels accept a block mask and give the result of the mask it was bu
     const Index lk = r.between(1, 300), lq = r.between(1, lk), d = r.between(1, 40);
     const auto m = document::from_cu_seqlens({0, lk / 3, lk}) & causal::bottom_right(lq, lk) &
                    sliding_window(r.between(0, 200), 0);
-    const row_matrix<float> q = random_matrix<float>(r, lq, d), k = random_matrix<float>(r, lk, d),
-                            v = random_matrix<float>(r, lk, d);
+    const row_matrix<float> q = emask_test::uniform_matrix<float>(r, lq, d),
+                            k = emask_test::uniform_matrix<float>(r, lk, d),
+                            v = emask_test::uniform_matrix<float>(r, lk, d);
     // Built with the kernel's tiles (lookups) and with odd tiles (rectangle answers).
     for (Index tile : {Index(64), Index(r.between(1, 50))}) {
       const block_mask bm = materialize_block_mask(m, lq, lk, tile, tile);
@@ -227,7 +219,7 @@ TEST_CASE("kernels accept a block mask and give the result of the mask it was bu
                            emask_test::softmax_variant::naive}) {
         emask_test::softmax_options o;
         o.variant = variant;
-        const row_matrix<float> x = random_matrix<float>(r, lq, lk);
+        const row_matrix<float> x = emask_test::uniform_matrix<float>(r, lq, lk);
         row_matrix<float> want(lq, lk), got(lq, lk);
         emask_test::masked_softmax(x, m, want, o);
         emask_test::masked_softmax(x, bm, got, o);
@@ -265,8 +257,9 @@ TEST_CASE("huge tile and chunk options mean one tile: same results, no overflow"
   using namespace emask;
   rng r(31);
   const Index lq = 37, lk = 90, d = 8;
-  const row_matrix<double> q = random_matrix<double>(r, lq, d), k = random_matrix<double>(r, lk, d),
-                           v = random_matrix<double>(r, lk, d);
+  const row_matrix<double> q = emask_test::uniform_matrix<double>(r, lq, d),
+                           k = emask_test::uniform_matrix<double>(r, lk, d),
+                           v = emask_test::uniform_matrix<double>(r, lk, d);
   const auto m = causal::bottom_right(lq, lk) & sliding_window(30, 0);
   const Index huge = std::numeric_limits<Index>::max();
   for (auto variant :
@@ -285,7 +278,7 @@ TEST_CASE("huge tile and chunk options mean one tile: same results, no overflow"
   emask_test::softmax_options plain, big;
   big.tile_q = huge;
   big.tile_k = unbounded;
-  const row_matrix<double> x = random_matrix<double>(r, lq, lk);
+  const row_matrix<double> x = emask_test::uniform_matrix<double>(r, lq, lk);
   row_matrix<double> want(lq, lk), got(lq, lk);
   emask_test::masked_softmax(x, m, want, plain);
   emask_test::masked_softmax(x, m, got, big);

@@ -19,7 +19,7 @@
 #   EMASK_SANITIZE       e.g. address,undefined: adds -fsanitize=... to compile and link flags
 #   EMASK_EXTRA_FLAGS    extra C++ compiler flags
 #   EMASK_JOBS           parallel build jobs (default: nproc)
-#   EMASK_CTEST_ARGS     extra arguments for ctest (e.g. "-R test_error")
+#   EMASK_CTEST_ARGS     extra arguments for ctest (e.g. "-R test_rl:")
 #   EMASK_TEST_TIMEOUT   seconds before ctest kills one test case (default 300)
 set -euo pipefail
 

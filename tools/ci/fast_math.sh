@@ -23,7 +23,7 @@ tests=(test_softmax test_attention test_differential test_ieee)
 emask_fresh_build_dir "$build" "$cxx|fast_math"
 cmake -S . -B "$build" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=Release \
   "-DCMAKE_CXX_FLAGS_RELEASE=-O2" "-DCMAKE_CXX_FLAGS=-ffast-math" -DEMASK_WERROR=ON \
-  -DEMASK_BUILD_TESTS=ON -DEMASK_BUILD_EXAMPLES=ON -DEMASK_BUILD_BENCHMARKS=OFF >/dev/null
+  -DEMASK_BUILD_TESTS=ON -DEMASK_TEST_GROUPS=OFF -DEMASK_BUILD_EXAMPLES=ON -DEMASK_BUILD_BENCHMARKS=OFF >/dev/null
 targets=()
 for t in "${tests[@]}"; do [ -f "tests/$t.cpp" ] && targets+=("$t"); done
 for f in examples/*.cpp; do targets+=("example_$(basename "$f" .cpp)"); done

@@ -24,7 +24,7 @@ fi
 emask_fresh_build_dir "$build" "$cxx|native"
 cmake -S . -B "$build" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=Release \
   "-DCMAKE_CXX_FLAGS_RELEASE=-O2" "-DCMAKE_CXX_FLAGS=$flags" -DEMASK_WERROR=ON \
-  -DEMASK_BUILD_TESTS=ON -DEMASK_BUILD_EXAMPLES=OFF -DEMASK_BUILD_BENCHMARKS=OFF >/dev/null
+  -DEMASK_BUILD_TESTS=ON -DEMASK_TEST_GROUPS=OFF -DEMASK_BUILD_EXAMPLES=OFF -DEMASK_BUILD_BENCHMARKS=OFF >/dev/null
 rc=0
 cmake --build "$build" -j"$(emask_jobs)" --target "${tests[@]}" || rc=$?
 if [ "$rc" -ne 0 ]; then
