@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "emask/config.hpp"
+#include "emask/detail/avx2.hpp"
 #include "emask/detail/threads.hpp"
 #include "emask/random/distributions.hpp"
 #include "emask/random/tokens.hpp"
@@ -190,32 +191,27 @@ __attribute__((target("avx2"))) inline std::uint64_t selection_bits_avx2(const s
                                                                          Index m,
                                                                          std::uint64_t threshold,
                                                                          selectable ok) noexcept {
-  const __m256i sign = _mm256_set1_epi32(static_cast<int>(0x80000000u));
+  using avx2::i32x8;
+  // Unsigned compares as signed ones on words with the sign bit flipped.
+  const int sign = static_cast<int>(0x80000000u);
   const bool all_words = threshold >= (std::uint64_t{1} << 32);
-  const __m256i thr = _mm256_set1_epi32(
-      static_cast<int>(static_cast<std::uint32_t>(all_words ? 0u : threshold) ^ 0x80000000u));
-  const __m256i vocab =
-      _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(ok.vocab) ^ 0x80000000u));
-  const __m256i pad = _mm256_set1_epi32(ok.pad);
-  const __m256i low_byte = _mm256_set1_epi32(0xFF);
-  const __m256i zero = _mm256_setzero_si256();
+  const i32x8 thr =
+      i32x8{} +
+      static_cast<int>(static_cast<std::uint32_t>(all_words ? 0u : threshold) ^ 0x80000000u);
+  const i32x8 vocab =
+      i32x8{} + static_cast<int>(static_cast<std::uint32_t>(ok.vocab) ^ 0x80000000u);
   const int* table = reinterpret_cast<const int*>(ok.special);
   std::uint64_t bits = 0;
   Index j = 0;
   for (; j + 8 <= m; j += 8) {
-    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + j));
-    const __m256i id = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ids + j));
-    const __m256i take_w =
-        all_words ? _mm256_set1_epi32(-1) : _mm256_cmpgt_epi32(thr, _mm256_xor_si256(w, sign));
-    const __m256i in_vocab = _mm256_cmpgt_epi32(vocab, _mm256_xor_si256(id, sign));
-    const __m256i safe = _mm256_and_si256(id, in_vocab);  // 0 where out of range
-    const __m256i flag = _mm256_and_si256(_mm256_i32gather_epi32(table, safe, 1), low_byte);
-    const __m256i regular = _mm256_cmpeq_epi32(flag, zero);
-    const __m256i not_pad = _mm256_xor_si256(_mm256_cmpeq_epi32(id, pad), _mm256_set1_epi32(-1));
-    const __m256i take =
-        _mm256_and_si256(_mm256_and_si256(take_w, in_vocab), _mm256_and_si256(regular, not_pad));
-    const auto mask = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(take)));
-    bits |= static_cast<std::uint64_t>(mask) << j;
+    const i32x8 w = avx2::load<i32x8>(words + j);
+    const i32x8 id = avx2::load<i32x8>(ids + j);
+    const i32x8 take_w = all_words ? ~i32x8{} : (i32x8)(thr > (w ^ sign));
+    const i32x8 in_vocab = (i32x8)(vocab > (id ^ sign));
+    const i32x8 safe = id & in_vocab;  // 0 where out of range
+    const i32x8 flag = avx2::gather_bytes(table, safe) & 0xFF;
+    const i32x8 take = take_w & in_vocab & (i32x8)(flag == 0) & ~(i32x8)(id == ok.pad);
+    bits |= static_cast<std::uint64_t>(avx2::movemask(take)) << j;
   }
   if (j < m) bits |= selection_bits(words + j, ids + j, m - j, threshold, ok) << j;
   return bits;

@@ -16,9 +16,7 @@
 
 #include "emask/config.hpp"
 
-#if EMASK_HAS_AVX2_DISPATCH
-#include <immintrin.h>
-#endif
+#include "emask/detail/avx2.hpp"
 
 EMASK_NAMESPACE_BEGIN
 
@@ -181,47 +179,44 @@ inline void fill_packed_words_scalar(std::uint64_t seed, std::uint64_t sample,
 
 // The AVX2 path (EMASK_HAS_AVX2_DISPATCH, config.hpp) is chosen at run time; same stream.
 #if EMASK_HAS_AVX2_DISPATCH
-/// Eight Philox4x32-10 blocks at once with AVX2 (32x32->64 multiplies by _mm256_mul_epu32 on the
-/// even and odd lanes).
+/// Eight Philox4x32-10 blocks at once with AVX2 (32x32->64 multiplies by vpmuludq on the even
+/// and odd lanes).
 /// Lane l uses counter (index[l], base[1], base[2], base[3]); block l lands at out[4l .. 4l+3].
-__attribute__((target("avx2"))) inline void philox8_avx2(__m256i index, const philox_counter& base,
+__attribute__((target("avx2"))) inline void philox8_avx2(avx2::u32x8 index,
+                                                         const philox_counter& base,
                                                          const philox_key& key,
                                                          std::uint32_t* out) noexcept {
-  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(philox_m0));
-  const __m256i m1 = _mm256_set1_epi32(static_cast<int>(philox_m1));
-  __m256i c0 = index;
-  __m256i c1 = _mm256_set1_epi32(static_cast<int>(base[1]));
-  __m256i c2 = _mm256_set1_epi32(static_cast<int>(base[2]));
-  __m256i c3 = _mm256_set1_epi32(static_cast<int>(base[3]));
+  using avx2::u32x8;
+  using avx2::u64x4;
+  const u64x4 low = u64x4{} + 0xFFFFFFFFull;
+  const u32x8 m0 = u32x8{} + philox_m0, m1 = u32x8{} + philox_m1;
+  u32x8 c0 = index, c1 = u32x8{} + base[1], c2 = u32x8{} + base[2], c3 = u32x8{} + base[3];
   std::uint32_t k0 = key[0], k1 = key[1];
   for (int r = 0; r < 10; ++r) {
     if (r > 0) {
       k0 += philox_w0;
       k1 += philox_w1;
     }
-    const __m256i e0 = _mm256_mul_epu32(c0, m0);
-    const __m256i o0 = _mm256_mul_epu32(_mm256_srli_epi64(c0, 32), m0);
-    const __m256i e1 = _mm256_mul_epu32(c2, m1);
-    const __m256i o1 = _mm256_mul_epu32(_mm256_srli_epi64(c2, 32), m1);
-    const __m256i lo0 = _mm256_blend_epi32(e0, _mm256_slli_epi64(o0, 32), 0xAA);
-    const __m256i hi0 = _mm256_blend_epi32(_mm256_srli_epi64(e0, 32), o0, 0xAA);
-    const __m256i lo1 = _mm256_blend_epi32(e1, _mm256_slli_epi64(o1, 32), 0xAA);
-    const __m256i hi1 = _mm256_blend_epi32(_mm256_srli_epi64(e1, 32), o1, 0xAA);
-    c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32(static_cast<int>(k0)));
+    // 64-bit products of the even lanes (e) and of the odd lanes (o), then their low and high
+    // words back in lane order.
+    const u64x4 e0 = avx2::mul_even(c0, m0), o0 = avx2::mul_even((u32x8)((u64x4)c0 >> 32), m0);
+    const u64x4 e1 = avx2::mul_even(c2, m1), o1 = avx2::mul_even((u32x8)((u64x4)c2 >> 32), m1);
+    const u32x8 lo0 = (u32x8)((e0 & low) | (o0 << 32)), hi0 = (u32x8)((e0 >> 32) | (o0 & ~low));
+    const u32x8 lo1 = (u32x8)((e1 & low) | (o1 << 32)), hi1 = (u32x8)((e1 >> 32) | (o1 & ~low));
+    c0 = hi1 ^ c1 ^ k0;
     c1 = lo1;
-    c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32(static_cast<int>(k1)));
+    c2 = hi0 ^ c3 ^ k1;
     c3 = lo0;
   }
   // 4 x 8 transpose so that block l, word w lands at out[4 l + w]
-  const __m256i t0 = _mm256_unpacklo_epi32(c0, c1), t1 = _mm256_unpackhi_epi32(c0, c1);
-  const __m256i t2 = _mm256_unpacklo_epi32(c2, c3), t3 = _mm256_unpackhi_epi32(c2, c3);
-  const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
-  const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
-  auto* o = reinterpret_cast<__m256i*>(out);
-  _mm256_storeu_si256(o + 0, _mm256_permute2x128_si256(u0, u1, 0x20));
-  _mm256_storeu_si256(o + 1, _mm256_permute2x128_si256(u2, u3, 0x20));
-  _mm256_storeu_si256(o + 2, _mm256_permute2x128_si256(u0, u1, 0x31));
-  _mm256_storeu_si256(o + 3, _mm256_permute2x128_si256(u2, u3, 0x31));
+  const u32x8 a = EMASK_AVX2_SHUFFLE(c0, c1, 0, 8, 1, 9, 2, 10, 3, 11);
+  const u32x8 b = EMASK_AVX2_SHUFFLE(c2, c3, 0, 8, 1, 9, 2, 10, 3, 11);
+  const u32x8 c = EMASK_AVX2_SHUFFLE(c0, c1, 4, 12, 5, 13, 6, 14, 7, 15);
+  const u32x8 d = EMASK_AVX2_SHUFFLE(c2, c3, 4, 12, 5, 13, 6, 14, 7, 15);
+  avx2::store(out, EMASK_AVX2_SHUFFLE(a, b, 0, 1, 8, 9, 2, 3, 10, 11));
+  avx2::store(out + 8, EMASK_AVX2_SHUFFLE(a, b, 4, 5, 12, 13, 6, 7, 14, 15));
+  avx2::store(out + 16, EMASK_AVX2_SHUFFLE(c, d, 0, 1, 8, 9, 2, 3, 10, 11));
+  avx2::store(out + 24, EMASK_AVX2_SHUFFLE(c, d, 4, 5, 12, 13, 6, 7, 14, 15));
 }
 
 /// Eight consecutive blocks [first_block, first_block + 8) as packed words.
@@ -229,9 +224,7 @@ __attribute__((target("avx2"))) inline void philox8_consecutive_avx2(std::uint32
                                                                      const philox_counter& base,
                                                                      const philox_key& key,
                                                                      std::uint32_t* out) noexcept {
-  philox8_avx2(_mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(first_block)),
-                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
-               base, key, out);
+  philox8_avx2(avx2::u32x8{0, 1, 2, 3, 4, 5, 6, 7} + first_block, base, key, out);
 }
 
 /// Eight blocks with the counter indices index[0..8).
@@ -239,7 +232,7 @@ __attribute__((target("avx2"))) inline void philox8_indexed_avx2(const std::uint
                                                                  const philox_counter& base,
                                                                  const philox_key& key,
                                                                  std::uint32_t* out) noexcept {
-  philox8_avx2(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(index)), base, key, out);
+  philox8_avx2(avx2::load<avx2::u32x8>(index), base, key, out);
 }
 
 inline bool cpu_has_avx2() noexcept {
