@@ -188,7 +188,6 @@ __attribute__((target("avx2"))) inline void philox8_avx2(avx2::u32x8 index,
                                                          std::uint32_t* out) noexcept {
   using avx2::u32x8;
   using avx2::u64x4;
-  const u64x4 low = u64x4{} + 0xFFFFFFFFull;
   const u32x8 m0 = u32x8{} + philox_m0, m1 = u32x8{} + philox_m1;
   u32x8 c0 = index, c1 = u32x8{} + base[1], c2 = u32x8{} + base[2], c3 = u32x8{} + base[3];
   std::uint32_t k0 = key[0], k1 = key[1];
@@ -197,26 +196,33 @@ __attribute__((target("avx2"))) inline void philox8_avx2(avx2::u32x8 index,
       k0 += philox_w0;
       k1 += philox_w1;
     }
-    // 64-bit products of the even lanes (e) and of the odd lanes (o), then their low and high
-    // words back in lane order.
+    // 64-bit products of the even lanes (e) and of the odd lanes (o); their low and high words
+    // back in lane order by two blends each (vpblendd).
     const u64x4 e0 = avx2::mul_even(c0, m0), o0 = avx2::mul_even((u32x8)((u64x4)c0 >> 32), m0);
     const u64x4 e1 = avx2::mul_even(c2, m1), o1 = avx2::mul_even((u32x8)((u64x4)c2 >> 32), m1);
-    const u32x8 lo0 = (u32x8)((e0 & low) | (o0 << 32)), hi0 = (u32x8)((e0 >> 32) | (o0 & ~low));
-    const u32x8 lo1 = (u32x8)((e1 & low) | (o1 << 32)), hi1 = (u32x8)((e1 >> 32) | (o1 & ~low));
+    const u32x8 lo0 = EMASK_AVX2_SHUFFLE((u32x8)e0, (u32x8)(o0 << 32), 0, 9, 2, 11, 4, 13, 6, 15);
+    const u32x8 hi0 = EMASK_AVX2_SHUFFLE((u32x8)(e0 >> 32), (u32x8)o0, 0, 9, 2, 11, 4, 13, 6, 15);
+    const u32x8 lo1 = EMASK_AVX2_SHUFFLE((u32x8)e1, (u32x8)(o1 << 32), 0, 9, 2, 11, 4, 13, 6, 15);
+    const u32x8 hi1 = EMASK_AVX2_SHUFFLE((u32x8)(e1 >> 32), (u32x8)o1, 0, 9, 2, 11, 4, 13, 6, 15);
     c0 = hi1 ^ c1 ^ k0;
     c1 = lo1;
     c2 = hi0 ^ c3 ^ k1;
     c3 = lo0;
   }
-  // 4 x 8 transpose so that block l, word w lands at out[4 l + w]
-  const u32x8 a = EMASK_AVX2_SHUFFLE(c0, c1, 0, 8, 1, 9, 2, 10, 3, 11);
-  const u32x8 b = EMASK_AVX2_SHUFFLE(c2, c3, 0, 8, 1, 9, 2, 10, 3, 11);
-  const u32x8 c = EMASK_AVX2_SHUFFLE(c0, c1, 4, 12, 5, 13, 6, 14, 7, 15);
-  const u32x8 d = EMASK_AVX2_SHUFFLE(c2, c3, 4, 12, 5, 13, 6, 14, 7, 15);
-  avx2::store(out, EMASK_AVX2_SHUFFLE(a, b, 0, 1, 8, 9, 2, 3, 10, 11));
-  avx2::store(out + 8, EMASK_AVX2_SHUFFLE(a, b, 4, 5, 12, 13, 6, 7, 14, 15));
-  avx2::store(out + 16, EMASK_AVX2_SHUFFLE(c, d, 0, 1, 8, 9, 2, 3, 10, 11));
-  avx2::store(out + 24, EMASK_AVX2_SHUFFLE(c, d, 4, 5, 12, 13, 6, 7, 14, 15));
+  // 4 x 8 transpose so that block l, word w lands at out[4 l + w]: 32-bit, then 64-bit unpacks
+  // within each 128-bit half, then the halves (vpunpck*, vperm2i128).
+  const u32x8 t0 = EMASK_AVX2_SHUFFLE(c0, c1, 0, 8, 1, 9, 4, 12, 5, 13);
+  const u32x8 t1 = EMASK_AVX2_SHUFFLE(c0, c1, 2, 10, 3, 11, 6, 14, 7, 15);
+  const u32x8 t2 = EMASK_AVX2_SHUFFLE(c2, c3, 0, 8, 1, 9, 4, 12, 5, 13);
+  const u32x8 t3 = EMASK_AVX2_SHUFFLE(c2, c3, 2, 10, 3, 11, 6, 14, 7, 15);
+  const u32x8 u0 = EMASK_AVX2_SHUFFLE(t0, t2, 0, 1, 8, 9, 4, 5, 12, 13);
+  const u32x8 u1 = EMASK_AVX2_SHUFFLE(t0, t2, 2, 3, 10, 11, 6, 7, 14, 15);
+  const u32x8 u2 = EMASK_AVX2_SHUFFLE(t1, t3, 0, 1, 8, 9, 4, 5, 12, 13);
+  const u32x8 u3 = EMASK_AVX2_SHUFFLE(t1, t3, 2, 3, 10, 11, 6, 7, 14, 15);
+  avx2::store(out, EMASK_AVX2_SHUFFLE(u0, u1, 0, 1, 2, 3, 8, 9, 10, 11));
+  avx2::store(out + 8, EMASK_AVX2_SHUFFLE(u2, u3, 0, 1, 2, 3, 8, 9, 10, 11));
+  avx2::store(out + 16, EMASK_AVX2_SHUFFLE(u0, u1, 4, 5, 6, 7, 12, 13, 14, 15));
+  avx2::store(out + 24, EMASK_AVX2_SHUFFLE(u2, u3, 4, 5, 6, 7, 12, 13, 14, 15));
 }
 
 /// Eight consecutive blocks [first_block, first_block + 8) as packed words.
