@@ -36,52 +36,42 @@ struct span_options : mlm_options {
 };
 
 namespace detail {
+/// Per-thread buffers of span masking.
+struct span_scratch {
+  std::vector<unsigned char> taken;
+};
+
 template <class StartsOf>
 void span_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
                 const index_list* lengths, const span_options& o, random_address at,
                 StartsOf&& starts_of) {
-  const Index B = ids.rows(), L = ids.cols();
   const replacer rep(o, at.seed);
   const selectable ok = make_selectable(o);
   const bernoulli success(o.geometric_p);
   const auto max_l = static_cast<std::uint32_t>(o.max_span_words);
-  region_errors failure;  // an allocation failure of a thread's buffers reaches the caller
-#if EMASK_HAS_OPENMP
-#pragma omp parallel if (B > 1 && B * L >= 16384)
-#endif
-  {
-    std::vector<word_range> words;
-    std::vector<unsigned char> taken;
-#if EMASK_HAS_OPENMP
-#pragma omp for schedule(static)
-#endif
-    for (Index b = 0; b < B; ++b)
-      failure.run([&] {
-        token_id* row = ids.data() + b * ids.outerStride();
-        token_id* lab = labels.data() + b * labels.outerStride();
-        const Index len = row_length(lengths, b, L);
-        const std::uint64_t sample = at.sample + static_cast<std::uint64_t>(b);
-        std::fill(lab, lab + L, o.ignore_index);
-        build_words(row, len, ok, starts_of(b), words);
+  word_rows<span_scratch>(
+      ids, labels, lengths, o, ok, at, starts_of,
+      [&](span_scratch& sc, token_id* row, token_id* lab, Index, std::uint64_t sample,
+          const std::vector<word_range>& words) {
         std::int64_t n = 0;
         for (const word_range& w : words) n += w.end - w.begin;
         if (words.empty()) return;
         const auto budget =
             static_cast<std::int64_t>(std::ceil(o.mlm_probability * static_cast<double>(n)));
         const auto nw = static_cast<std::uint32_t>(words.size());
-        taken.assign(nw, 0);
+        sc.taken.assign(nw, 0);
         std::int64_t covered = 0;
         const std::uint64_t max_tries = 64u * std::uint64_t{nw} + 64u;
         for (std::uint64_t a = 0; a < max_tries && covered < budget; ++a) {
           word_stream s(at.seed, sample, purpose::span_draw, static_cast<std::uint32_t>(a));
           const std::uint32_t l = truncated_geometric(s, success, max_l);
           const std::uint32_t anchor = bounded(s, nw);
-          if (taken[anchor]) continue;
+          if (sc.taken[anchor]) continue;
           const std::uint32_t span_begin = words[anchor].begin;
           std::uint32_t span_end = span_begin;
           for (std::uint32_t w = anchor, k = 0; w < nw && k < l && covered < budget; ++w, ++k) {
-            if (taken[w] || (w != anchor && words[w].begin != words[w - 1].end)) break;
-            taken[w] = 1;
+            if (sc.taken[w] || (w != anchor && words[w].begin != words[w - 1].end)) break;
+            sc.taken[w] = 1;
             for (std::uint32_t t = words[w].begin; t < words[w].end && covered < budget; ++t) {
               lab[t] = row[t];
               span_end = t + 1;
@@ -103,8 +93,6 @@ void span_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
           }
         }
       });
-  }
-  failure.rethrow();
 }
 
 inline void check_span(const char* where, const span_options& o) {

@@ -71,21 +71,22 @@ struct starts_every_token {
   bool operator()(Index) const noexcept { return true; }
 };
 
-template <class StartsOf>
-void whole_word_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
-                      const index_list* lengths, const whole_word_options& o, random_address at,
-                      StartsOf&& starts_of) {
+/// The batch loop of the word maskers: rows in parallel (each with its own Philox sample
+/// at.sample + b), each row's labels reset and its words built, then
+/// mask_row(scratch, row, labels, len, sample, words) with scratch buffers of type Scratch
+/// per thread. An allocation failure in a thread reaches the caller.
+template <class Scratch, class Options, class StartsOf, class MaskRow>
+void word_rows(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
+               const index_list* lengths, const Options& o, const selectable& ok, random_address at,
+               StartsOf&& starts_of, MaskRow&& mask_row) {
   const Index B = ids.rows(), L = ids.cols();
-  const replacer rep(o, at.seed);
-  const selectable ok = make_selectable(o);
-  region_errors failure;  // an allocation failure of a thread's buffers reaches the caller
+  region_errors failure;
 #if EMASK_HAS_OPENMP
 #pragma omp parallel if (B > 1 && B * L >= 16384)
 #endif
   {
     std::vector<word_range> words;
-    std::vector<std::uint64_t> keys;
-    std::vector<std::uint32_t> word_noise;
+    Scratch scratch;
 #if EMASK_HAS_OPENMP
 #pragma omp for schedule(static)
 #endif
@@ -94,9 +95,30 @@ void whole_word_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> lab
         token_id* row = ids.data() + b * ids.outerStride();
         token_id* lab = labels.data() + b * labels.outerStride();
         const Index len = row_length(lengths, b, L);
-        const std::uint64_t sample = at.sample + static_cast<std::uint64_t>(b);
         std::fill(lab, lab + L, o.ignore_index);
         build_words(row, len, ok, starts_of(b), words);
+        mask_row(scratch, row, lab, len, at.sample + static_cast<std::uint64_t>(b), words);
+      });
+  }
+  failure.rethrow();
+}
+
+/// Per-thread buffers of whole-word masking.
+struct whole_word_scratch {
+  std::vector<std::uint64_t> keys;
+  std::vector<std::uint32_t> noise;
+};
+
+template <class StartsOf>
+void whole_word_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> labels,
+                      const index_list* lengths, const whole_word_options& o, random_address at,
+                      StartsOf&& starts_of) {
+  const replacer rep(o, at.seed);
+  const selectable ok = make_selectable(o);
+  word_rows<whole_word_scratch>(
+      ids, labels, lengths, o, ok, at, starts_of,
+      [&](whole_word_scratch& sc, token_id* row, token_id* lab, Index len, std::uint64_t sample,
+          const std::vector<word_range>& words) {
         Index n = 0;
         for (Index t = 0; t < len; ++t) n += (o.pad_id < 0 || row[t] != o.pad_id) ? 1 : 0;
         const std::int64_t budget = std::min<std::int64_t>(
@@ -107,21 +129,21 @@ void whole_word_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> lab
         // (the budget is reached after about budget words), so sort a prefix first and the rest
         // only if the prefix runs out; the visit order is that of a full sort either way.
         const std::size_t nw = words.size();
-        word_noise.resize(nw);
-        fill_packed_words(at.seed, sample, purpose::wwm_order, 0, nw, word_noise.data());
-        keys.resize(nw);
+        sc.noise.resize(nw);
+        fill_packed_words(at.seed, sample, purpose::wwm_order, 0, nw, sc.noise.data());
+        sc.keys.resize(nw);
         for (std::size_t w = 0; w < nw; ++w)
-          keys[w] = noise_key(word_noise[w], static_cast<std::uint32_t>(w));
+          sc.keys[w] = noise_key(sc.noise[w], static_cast<std::uint32_t>(w));
         const std::size_t prefix = std::min<std::size_t>(nw, static_cast<std::size_t>(budget) + 16);
         if (prefix < nw)
-          std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(prefix),
-                           keys.end());
-        std::sort(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(prefix));
+          std::nth_element(sc.keys.begin(), sc.keys.begin() + static_cast<std::ptrdiff_t>(prefix),
+                           sc.keys.end());
+        std::sort(sc.keys.begin(), sc.keys.begin() + static_cast<std::ptrdiff_t>(prefix));
         std::int64_t covered = 0;
         for (std::size_t j = 0; j < nw && covered < budget; ++j) {
           if (j == prefix)
-            std::sort(keys.begin() + static_cast<std::ptrdiff_t>(prefix), keys.end());
-          const word_range& w = words[static_cast<std::uint32_t>(keys[j])];
+            std::sort(sc.keys.begin() + static_cast<std::ptrdiff_t>(prefix), sc.keys.end());
+          const word_range& w = words[static_cast<std::uint32_t>(sc.keys[j])];
           const std::int64_t size = w.end - w.begin;
           if (covered + size > budget) continue;
           covered += size;
@@ -131,8 +153,6 @@ void whole_word_batch(Eigen::Ref<token_matrix> ids, Eigen::Ref<token_matrix> lab
           }
         }
       });
-  }
-  failure.rethrow();
 }
 
 /// The word boundaries an overload takes: the argument's name and shape, or none.
