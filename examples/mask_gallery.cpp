@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
   show("causal()", causal(), 3, 5);
   show("causal::bottom_right(3, 5)", causal::bottom_right(3, 5), 3, 5);
   show("causal().strict()", causal().strict(), 5, 5);
+  show("keep_all() & key_padding::from_lengths({4}, 6)",
+       keep_all() & key_padding::from_lengths({4}, 6), 3, 6);
   show("sliding_window(2, 1)", sliding_window(2, 1), 6, 6);
   show("sliding_window::from_hf(3)", sliding_window::from_hf(3), 6, 6);
   show("sliding_window::from_llama_cpp(4, llama_swa_type::symmetric)",

@@ -29,7 +29,8 @@ int mask_types(const mask_base<causal>& a, const offset_mask<causal>& b,
                const and_mask<causal, chunked>& c, const or_mask<causal, prefix_lm>& d,
                const not_mask<sliding_window>& e, const per_head_mask<sliding_window>& f,
                const key_padding& g, const query_padding& h, const key_flags& i,
-               const query_flags& j, const document& k, const dense_mask& l, llama_swa_type m) {
+               const query_flags& j, const document& k, const dense_mask& l, llama_swa_type m,
+               const keep_all& o) {
   int n = 0;
   n += a.derived().keep(0, 0, 1, 0) ? 1 : 0;
   n += b.keep(0, 0, 0, 0) ? 1 : 0;
@@ -43,6 +44,7 @@ int mask_types(const mask_base<causal>& a, const offset_mask<causal>& b,
   n += j.keep(0, 0, 0, 0) ? 1 : 0;
   n += k.keep(0, 0, 0, 1) ? 1 : 0;
   n += l.keep(0, 0, 0, 0) ? 1 : 0;
+  n += o.keep(0, 0, 0, 5) ? 1 : 0;
   return n + (m == llama_swa_type::symmetric ? 100 : 0);
 }
 int kernel_types(const slice& a, const kernel_options& b, const softmax_options& c,
@@ -69,7 +71,7 @@ int forward_masks(const mask_base<causal>&, const offset_mask<causal>&,
                   const and_mask<causal, chunked>&, const or_mask<causal, prefix_lm>&,
                   const not_mask<sliding_window>&, const per_head_mask<sliding_window>&,
                   const key_padding&, const query_padding&, const key_flags&, const query_flags&,
-                  const document&, const dense_mask&, llama_swa_type);
+                  const document&, const dense_mask&, llama_swa_type, const keep_all&);
 int forward_kernels(const slice&, const kernel_options&, const softmax_options&,
                     const attention_options&, const attention_workspace<float>&,
                     const tensor_view<const float>&, const tiled_t&, const fused_t&,
@@ -97,7 +99,7 @@ TEST_CASE("fwd.hpp: a TU with only the declarations passes every type on", "[fwd
             key_padding::from_lengths({1}, 2), query_padding::from_lengths({1}, 2),
             key_flags::from_tokens(id_table{{5, 0}}, 0),
             query_flags::from_tokens(id_table{{5, 0}}, 0), document::from_cu_seqlens({0, 2}),
-            as_mask(keep), llama_swa_type::symmetric) == 100 + 11);
+            as_mask(keep), llama_swa_type::symmetric, keep_all()) == 100 + 12);
 
   softmax_options so;
   so.tile_q = 3;

@@ -414,3 +414,54 @@ TEST_CASE("per_head: one window per head", "[per_head]") {
   REQUIRE_THROWS_WITH(materialize(m, 6, 6, 0, missing_head), Catch::Matchers::Contains("per_head"));
   REQUIRE_THROWS_WITH(per_head(std::vector<causal>{}), Catch::Matchers::Contains("masks"));
 }
+
+TEST_CASE("keep_all: every pair kept, every tile full, neutral for &", "[keep_all]") {
+  const auto all = [](Index, Index, Index, Index) { return true; };
+  for (Index lq : {1, 5, 17})
+    for (Index lk : {1, 8, 33}) {
+      check_mask(keep_all(), all, 2, 2, lq, lk);
+      check_mask(keep_all().offset(3, 7), all, 1, 1, lq, lk);
+    }
+  // Full at any position, including tiles that reach emask::unbounded.
+  CHECK(keep_all().tile(0, 0, 0, 1, 0, 1) == tile_state::full);
+  CHECK(keep_all().tile(3, 1, 100, 164, 4000, 4064) == tile_state::full);
+  CHECK(keep_all().tile(0, 0, unbounded - 2, unbounded, 0, unbounded) == tile_state::full);
+  const key_span s = keep_all().keys(0, 0, 9, 2, 12);
+  CHECK((s.begin == 2 && s.end == 12 && s.exact));
+  // keep_all() & m is m, keep_all() | m is keep_all(), !keep_all() keeps nothing.
+  const auto m = causal() & sliding_window(3, 0);
+  check_mask(
+      keep_all() & m, [](Index, Index, Index q, Index k) { return k <= q && q - k <= 3; }, 1, 1, 12,
+      12);
+  check_mask(
+      m & keep_all(), [](Index, Index, Index q, Index k) { return k <= q && q - k <= 3; }, 1, 1, 12,
+      12);
+  check_mask(keep_all() | m, all, 1, 1, 9, 11);
+  check_mask(
+      !keep_all(), [](Index, Index, Index, Index) { return false; }, 1, 1, 6, 7);
+  // Any batch and head; positions beyond emask::unbounded are refused.
+  keep_all().check(region{0, 1000, 0, 64, 0, 10, 0, 10}, "test");
+  REQUIRE_THROWS_WITH(keep_all().check(region{0, 1, 0, 1, 0, 1, 0, unbounded + 1}, "where"),
+                      Catch::Matchers::Contains("emask::where: argument 'key positions'"));
+}
+
+TEST_CASE("keep_all in the kernels: plain softmax and attention", "[keep_all][kernels]") {
+  rng g(41);
+  const Index lq = 7, lk = 37, d = 16;
+  const row_matrix<double> x = emask_test::uniform_matrix<double>(g, lq, lk, 4.0);
+  const row_matrix<double> p = masked_softmax(x, keep_all());
+  for (Index i = 0; i < lq; ++i) {
+    const double m = x.row(i).maxCoeff();
+    const double z = (x.row(i).array() - m).exp().sum();
+    for (Index j = 0; j < lk; ++j)
+      CHECK(p(i, j) == Approx(std::exp(x(i, j) - m) / z).epsilon(1e-14));
+  }
+  // The same bits as the window that keeps everything (the spelling users had before).
+  const row_matrix<float> q = emask_test::uniform_matrix<float>(g, lq, d),
+                          k = emask_test::uniform_matrix<float>(g, lk, d),
+                          v = emask_test::uniform_matrix<float>(g, lk, d);
+  row_matrix<float> a(lq, d), b(lq, d);
+  masked_attention(q, k, v, keep_all(), a);
+  masked_attention(q, k, v, sliding_window(unbounded, unbounded), b);
+  CHECK((a.array() == b.array()).all());
+}

@@ -49,6 +49,7 @@ struct image_options;
 
 // masks/
 class causal;
+class keep_all;
 class sliding_window;
 enum class llama_swa_type;
 class chunked;

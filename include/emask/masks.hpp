@@ -9,6 +9,7 @@
 #include "emask/masks/dense.hpp"
 #include "emask/masks/document.hpp"
 #include "emask/masks/flags.hpp"
+#include "emask/masks/keep_all.hpp"
 #include "emask/masks/padding.hpp"
 #include "emask/masks/prefix.hpp"
 #include "emask/masks/window.hpp"

@@ -16,7 +16,8 @@ int mask_types(const emask::mask_base<emask::causal>&, const emask::offset_mask<
                const emask::not_mask<emask::sliding_window>&,
                const emask::per_head_mask<emask::sliding_window>&, const emask::key_padding&,
                const emask::query_padding&, const emask::key_flags&, const emask::query_flags&,
-               const emask::document&, const emask::dense_mask&, emask::llama_swa_type);
+               const emask::document&, const emask::dense_mask&, emask::llama_swa_type,
+               const emask::keep_all&);
 int kernel_types(const emask::slice&, const emask::kernel_options&, const emask::softmax_options&,
                  const emask::attention_options&, const emask::attention_workspace<float>&,
                  const emask::tensor_view<const float>&, const emask::tiled_t&,
@@ -44,8 +45,8 @@ int forward_masks(const emask::mask_base<emask::causal>& a,
                   const emask::per_head_mask<emask::sliding_window>& f, const emask::key_padding& g,
                   const emask::query_padding& h, const emask::key_flags& i,
                   const emask::query_flags& j, const emask::document& k, const emask::dense_mask& l,
-                  emask::llama_swa_type m) {
-  return mask_types(a, b, c, d, e, f, g, h, i, j, k, l, m);
+                  emask::llama_swa_type m, const emask::keep_all& n) {
+  return mask_types(a, b, c, d, e, f, g, h, i, j, k, l, m, n);
 }
 int forward_kernels(const emask::slice& a, const emask::kernel_options& b,
                     const emask::softmax_options& c, const emask::attention_options& d,
