@@ -59,6 +59,14 @@ TEMPLATE_TEST_CASE("merge_attention: 1..8 key shards merge into the unsharded re
       emask::lse_vector<S> merged_lse(Lq);
       emask::merge_attention(outs, lses, merged, merged_lse);
       INFO("shards " << n);
+      if (n == 2) {
+        // Braced lists of shards: the scalar comes from out, no template argument spelled out.
+        row_matrix<S> braced(Lq, Dv);
+        emask::lse_vector<S> braced_lse(Lq);
+        emask::merge_attention({outs[0], outs[1]}, {lses[0], lses[1]}, braced, braced_lse);
+        CHECK((braced.array() == merged.array()).all());
+        CHECK((braced_lse.array() == merged_lse.array()).all());
+      }
       CHECK((merged - full).cwiseAbs().maxCoeff() <= S(tol));
       CHECK((merged_lse - full_lse).cwiseAbs().maxCoeff() <= S(4 * tol * 10));
       // Folding in reverse order gives the same result up to rounding.

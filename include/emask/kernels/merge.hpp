@@ -13,6 +13,7 @@
 /// after an MPI_Allgather / ncclAllGather of the partials or step by step around the ring.
 #pragma once
 
+#include <type_traits>
 #include <vector>
 
 #include "emask/config.hpp"
@@ -72,11 +73,16 @@ void merge_attention_into(const Eigen::MatrixBase<DO>& out, const Eigen::MatrixB
 
 /// \brief Merges the partial results of n >= 1 key shards into out and lse (same shapes as one
 /// partial). Shards are folded in order 0, 1, ..., n-1. Every shard is checked before out and
-/// lse are written: on a bad shard they are left untouched.
-template <class S, class DO, class DL>
-void merge_attention(const std::vector<row_matrix<S>>& parts,
-                     const std::vector<lse_vector<S>>& lses, const Eigen::MatrixBase<DO>& out,
-                     const Eigen::MatrixBase<DL>& lse) {
+/// lse are written: on a bad shard they are left untouched. The scalar type is that of \p out,
+/// so braced lists of shards work too: `merge_attention({o1, o2}, {lse1, lse2}, out, lse)` (they
+/// are copied into the vectors; pass vectors to avoid the copies).
+template <class DO, class DL>
+void merge_attention(const std::vector<row_matrix<typename DO::Scalar>>& parts,
+                     const std::vector<lse_vector<typename DO::Scalar>>& lses,
+                     const Eigen::MatrixBase<DO>& out, const Eigen::MatrixBase<DL>& lse) {
+  using S = typename DO::Scalar;
+  static_assert(std::is_same<S, typename DL::Scalar>::value,
+                "emask::merge_attention: out and lse must have the same scalar type");
   const char* where = "merge_attention";
   if (parts.empty()) detail::fail_argument(where, "parts", "an empty list", "at least one shard");
   if (lses.size() != parts.size())
