@@ -90,6 +90,24 @@ version_check() {
     -DEMASK_EXPECTED_VERSION="$version"
 }
 
+# Configuring emask as the top-level project without Catch2 (Google Benchmark) fails with a
+# message that names the option that turns the tests (benchmarks) off.
+missing_dependency_named() {
+  local package=$1 option=$2 log=$work/top-level-$1.log
+  if cmake -S "$root" -B "$work/top-level-$package" -Wno-dev \
+    -DCMAKE_DISABLE_FIND_PACKAGE_"$package"=ON >"$log" 2>&1; then
+    echo "configuring without $package succeeded: expected an error naming $option"
+    return 1
+  fi
+  tr -s ' \n' ' ' <"$log" | grep -q -- "$option" || {
+    cat "$log"
+    echo "the error does not name $option"
+    return 1
+  }
+}
+
+run_step no-catch2-names-option missing_dependency_named Catch2 -DEMASK_BUILD_TESTS=OFF
+run_step no-benchmark-names-option missing_dependency_named benchmark -DEMASK_BUILD_BENCHMARKS=OFF
 run_step install install_emask
 run_step find_package-install consumer_from_prefix
 run_step find_package-build-tree consumer_from_build_tree
