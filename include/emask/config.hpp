@@ -106,10 +106,24 @@
 #define EMASK_HAS_AVX2_DISPATCH 0
 #endif
 
+// Warnings a user may turn on that emask's code triggers on purpose, off inside emask's
+// namespace only: -Wfloat-equal (the kernels test exact values: an empty row's sum of 0, a
+// maximum of -infinity, a scale of exactly 1).
+#if defined(__GNUC__) || defined(__clang__)
+#define EMASK_DIAGNOSTICS_PUSH \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wfloat-equal\"")
+#define EMASK_DIAGNOSTICS_POP _Pragma("GCC diagnostic pop")
+#else
+#define EMASK_DIAGNOSTICS_PUSH
+#define EMASK_DIAGNOSTICS_POP
+#endif
+
 /// The ABI namespace: bump it when a layout changes.
 #define EMASK_NAMESPACE_BEGIN \
+  EMASK_DIAGNOSTICS_PUSH      \
   namespace emask {           \
   inline namespace v0 {
 #define EMASK_NAMESPACE_END \
   }                         \
-  }
+  }                         \
+  EMASK_DIAGNOSTICS_POP

@@ -2,6 +2,8 @@
 /// \brief The mask that keeps every (query, key) pair: full, bidirectional attention, by name.
 #pragma once
 
+#include "emask/config.hpp"
+#include "emask/core/mask.hpp"
 #include "emask/detail/interval_mask.hpp"
 
 EMASK_NAMESPACE_BEGIN
