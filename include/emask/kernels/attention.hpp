@@ -304,6 +304,22 @@ void attn_batched(const tensor_view<SQ>& q, const tensor_view<SK>& k, const tens
 template <class D>
 using attn_scalar_t = typename D::Scalar;
 
+// One-line errors for the two misuses that otherwise end in pages of Eigen diagnostics; the
+// callers compile their body only when ok, so the assertion is the only error.
+template <class DO, class... DIn>
+struct attn_dense_args {
+  static constexpr bool row_major = static_cast<bool>(DO::IsRowMajor) || DO::ColsAtCompileTime == 1;
+  static constexpr bool same_scalar =
+      (std::is_same<typename DO::Scalar, typename DIn::Scalar>::value && ...);
+  static_assert(row_major,
+                "emask::masked_attention: out must be row-major (an emask::row_matrix<S>, or a "
+                "block or Map of one)");
+  static_assert(same_scalar,
+                "emask::masked_attention: q, k, v and out must have the same scalar type (all "
+                "float or all double)");
+  static constexpr bool ok = row_major && same_scalar;
+};
+
 }  // namespace detail
 
 /// \brief One head: out = softmax(mask(softcap(scale q k^T) + ALiBi)) v, with the variant
@@ -323,9 +339,11 @@ void masked_attention(Variant, const Eigen::MatrixBase<DQ>& q, const Eigen::Matr
                       const Eigen::MatrixBase<DO>& out, const attention_options& options = {}) {
   using S = detail::attn_scalar_t<DO>;
   static_assert(std::is_floating_point<S>::value, "emask::masked_attention: use float or double");
-  Eigen::Ref<row_matrix<S>> o(const_cast<Eigen::MatrixBase<DO>&>(out).derived());
-  detail::attn_single<Variant, S>(q.derived(), k.derived(), v.derived(), mask, o, nullptr, 0,
-                                  options, nullptr);
+  if constexpr (detail::attn_dense_args<DO, DQ, DK, DV>::ok) {
+    Eigen::Ref<row_matrix<S>> o(const_cast<Eigen::MatrixBase<DO>&>(out).derived());
+    detail::attn_single<Variant, S>(q.derived(), k.derived(), v.derived(), mask, o, nullptr, 0,
+                                    options, nullptr);
+  }
 }
 
 /// \brief One head, also writing the natural log-sum-exp of each row's kept scores into \p lse
@@ -339,10 +357,12 @@ void masked_attention(Variant, const Eigen::MatrixBase<DQ>& q, const Eigen::Matr
                       attention_workspace<detail::attn_scalar_t<DO>>* workspace = nullptr) {
   using S = detail::attn_scalar_t<DO>;
   static_assert(std::is_floating_point<S>::value, "emask::masked_attention: use float or double");
-  Eigen::Ref<row_matrix<S>> o(const_cast<Eigen::MatrixBase<DO>&>(out).derived());
-  Eigen::Ref<lse_vector<S>> l(const_cast<Eigen::MatrixBase<DL>&>(lse).derived());
-  detail::attn_single<Variant, S>(q.derived(), k.derived(), v.derived(), mask, o, l.data(),
-                                  l.size(), options, workspace);
+  if constexpr (detail::attn_dense_args<DO, DQ, DK, DV>::ok) {
+    Eigen::Ref<row_matrix<S>> o(const_cast<Eigen::MatrixBase<DO>&>(out).derived());
+    Eigen::Ref<lse_vector<S>> l(const_cast<Eigen::MatrixBase<DL>&>(lse).derived());
+    detail::attn_single<Variant, S>(q.derived(), k.derived(), v.derived(), mask, o, l.data(),
+                                    l.size(), options, workspace);
+  }
 }
 
 /// \brief Batched heads as views: q [B, H, Lq, D], k [B, Hkv, Lk, D], v [B, Hkv, Lk, Dv],
