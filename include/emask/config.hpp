@@ -106,9 +106,12 @@
 #define EMASK_HAS_AVX2_DISPATCH 0
 #endif
 
-// Warnings a user may turn on that emask's code triggers on purpose, off inside emask's
-// namespace only: -Wfloat-equal (the kernels test exact values: an empty row's sum of 0, a
-// maximum of -infinity, a scale of exactly 1).
+/// \def EMASK_DIAGNOSTICS_PUSH
+/// Turns off, from EMASK_NAMESPACE_BEGIN to EMASK_NAMESPACE_END only, the warnings a user may
+/// enable that emask's code triggers on purpose: -Wfloat-equal (the kernels test exact values:
+/// an empty row's sum of 0, a maximum of -infinity, a scale of exactly 1). GCC and clang.
+/// \def EMASK_DIAGNOSTICS_POP
+/// Restores the warnings EMASK_DIAGNOSTICS_PUSH turned off.
 #if defined(__GNUC__) || defined(__clang__)
 #define EMASK_DIAGNOSTICS_PUSH \
   _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wfloat-equal\"")
