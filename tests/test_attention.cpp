@@ -424,3 +424,45 @@ TEST_CASE("masked_attention: bad shapes and options name the argument", "[attent
   REQUIRE_THROWS_WITH(emask::view_bhld<float>(nullptr, 1, 1, 2, 2), Contains("'data'"));
   REQUIRE_THROWS_WITH(emask::view_bhld<float>(obuf.data(), 1, -1, 2, 2), Contains("'heads'"));
 }
+
+// The recipe of docs/kernels.md, "Left-padded batched decoding": B sequences left-padded to a
+// cache of L + 1 slots (the new token in slot L), one query per sequence at slot L. The mask
+// key_padding::from_ranges(L - n_b, L + 1) & causal::bottom_right(1, L + 1) must give, for every
+// sequence, the attention of its query over its own unpadded keys.
+TEMPLATE_TEST_CASE("recipe: left-padded batched decoding equals each sequence alone", "[attention]",
+                   float, double) {
+  using S = TestType;
+  const Index B = 3, H = 2, L = 37, D = 16;
+  const std::vector<Index> n = {36, 5, 0};  // tokens before the new one; the last has none
+  rng g(77);
+  const row_matrix<S> q = emask_test::uniform_matrix<S>(g, B * H, D, 2.0);
+  const row_matrix<S> k = emask_test::uniform_matrix<S>(g, B * H * (L + 1), D, 2.0),
+                      v = emask_test::uniform_matrix<S>(g, B * H * (L + 1), D);
+  std::vector<Index> starts, ends;
+  for (Index b = 0; b < B; ++b) {
+    starts.push_back(L - n[static_cast<std::size_t>(b)]);
+    ends.push_back(L + 1);
+  }
+  const auto mask =
+      emask::key_padding::from_ranges(starts, ends, L + 1) & emask::causal::bottom_right(1, L + 1);
+  const auto qv = emask::view_bhld<const S>(q.data(), B, H, 1, D);
+  const auto kv = emask::view_bhld<const S>(k.data(), B, H, L + 1, D);
+  const auto vv = emask::view_bhld<const S>(v.data(), B, H, L + 1, D);
+  for (auto variant :
+       {emask_test::attention_variant::tiled, emask_test::attention_variant::decode}) {
+    row_matrix<S> out(B * H, D);
+    emask_test::attention_options o;
+    o.variant = variant;
+    emask_test::masked_attention(qv, kv, vv, mask, emask::view_bhld(out.data(), B, H, 1, D), o);
+    for (Index b = 0; b < B; ++b)
+      for (Index h = 0; h < H; ++h) {
+        const Index row = b * H + h, first = row * (L + 1) + starts[static_cast<std::size_t>(b)];
+        const Index keys = L + 1 - starts[static_cast<std::size_t>(b)];
+        row_matrix<S> alone(1, D);
+        emask::masked_attention(q.row(row), k.middleRows(first, keys), v.middleRows(first, keys),
+                                emask::causal::bottom_right(1, keys), alone);
+        INFO("b=" << b << " h=" << h);
+        CHECK((out.row(row) - alone).cwiseAbs().maxCoeff() <= S(tol<S>()));
+      }
+  }
+}
