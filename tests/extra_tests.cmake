@@ -33,5 +33,11 @@ endif()
 
 # The row kernels with EMASK_NO_SIMD: the packet loops of detail/simd.hpp run on scalars, so the
 # whole softmax suite must pass without Eigen's packets (and without the x86 intrinsics).
-emask_add_test_program(test_softmax_no_simd ${CMAKE_CURRENT_SOURCE_DIR}/test_softmax.cpp)
-target_compile_definitions(test_softmax_no_simd PRIVATE EMASK_NO_SIMD)
+# A build variant like -march=native or -ffast-math, so a CI row builds it (row_major, portable;
+# native, with AVX-512) and the README test command does not: it is the heaviest file compiled
+# a second time.
+option(EMASK_TEST_NO_SIMD "Also build the softmax tests with EMASK_NO_SIMD (test_softmax_no_simd)" OFF)
+if(EMASK_TEST_NO_SIMD)
+  emask_add_test_program(test_softmax_no_simd ${CMAKE_CURRENT_SOURCE_DIR}/test_softmax.cpp)
+  target_compile_definitions(test_softmax_no_simd PRIVATE EMASK_NO_SIMD)
+endif()
