@@ -387,6 +387,67 @@ struct perf_run {
     return pairs * 4.0 * static_cast<double>(d) * static_cast<double>(h);
   }
 
+  /// Score modifiers (issue 14): causal S = 4096, D = 64, 8 heads, one thread. ALiBi and a
+  /// per-head bias as modifiers against the same call without; a dense [H, S, S] bias against
+  /// a copy of the bias plus the call without.
+  void score_mods(attn_data& a, emask::attention_workspace<float>& ws) {
+    const auto causal = emask::causal();
+    emask::attention_options plain;
+    plain.threads = 1;
+    set_threads(1);
+    struct cheap {
+      const char* name;
+      emask::score_mod mod;
+    };
+    const cheap cheap_mods[] = {
+        {"alibi-mod", emask::alibi_bias(emask::alibi_slopes(a.h))},
+        {"head-bias", emask::head_bias(std::vector<double>(static_cast<std::size_t>(a.h), 0.5))}};
+    for (const cheap& c : cheap_mods) {
+      result r;
+      r.name = std::string("attn-causal-4096/d64/") + c.name + "/t1";
+      r.group = "attention";
+      r.kind = "time_ratio";
+      r.limit = "the same call without it";
+      r.checked = true;
+      r.target = 1.15;
+      r.fail_at = 2.5 * r.target;
+      emask::attention_options opt = plain;
+      opt.score_mod = c.mod;
+      check(r, [&](result& o) {
+        double plain_ms = 0;
+        std::tie(o.ms, plain_ms) =
+            paired_ms([&] { a.run(causal, opt, ws); }, [&] { a.run(causal, plain, ws); }, 3);
+        o.limit_value = plain_ms;
+        o.ratio = o.ms / plain_ms;
+      });
+    }
+    const std::size_t n = static_cast<std::size_t>(a.h * a.lq * a.lk);
+    const std::vector<float> bias = random_floats(n, 17, -1.f, 1.f);
+    std::vector<float> copy(n, 0.f);
+    emask::attention_options opt = plain;
+    opt.score_mod = emask::additive_bias(bias.data(), 1, a.h, a.lq, a.lk);
+    result r;
+    r.name = "attn-causal-4096/d64/dense-bias/t1";
+    r.group = "attention";
+    r.kind = "time_ratio";
+    r.limit = "copy of the bias + call without";
+    r.checked = true;
+    r.target = 1.3;
+    r.fail_at = 2.5 * r.target;
+    check(r, [&](result& o) {
+      double plain_ms = 0;
+      std::tie(o.ms, plain_ms) =
+          paired_ms([&] { a.run(causal, opt, ws); },
+                    [&] {
+                      std::memcpy(copy.data(), bias.data(), n * sizeof(float));
+                      a.run(causal, plain, ws);
+                    },
+                    3);
+      o.limit_value = plain_ms;
+      o.ratio = o.ms / plain_ms;
+    });
+  }
+
   void attention() {
     const Index h = 8, s = 4096;
     for (Index d : {Index(64), Index(128)}) {
@@ -447,6 +508,7 @@ struct perf_run {
           o.limit_value = causal_ms * wwork / work;
           o.ratio = o.ms / o.limit_value;
         });
+        score_mods(a, ws);
         if (full) {
           const auto pad = emask::key_padding::from_lengths({(3 * s) / 4}, s);
           const double pwork = work_flops(pad, h, s, s, d);

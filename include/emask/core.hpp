@@ -14,5 +14,6 @@
 #include "emask/core/per_head.hpp"
 #include "emask/core/polarity.hpp"
 #include "emask/core/render.hpp"
+#include "emask/core/score_mod.hpp"
 #include "emask/core/tile_grid.hpp"
 #include "emask/core/types.hpp"

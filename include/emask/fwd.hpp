@@ -44,6 +44,8 @@ class bit_mask;
 class block_mask;
 struct slice_extents;
 class tile_grid;
+class score_mod;
+enum class alibi_form;
 struct render_options;
 struct image_options;
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "emask/core/mask.hpp"
+#include "emask/core/score_mod.hpp"
 #include "emask/core/types.hpp"
 #include "emask/detail/ieee.hpp"
 #include "emask/detail/threads.hpp"
@@ -40,7 +41,8 @@ struct attn_problem {
   S scale;  // scale / softcap when softcap is on
   S softcap;
   bool has_softcap;
-  std::vector<S> slopes;  // one per head, empty = no ALiBi
+  std::vector<S> slopes;           // one per head, empty = no ALiBi
+  const score_mod* mod = nullptr;  // null: none
   int threads;
 
   const S* q_ptr(Index b, Index h) const { return q + b * q_sb + h * q_sh; }
@@ -53,9 +55,10 @@ struct attn_problem {
 };
 
 /// Score transform of one row segment s[0, n) whose first key has index j0 (in the problem):
-/// softcap then ALiBi, for query index i of head h.
+/// softcap, ALiBi, then the score modifier, for query index i of head (b, h).
 template <class S>
-inline void attn_transform(const attn_problem<S>& p, Index h, Index i, Index j0, S* s, Index n) {
+inline void attn_transform(const attn_problem<S>& p, Index b, Index h, Index i, Index j0, S* s,
+                           Index n) {
   Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>> a(s, n);
   if (p.has_softcap) a = p.softcap * a.tanh();
   const S slope = p.slope(h);
@@ -63,6 +66,7 @@ inline void attn_transform(const attn_problem<S>& p, Index h, Index i, Index j0,
     const Index rel0 = j0 - i + p.k_off - p.q_off;
     for (Index j = 0; j < n; ++j) s[j] += slope * static_cast<S>(rel0 + j);
   }
+  if (p.mod) p.mod->apply(s, 1, n, 1, n, p.b0 + b, p.h0 + h, p.q_off + i, p.k_off + j0);
 }
 
 /// The one log-sum-exp merge: folds the normalized partial (po, plse) of one row into (o, lse),

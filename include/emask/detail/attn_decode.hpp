@@ -68,7 +68,7 @@ void attn_decode_chunk(const attn_problem<S>& p, const mask_tiles<S>& mask, Inde
   } else {
     s.setZero();
   }
-  attn_transform(p, h, i, c0 + lo, scores, len);
+  attn_transform(p, b, h, i, c0 + lo, scores, len);
   Eigen::Map<Vec> ov(o, dv);
   if (span.exact) {
     const S mx = s.maxCoeff();

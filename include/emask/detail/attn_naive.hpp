@@ -49,7 +49,7 @@ void attn_naive_head(const attn_problem<S>& p, const Mask& mask, Index b, Index 
   row_plan<S> plan;
   for (Index i = 0; i < lq; ++i) {
     S* row = sbuf + i * lk;
-    attn_transform(p, h, i, 0, row, lk);
+    attn_transform(p, b, h, i, 0, row, lk);
     plan_masked_row(plan, tiles, mb, mh, p.q_off + i, row, lk, S(1), vbuf, fbuf, p.k_off);
     finish_row<false>(row, row, lk, plan, vbuf, fbuf, S(1), lse ? lse + i : nullptr, false);
   }

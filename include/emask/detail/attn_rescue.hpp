@@ -45,7 +45,7 @@ void attn_exact_row(const attn_problem<S>& p, const mask_tiles<S>& mask, Index b
     for (Index c = 0; c < p.d; ++c) dot += q[c] * k[j * p.k_sl + c];
     s[static_cast<std::size_t>(j)] = dot * p.scale;
   }
-  attn_transform(p, h, i, 0, s.data(), p.lk);
+  attn_transform(p, b, h, i, 0, s.data(), p.lk);
   keep.assign(static_cast<std::size_t>(p.lk), S(0));
   mask.flags(p.b0 + b, p.h0 + h, p.q_off + i, p.k_off, p.k_off + p.lk, keep.data(), 1);
   S mx = -std::numeric_limits<S>::infinity();

@@ -129,9 +129,9 @@ void tile_pack_q(attn_tile_task<S>& a) {
   std::fill(w.has, w.has + br, static_cast<unsigned char>(0));
 }
 
-/// Stage 2. Scores of the key tile, S^T = K_tile (scaled Q)^T, then softcap and ALiBi on every
-/// score (masked ones are discarded by stage 3). K rows are read in place unless the tile is
-/// ragged.
+/// Stage 2. Scores of the key tile, S^T = K_tile (scaled Q)^T, then softcap, ALiBi and the score
+/// modifier on every score (masked ones are discarded by stage 3). K rows are read in place unless
+/// the tile is ragged.
 template <class S>
 void tile_scores(attn_tile_task<S>& a) {
   using ArrMap = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>;
@@ -165,6 +165,7 @@ void tile_scores(attn_tile_task<S>& a) {
       for (Index i = 0; i < nq; ++i) row[i] += slope * static_cast<S>(rel0 - i);
     }
   }
+  if (p.mod) p.mod->apply(w.st, br, Index(1), nq, nk, a.mb, a.mh, a.qa, a.ka);
 }
 
 /// One key row j of a partial tile, kept keys given as spans: masked scores become lowest(),

@@ -61,8 +61,6 @@ template <class S>
 void attn_set_options(attn_problem<S>& p, const attention_options& opt, const char* where,
                       Index n_slope_heads, Index slope_head0) {
   check_kernel_options(where, opt, "1/sqrt(D)", p.lq, p.lk);
-  if (!is_finite(opt.softcap) || opt.softcap < 0)
-    fail_argument(where, "options.softcap", opt.softcap, "a finite value >= 0 (0: off)");
   if (opt.tile_q < 1) fail_argument(where, "options.tile_q", opt.tile_q, ">= 1");
   if (opt.tile_k < 1) fail_argument(where, "options.tile_k", opt.tile_k, ">= 1");
   if (opt.decode_chunk < 1) fail_argument(where, "options.decode_chunk", opt.decode_chunk, ">= 1");
@@ -83,6 +81,7 @@ void attn_set_options(attn_problem<S>& p, const attention_options& opt, const ch
   p.q_off = opt.q_offset;
   p.k_off = opt.k_offset;
   p.threads = thread_count(opt.threads);
+  p.mod = opt.score_mod.empty() ? nullptr : &opt.score_mod;
   p.slopes.clear();
   if (!opt.alibi.empty()) {
     if (static_cast<Index>(opt.alibi.size()) < slope_head0 + n_slope_heads)
@@ -110,6 +109,7 @@ void attn_check_mask(const attn_problem<S>& p, const Mask& mask, const char* whe
   r.k_begin = p.k_off;
   r.k_end = p.k_off + p.lk;
   mask.check(r, where);
+  if (p.mod) p.mod->check(r, where);
 }
 
 /// What one attention variant runs. Specialized per tag; a call instantiates only its own.

@@ -19,9 +19,11 @@ EMASK_NAMESPACE_BEGIN
 ///   s = scale * dot(q_i, k_j);
 ///   if softcap > 0:  s = softcap * tanh(s / softcap);
 ///   if ALiBi:        s = s + slope_h * ((k_offset + j) - (q_offset + i));
+///   if score_mod:    s = score_mod(s, b, h, q_offset + i, k_offset + j);
 ///   then the mask: a pair the mask does not keep takes no part, whatever its score.
 ///
-/// scale (unset: 1 / sqrt(D)), slice, q_offset / k_offset and threads come from kernel_options.
+/// scale (unset: 1 / sqrt(D)), softcap, score_mod, slice, q_offset / k_offset and threads come
+/// from kernel_options.
 struct attention_options : kernel_options {
   /// Query rows per tile (tiled) and per work item of the thread pool.
   Index tile_q = 64;
@@ -30,8 +32,6 @@ struct attention_options : kernel_options {
   /// Keys per chunk of the decode variant. Fixed by the caller, never by the thread count,
   /// so results do not depend on threads.
   Index decode_chunk = 512;
-  /// Logit soft-capping (Gemma 2, Grok): s -> softcap * tanh(s / softcap); 0 turns it off.
-  double softcap = 0;
   /// ALiBi slope per query head (see alibi_slopes()); empty turns ALiBi off. For the single
   /// head entry point the slope of head `slice.h` is used.
   std::vector<double> alibi;

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "emask/config.hpp"
+#include "emask/core/score_mod.hpp"
 #include "emask/core/types.hpp"
 #include "emask/detail/ieee.hpp"
 #include "emask/error.hpp"
@@ -20,10 +21,18 @@ struct slice {
 };
 
 /// \brief What masked_softmax, masked_log_softmax and masked_attention share.
+///
+/// Every score goes through, in this order: scale, softcap, (attention: ALiBi), score_mod, mask.
 struct kernel_options {
   /// Multiplies the scores (Q K^T for attention) before anything else; any finite value, 0
   /// included (0 means 0). Unset: 1 for softmax, 1 / sqrt(D) for attention.
   std::optional<double> scale;
+  /// Logit soft-capping (Gemma 2, Grok), after the scale: s -> softcap * tanh(s / softcap);
+  /// 0 turns it off. Finite and >= 0.
+  double softcap = 0;
+  /// A score modifier (emask::score_mod: ALiBi, T5 buckets, biases, any callable), applied
+  /// after scale, softcap and attention's ALiBi option and before the mask. Empty: none.
+  emask::score_mod score_mod;
   /// The batch entry and head the mask is asked at (the single-head entry points; the batched
   /// attention entry point asks each (b, h) of its views).
   emask::slice slice;
@@ -52,6 +61,8 @@ inline void check_kernel_options(const char* where, const kernel_options& o,
   if (o.q_offset < 0) fail_argument(where, "options.q_offset", o.q_offset, ">= 0");
   if (o.k_offset < 0) fail_argument(where, "options.k_offset", o.k_offset, ">= 0");
   if (o.threads < 0) fail_argument(where, "options.threads", o.threads, ">= 0 (0: all)");
+  if (!is_finite(o.softcap) || o.softcap < 0)
+    fail_argument(where, "options.softcap", o.softcap, "a finite value >= 0 (0: off)");
   if (o.q_offset > unbounded - q_len)
     fail_argument(where, "options.q_offset", o.q_offset, "<= emask::unbounded - ", q_len,
                   " (positions offset + length must stay representable)");

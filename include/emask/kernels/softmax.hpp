@@ -1,12 +1,12 @@
 /// \file
 /// \brief Masked softmax and masked log-softmax over the rows of a row-major score matrix.
 ///
-/// Row q of the result is the softmax of `scale * scores.row(q)` over the keys the mask keeps
-/// for query q; masked keys are exactly 0 (log-softmax: -infinity). A fully masked row is all
-/// zeros (log-softmax: -infinity) with a log-sum-exp of -infinity, never NaN. Masked entries are
-/// decided from the mask itself, never from -infinity arithmetic, so the kernels stay correct
-/// under -ffast-math, and a NaN or infinity at a masked position has no effect. A NaN at a kept
-/// position makes the kept entries of its row NaN.
+/// Row q of the result is the softmax of `scale * scores.row(q)` (then options.softcap and
+/// options.score_mod, when set) over the keys the mask keeps for query q; masked keys are exactly 0
+/// (log-softmax: -infinity). A fully masked row is all zeros (log-softmax: -infinity) with a
+/// log-sum-exp of -infinity, never NaN. Masked entries are decided from the mask itself, never from
+/// -infinity arithmetic, so the kernels stay correct under -ffast-math, and a NaN or infinity at a
+/// masked position has no effect. A NaN at a kept position makes the kept entries of its row NaN.
 ///
 /// Three variants compute the same result, chosen by a tag as first argument (a call compiles
 /// only the one it runs; emask/kernels/variant.hpp):
@@ -247,6 +247,37 @@ void masked_softmax_impl(const char* where, const score_ref<S>& x, const Mask& m
   if (!is_finite(scale))  // finite as double is not finite as float (1e39)
     fail_argument(where, "options.scale", *o.scale, "a value finite in the kernel's scalar type");
   const bool stream = q_len * k_len * static_cast<Index>(sizeof(S)) >= o.stream_bytes;
+
+  if (o.softcap > 0 || !o.score_mod.empty()) {
+    // One pass that writes the transformed scores (scale, softcap, modifier), then the plain
+    // kernel on them: the modifier sees every score of the row, masked or not.
+    const Index b = o.slice.b, h = o.slice.h;
+    o.score_mod.check(
+        region{b, b + 1, h, h + 1, o.q_offset, o.q_offset + q_len, o.k_offset, o.k_offset + k_len},
+        where);
+    const S cap = static_cast<S>(o.softcap);
+    const bool capped = o.softcap > 0;
+    if (capped && !(is_finite(cap) && cap > S(0)))
+      fail_argument(where, "options.softcap", o.softcap,
+                    "a value >= 0 that is finite and nonzero in the kernel's scalar type");
+    const S pre = capped ? static_cast<S>(static_cast<double>(scale) / o.softcap) : scale;
+    if (!is_finite(pre))
+      fail_argument(where, "options.scale / options.softcap",
+                    static_cast<double>(scale) / o.softcap,
+                    "a value finite in the kernel's scalar type");
+    row_matrix<S> t(q_len, k_len);
+    if (capped)
+      t.array() = cap * (x.array() * pre).tanh();
+    else
+      t.array() = x.array() * pre;
+    o.score_mod.apply(t.data(), 1, k_len, q_len, k_len, b, h, o.q_offset, o.k_offset);
+    softmax_options plain = o;
+    plain.scale = 1.0;
+    plain.softcap = 0;
+    plain.score_mod = {};
+    masked_softmax_impl<Log, V>(where, score_ref<S>(t), mask, out, lse, lse_size, plain);
+    return;
+  }
 
   if constexpr (is_additive_mask<Mask>::value) {
     if (mask.rows() != q_len || mask.cols() != k_len)
