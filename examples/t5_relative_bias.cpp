@@ -8,7 +8,6 @@
 #include <cmath>
 #include <emask/emask.hpp>
 #include <iostream>
-#include <limits>
 #include <vector>
 
 using emask::Index;
@@ -25,19 +24,21 @@ mat plain_loop(const mat& q, const mat& k, const mat& v, const Eigen::MatrixXd& 
   mat out = mat::Zero(L, v.cols());
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.cols()));
   for (Index i = 0; i < L; ++i) {
-    std::vector<double> s(static_cast<std::size_t>(L), -std::numeric_limits<double>::infinity());
-    double mx = -std::numeric_limits<double>::infinity();
-    for (Index j = 0; j < L; ++j) {
-      if (!bidirectional && j > i) continue;  // the decoder is causal
+    // The decoder is causal: keys 0..i; the encoder sees every key. No infinities, so the loop
+    // means the same under -ffast-math.
+    const Index kept = bidirectional ? L : i + 1;
+    std::vector<double> s(static_cast<std::size_t>(kept));
+    double mx = 0;
+    for (Index j = 0; j < kept; ++j) {
       const Index bucket =
           emask::t5_relative_bucket(j - i, bidirectional, table.rows(), max_distance);
       s[static_cast<std::size_t>(j)] =
           scale * q.row(i).cast<double>().dot(k.row(j).cast<double>()) + table(bucket, h);
-      mx = std::max(mx, s[static_cast<std::size_t>(j)]);
+      mx = j == 0 ? s[0] : std::max(mx, s[static_cast<std::size_t>(j)]);
     }
     double sum = 0;
     for (double x : s) sum += std::exp(x - mx);
-    for (Index j = 0; j < L; ++j)
+    for (Index j = 0; j < kept; ++j)
       out.row(i) +=
           static_cast<float>(std::exp(s[static_cast<std::size_t>(j)] - mx) / sum) * v.row(j);
   }
