@@ -1,4 +1,5 @@
-// Score modifiers (core/score_mod.hpp) and softcap in masked_softmax: every ready modifier and
+// Score modifiers (core/score_mod.hpp), softcap in masked_softmax, and materialized masks
+// (bool_matrix, drop_mask, additive_mask) taken directly by the kernels: every ready modifier and
 // a user callable against a float64 reference in every attention and softmax variant, batched
 // heads, offsets, composition order, -inf from a modifier dropping a pair exactly like the mask,
 // NaN following the NaN policy, T5 bucket goldens, bad input.
@@ -484,4 +485,165 @@ TEST_CASE(
           emask::masked_softmax(row_matrix<float>::Ones(4, 4), emask::causal(), y, so);
         }).find("emask::masked_softmax: argument 'options.softcap'") == 0);
   CHECK((y.array() == 7.f).all());
+}
+
+TEMPLATE_TEST_CASE(
+    "masked_attention and masked_softmax take bool_matrix, drop_mask and "
+    "additive_mask directly, in every variant",
+    "[score_mod][materialized]", float, double) {
+  using S = TestType;
+  rng g(11);
+  const Index lq = 23, lk = 41, d = 8;
+  const row_matrix<S> q = emask_test::uniform_matrix<S>(g, lq, d),
+                      k = emask_test::uniform_matrix<S>(g, lk, d),
+                      v = emask_test::uniform_matrix<S>(g, lk, d);
+  emask::bool_matrix keep(lq, lk);
+  for (Index i = 0; i < lq; ++i)
+    for (Index j = 0; j < lk; ++j) keep(i, j) = i != 4 && g.coin(0.6);  // row 4 keeps nothing
+  // A Hugging Face style bias: finite values where kept, finfo.min where masked.
+  row_matrix<S> bias(lq, lk);
+  for (Index i = 0; i < lq; ++i)
+    for (Index j = 0; j < lk; ++j)
+      bias(i, j) = keep(i, j) ? static_cast<S>(uniform(g, 1)) : std::numeric_limits<S>::lowest();
+  const dmat qd = q.template cast<double>(), kd = k.template cast<double>(),
+             vd = v.template cast<double>();
+  const keep_fn kf = [&](Index i, Index j) { return keep(i, j); };
+  const mod_fn add = [&](double s, Index, Index, Index i, Index j) {
+    return s + static_cast<double>(bias(i, j));
+  };
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  const ref_result plain = reference(
+      qd, kd, vd, kf, [](double s, Index, Index, Index, Index) { return s; }, 0, 0, scale, 0, 0, 0);
+  const ref_result biased = reference(qd, kd, vd, kf, add, 0, 0, scale, 0, 0, 0);
+  for (const auto variant :
+       {emask_test::attention_variant::naive, emask_test::attention_variant::tiled,
+        emask_test::attention_variant::decode}) {
+    INFO("variant " << static_cast<int>(variant));
+    emask_test::attention_options o;
+    o.variant = variant;
+    o.tile_q = 8;
+    o.tile_k = 8;
+    row_matrix<S> o1(lq, d), o2(lq, d), o3(lq, d), o4(lq, d);
+    Eigen::Matrix<S, Eigen::Dynamic, 1> l1(lq), l4(lq);
+    emask_test::masked_attention(q, k, v, keep, o1, l1, o);
+    emask_test::masked_attention(q, k, v, emask::as_mask(keep), o2, o);
+    emask_test::masked_attention(q, k, v, emask::to_drop(keep), o3, o);
+    CHECK(o1 == o2);
+    CHECK(o1 == o3);
+    CHECK((o1.template cast<double>() - plain.out).cwiseAbs().maxCoeff() <= tol<S>() * 10);
+    CHECK(o1.row(4).isZero(0));
+    CHECK(l1(4) == -std::numeric_limits<S>::infinity());
+    emask_test::masked_attention(q, k, v, emask::to_additive(bias), o4, l4, o);
+    CHECK((o4.template cast<double>() - biased.out).cwiseAbs().maxCoeff() <= tol<S>() * 10);
+    CHECK(o4.row(4).isZero(0));
+    CHECK(l4(4) == -std::numeric_limits<S>::infinity());
+    for (Index i = 0; i < lq; ++i)
+      if (i != 4)
+        CHECK(std::abs(static_cast<double>(l4(i)) - biased.lse(i)) <=
+              tol<S>() * 10 * (1 + std::abs(biased.lse(i))));
+  }
+  // Batched views: the bool_matrix is shared by every batch entry and head.
+  std::vector<S> qb(static_cast<std::size_t>(2 * lq * d)), kb(static_cast<std::size_t>(2 * lk * d)),
+      vb(static_cast<std::size_t>(2 * lk * d)), ob(static_cast<std::size_t>(2 * lq * d));
+  for (Index h = 0; h < 2; ++h) {
+    Eigen::Map<row_matrix<S>>(qb.data() + h * lq * d, lq, d) = q;
+    Eigen::Map<row_matrix<S>>(kb.data() + h * lk * d, lk, d) = k;
+    Eigen::Map<row_matrix<S>>(vb.data() + h * lk * d, lk, d) = v;
+  }
+  emask::masked_attention(emask::view_bhld<const S>(qb.data(), 1, 2, lq, d),
+                          emask::view_bhld<const S>(kb.data(), 1, 2, lk, d),
+                          emask::view_bhld<const S>(vb.data(), 1, 2, lk, d), emask::to_drop(keep),
+                          emask::view_bhld(ob.data(), 1, 2, lq, d));
+  row_matrix<S> single(lq, d);
+  emask::masked_attention(q, k, v, keep, single);
+  for (Index h = 0; h < 2; ++h)
+    CHECK(Eigen::Map<const row_matrix<S>>(ob.data() + h * lq * d, lq, d) == single);
+
+  // Softmax: a drop_mask gives the bits of its keep-mask.
+  const row_matrix<S> x = emask_test::uniform_matrix<S>(g, lq, lk, 3.0);
+  row_matrix<S> y1(lq, lk), y2(lq, lk);
+  emask::masked_softmax(x, keep, y1);
+  emask::masked_softmax(x, emask::to_drop(keep), y2);
+  CHECK(y1 == y2);
+  // A keep-mask of the wrong shape is an error naming masked_attention, out untouched.
+  row_matrix<S> untouched = row_matrix<S>::Constant(lq, d, S(7));
+  bool raised = false;
+  try {
+    emask::masked_attention(
+        q, k, v, emask::bool_matrix(emask::bool_matrix::Constant(lq, lk - 1, true)), untouched);
+  } catch (const emask::error& e) {
+    raised = std::string(e.what()).find("emask::masked_attention") == 0;
+  }
+  CHECK(raised);
+  CHECK((untouched.array() == S(7)).all());
+}
+
+TEMPLATE_TEST_CASE(
+    "merge_attention over [B, H] views: shards merge into the unsharded batched "
+    "result",
+    "[merge][batched]", float, double) {
+  using S = TestType;
+  rng g(13);
+  const Index b_n = 2, h_n = 3, lq = 9, lk = 40, d = 8;
+  std::vector<S> q(static_cast<std::size_t>(b_n * h_n * lq * d)),
+      k(static_cast<std::size_t>(b_n * h_n * lk * d)), v(k.size());
+  for (S& x : q) x = static_cast<S>(uniform(g, 1));
+  for (S& x : k) x = static_cast<S>(uniform(g, 1));
+  for (S& x : v) x = static_cast<S>(uniform(g, 1));
+  const auto qv = emask::view_bhld<const S>(q.data(), b_n, h_n, lq, d);
+  const emask::sliding_window mask(20, 0);
+  emask::attention_options o;
+  o.q_offset = lk - lq;  // the queries are the last lq positions
+  std::vector<S> whole(q.size());
+  row_matrix<S> whole_lse(b_n * h_n, lq);
+  emask::masked_attention(qv, emask::view_bhld<const S>(k.data(), b_n, h_n, lk, d),
+                          emask::view_bhld<const S>(v.data(), b_n, h_n, lk, d), mask,
+                          emask::view_bhld(whole.data(), b_n, h_n, lq, d), whole_lse, o);
+  // Three key shards [0, 13), [13, 27), [27, 40): views into K and V with the full strides.
+  const Index cuts[] = {0, 13, 27, lk};
+  std::vector<std::vector<S>> outs(3, std::vector<S>(q.size()));
+  std::vector<row_matrix<S>> lses(3, row_matrix<S>(b_n * h_n, lq));
+  std::vector<emask::tensor_view<const S>> parts;
+  for (int s = 0; s < 3; ++s) {
+    const Index k0 = cuts[s], n = cuts[s + 1] - cuts[s];
+    emask::attention_options os = o;
+    os.k_offset = k0;
+    const emask::tensor_view<const S> ks(k.data() + k0 * d, b_n, h_n, n, d, h_n * lk * d, lk * d,
+                                         d);
+    const emask::tensor_view<const S> vs(v.data() + k0 * d, b_n, h_n, n, d, h_n * lk * d, lk * d,
+                                         d);
+    emask::masked_attention(
+        qv, ks, vs, mask,
+        emask::view_bhld(outs[static_cast<std::size_t>(s)].data(), b_n, h_n, lq, d),
+        lses[static_cast<std::size_t>(s)], os);
+    parts.push_back(
+        emask::view_bhld<const S>(outs[static_cast<std::size_t>(s)].data(), b_n, h_n, lq, d));
+  }
+  std::vector<S> merged(q.size(), S(0));
+  row_matrix<S> merged_lse(b_n * h_n, lq);
+  emask::merge_attention(parts, lses, emask::view_bhld(merged.data(), b_n, h_n, lq, d), merged_lse);
+  const double t = std::is_same<S, float>::value ? 1e-5 : 1e-12;
+  for (std::size_t i = 0; i < q.size(); ++i)
+    CHECK(std::abs(static_cast<double>(merged[i] - whole[i])) <= t);
+  CHECK((merged_lse - whole_lse).cwiseAbs().maxCoeff() <= static_cast<S>(t * 10));
+  // The same by folding one shard at a time.
+  std::vector<S> acc = outs[0];
+  row_matrix<S> acc_lse = lses[0];
+  for (std::size_t s = 1; s < 3; ++s)
+    emask::merge_attention_into(emask::view_bhld(acc.data(), b_n, h_n, lq, d), acc_lse, parts[s],
+                                lses[s]);
+  CHECK(acc == merged);
+  CHECK(acc_lse == merged_lse);
+  // A shard of the wrong shape: an error naming it, nothing written.
+  std::vector<S> before = merged;
+  parts[2] = emask::view_bhld<const S>(outs[2].data(), b_n, h_n, lq - 1, d);
+  bool raised = false;
+  try {
+    emask::merge_attention(parts, lses, emask::view_bhld(merged.data(), b_n, h_n, lq, d),
+                           merged_lse);
+  } catch (const emask::error& e) {
+    raised = std::string(e.what()).find("emask::merge_attention: argument 'parts[2]'") == 0;
+  }
+  CHECK(raised);
+  CHECK(merged == before);
 }

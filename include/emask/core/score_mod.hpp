@@ -177,7 +177,7 @@ namespace detail {
 inline std::vector<double> checked_per_head(const char* where, const char* arg,
                                             std::vector<double> v) {
   for (std::size_t h = 0; h < v.size(); ++h)
-    if (!(std::abs(v[h]) <= static_cast<double>(std::numeric_limits<float>::max())))
+    if (!(std::abs(v[h]) <= static_cast<double>((std::numeric_limits<float>::max)())))
       fail_argument(where, concat(arg, "[", h, "]").c_str(), v[h],
                     "a finite value (finite as float too)");
   return v;
@@ -271,11 +271,13 @@ inline Index t5_relative_bucket(Index relative_position, bool bidirectional, Ind
   if (bidirectional) {
     nb /= 2;
     if (n > 0) bucket += nb;
-    n = n < 0 ? (n == std::numeric_limits<Index>::min() ? std::numeric_limits<Index>::max() : -n)
-              : n;
+    n = n < 0
+            ? (n == (std::numeric_limits<Index>::min)() ? (std::numeric_limits<Index>::max)() : -n)
+            : n;
   } else {
-    n = n < 0 ? (n == std::numeric_limits<Index>::min() ? std::numeric_limits<Index>::max() : -n)
-              : 0;
+    n = n < 0
+            ? (n == (std::numeric_limits<Index>::min)() ? (std::numeric_limits<Index>::max)() : -n)
+            : 0;
   }
   const Index max_exact = nb / 2;
   if (max_distance <= max_exact)
@@ -387,7 +389,7 @@ score_mod t5_relative_bias(const Eigen::MatrixBase<Derived>& table, bool bidirec
   for (Index r = 0; r < table.rows(); ++r)
     for (Index c = 0; c < table.cols(); ++c) {
       const double x = static_cast<double>(table(r, c));
-      if (!(std::abs(x) <= static_cast<double>(std::numeric_limits<float>::max())))
+      if (!(std::abs(x) <= static_cast<double>((std::numeric_limits<float>::max)())))
         detail::fail_argument(where, detail::concat("table(", r, ", ", c, ")").c_str(), x,
                               "a finite value (finite as float too)");
       f.table[static_cast<std::size_t>(r * table.cols() + c)] = x;

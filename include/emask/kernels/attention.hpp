@@ -19,6 +19,8 @@
 #include <type_traits>
 
 #include "emask/config.hpp"
+#include "emask/core/polarity.hpp"
+#include "emask/core/score_mod.hpp"
 #include "emask/detail/attn_common.hpp"
 #include "emask/detail/attn_decode.hpp"
 #include "emask/detail/attn_rescue.hpp"
@@ -27,6 +29,8 @@
 #include "emask/kernels/merge.hpp"
 #include "emask/kernels/tensor_view.hpp"
 #include "emask/kernels/variant.hpp"
+#include "emask/masks/dense.hpp"
+#include "emask/masks/keep_all.hpp"
 
 EMASK_NAMESPACE_BEGIN
 
@@ -193,14 +197,42 @@ void attn_dispatch(attn_problem<S>& p, const Mask& mask, const attention_options
   attn_kernel<V>::run(p, mask, opt, ws.data());
 }
 
+template <class T>
+struct is_additive_attn_mask : std::false_type {};
+template <class T>
+struct is_additive_attn_mask<additive_mask<T>> : std::true_type {};
+
+/// The materialized masks as the kernels take them: a bool_matrix keep-mask (a view, tile
+/// answers by word), a drop_mask (true = ignore, converted once), an additive_mask (its bias
+/// added as the last score stage; entries <= lowest() drop their pair). Calls
+/// f(mask expression, options).
+template <class Mask>
+inline constexpr bool is_materialized_mask_v =
+    std::is_same<Mask, bool_matrix>::value || std::is_same<Mask, drop_mask>::value ||
+    is_additive_attn_mask<Mask>::value;
+
+template <class Mask, class F>
+void with_mask_expression(const Mask& mask, const attention_options& opt, F&& f) {
+  if constexpr (std::is_same<Mask, bool_matrix>::value) {
+    f(as_mask(mask), opt);
+  } else if constexpr (std::is_same<Mask, drop_mask>::value) {
+    f(to_mask(to_keep(mask)), opt);
+  } else {
+    attention_options o = opt;
+    o.score_mod = opt.score_mod.then(additive_bias(mask.matrix()));
+    f(keep_all(), o);
+  }
+}
+
 template <class V, class S, class Mask>
-void attn_single(const Eigen::Ref<const row_matrix<S>>& q, const Eigen::Ref<const row_matrix<S>>& k,
-                 const Eigen::Ref<const row_matrix<S>>& v, const Mask& mask,
-                 Eigen::Ref<row_matrix<S>> out, S* lse, Index lse_size,
-                 const attention_options& opt, attention_workspace<S>* ws) {
+void attn_single_expr(const Eigen::Ref<const row_matrix<S>>& q,
+                      const Eigen::Ref<const row_matrix<S>>& k,
+                      const Eigen::Ref<const row_matrix<S>>& v, const Mask& mask,
+                      Eigen::Ref<row_matrix<S>> out, S* lse, Index lse_size,
+                      const attention_options& opt, attention_workspace<S>* ws) {
   static_assert(is_mask_v<Mask>,
-                "emask::masked_attention: pass an emask mask expression "
-                "(a builder such as emask::causal, or emask::as_mask(bool_matrix))");
+                "emask::masked_attention: pass an emask mask expression (a builder such as "
+                "emask::causal), a bool_matrix, a drop_mask or an additive_mask");
   const char* where = "masked_attention";
   if (k.cols() != q.cols())
     fail_argument(where, "k", concat(k.rows(), "x", k.cols()), "D = ", q.cols(),
@@ -238,16 +270,18 @@ void attn_single(const Eigen::Ref<const row_matrix<S>>& q, const Eigen::Ref<cons
 }
 
 template <class V, class S, class SQ, class SK, class SV, class Mask>
-void attn_batched(const tensor_view<SQ>& q, const tensor_view<SK>& k, const tensor_view<SV>& v,
-                  const Mask& mask, const tensor_view<S>& out, S* lse, Index lse_rows,
-                  Index lse_cols, Index lse_stride, const attention_options& opt,
-                  attention_workspace<S>* ws) {
+void attn_batched_expr(const tensor_view<SQ>& q, const tensor_view<SK>& k, const tensor_view<SV>& v,
+                       const Mask& mask, const tensor_view<S>& out, S* lse, Index lse_rows,
+                       Index lse_cols, Index lse_stride, const attention_options& opt,
+                       attention_workspace<S>* ws) {
   static_assert(!std::is_const<S>::value, "emask::masked_attention: out must be a mutable view");
   static_assert(std::is_same<std::remove_const_t<SQ>, S>::value &&
                     std::is_same<std::remove_const_t<SK>, S>::value &&
                     std::is_same<std::remove_const_t<SV>, S>::value,
                 "emask::masked_attention: q, k, v and out must have the same scalar type");
-  static_assert(is_mask_v<Mask>, "emask::masked_attention: pass an emask mask expression");
+  static_assert(is_mask_v<Mask>,
+                "emask::masked_attention: pass an emask mask expression (a builder such as "
+                "emask::causal), a bool_matrix, a drop_mask or an additive_mask");
   const char* where = "masked_attention";
   auto shape = [](const auto& t) {
     return concat("[B=", t.batch(), ", H=", t.heads(), ", L=", t.length(), ", D=", t.dim(), "]");
@@ -299,6 +333,35 @@ void attn_batched(const tensor_view<SQ>& q, const tensor_view<SK>& k, const tens
   p.dv = v.dim();
   attn_set_options(p, opt, where, opt.alibi.empty() ? 0 : q.heads(), 0);
   attn_dispatch<V>(p, mask, opt, ws, where);
+}
+
+// The entry points behind the public overloads: a materialized mask becomes an expression.
+template <class V, class S, class Mask>
+void attn_single(const Eigen::Ref<const row_matrix<S>>& q, const Eigen::Ref<const row_matrix<S>>& k,
+                 const Eigen::Ref<const row_matrix<S>>& v, const Mask& mask,
+                 Eigen::Ref<row_matrix<S>> out, S* lse, Index lse_size,
+                 const attention_options& opt, attention_workspace<S>* ws) {
+  if constexpr (is_materialized_mask_v<Mask>) {
+    with_mask_expression(mask, opt, [&](const auto& m, const attention_options& o) {
+      attn_single_expr<V, S>(q, k, v, m, out, lse, lse_size, o, ws);
+    });
+  } else {
+    attn_single_expr<V, S>(q, k, v, mask, out, lse, lse_size, opt, ws);
+  }
+}
+
+template <class V, class S, class SQ, class SK, class SV, class Mask>
+void attn_batched(const tensor_view<SQ>& q, const tensor_view<SK>& k, const tensor_view<SV>& v,
+                  const Mask& mask, const tensor_view<S>& out, S* lse, Index lse_rows,
+                  Index lse_cols, Index lse_stride, const attention_options& opt,
+                  attention_workspace<S>* ws) {
+  if constexpr (is_materialized_mask_v<Mask>) {
+    with_mask_expression(mask, opt, [&](const auto& m, const attention_options& o) {
+      attn_batched_expr<V, S>(q, k, v, m, out, lse, lse_rows, lse_cols, lse_stride, o, ws);
+    });
+  } else {
+    attn_batched_expr<V, S>(q, k, v, mask, out, lse, lse_rows, lse_cols, lse_stride, opt, ws);
+  }
 }
 
 template <class D>

@@ -13,12 +13,14 @@
 /// after an MPI_Allgather / ncclAllGather of the partials or step by step around the ring.
 #pragma once
 
+#include <algorithm>
 #include <type_traits>
 #include <vector>
 
 #include "emask/config.hpp"
 #include "emask/core/types.hpp"
 #include "emask/detail/attn_common.hpp"
+#include "emask/kernels/tensor_view.hpp"
 
 EMASK_NAMESPACE_BEGIN
 namespace detail {
@@ -113,6 +115,93 @@ void merge_attention(const std::vector<row_matrix<typename DO::Scalar>>& parts,
   for (std::size_t i = 1; i < parts.size(); ++i)
     detail::merge_attention_rows(ro.data(), ro.outerStride(), rl.data(), parts[i].data(),
                                  parts[i].outerStride(), lses[i].data(), rows, cols);
+}
+
+namespace detail {
+/// S in a parameter that must not take part in deduction (C++20's std::type_identity_t).
+template <class S>
+struct same {
+  using type = S;
+};
+template <class S>
+using same_t = typename same<S>::type;
+
+template <class S, class P>
+void merge_check_batched(const char* where, const char* part_name, const tensor_view<S>& out,
+                         const Eigen::Ref<row_matrix<std::remove_const_t<S>>>& lse,
+                         const tensor_view<P>& part, const char* lse_name, Index lse_rows,
+                         Index lse_cols) {
+  auto shape = [](const auto& t) {
+    return concat("[B=", t.batch(), ", H=", t.heads(), ", L=", t.length(), ", D=", t.dim(), "]");
+  };
+  if (part.batch() != out.batch() || part.heads() != out.heads() || part.length() != out.length() ||
+      part.dim() != out.dim())
+    fail_argument(where, part_name, shape(part), shape(out), " (the shape of out)");
+  if (lse.rows() != out.batch() * out.heads() || lse.cols() != out.length())
+    fail_argument(where, "lse", concat(lse.rows(), "x", lse.cols()), out.batch() * out.heads(), "x",
+                  out.length(), " (B*H rows, L columns)");
+  if (lse_rows != lse.rows() || lse_cols != lse.cols())
+    fail_argument(where, lse_name, concat(lse_rows, "x", lse_cols), lse.rows(), "x", lse.cols(),
+                  " (the shape of lse)");
+}
+
+template <class S, class P>
+void merge_batched_rows(const tensor_view<S>& out, Eigen::Ref<row_matrix<S>>& lse,
+                        const tensor_view<P>& part, const S* plse, Index plse_stride) {
+  for (Index b = 0; b < out.batch(); ++b)
+    for (Index h = 0; h < out.heads(); ++h) {
+      const Index row = b * out.heads() + h;
+      merge_attention_rows(out.data() + b * out.stride_b() + h * out.stride_h(), out.stride_l(),
+                           lse.data() + row * lse.outerStride(),
+                           part.data() + b * part.stride_b() + h * part.stride_h(), part.stride_l(),
+                           plse + row * plse_stride, out.length(), out.dim());
+    }
+}
+}  // namespace detail
+
+/// \brief Batched merge_attention_into: folds the partial result of one key shard for every
+/// (batch, head) of [B, H, L, Dv] views into (out, lse), in place. \p lse and \p part_lse are
+/// (B*H) x L, row b*H + h (the batched masked_attention layout).
+template <class S>
+void merge_attention_into(const tensor_view<S>& out, Eigen::Ref<row_matrix<detail::same_t<S>>> lse,
+                          const tensor_view<const detail::same_t<S>>& part_out,
+                          const Eigen::Ref<const row_matrix<detail::same_t<S>>>& part_lse) {
+  static_assert(!std::is_const<S>::value, "emask::merge_attention_into: out must be mutable");
+  const char* where = "merge_attention_into";
+  detail::merge_check_batched(where, "part_out", out, lse, part_out, "part_lse", part_lse.rows(),
+                              part_lse.cols());
+  detail::merge_batched_rows(out, lse, part_out, part_lse.data(), part_lse.outerStride());
+}
+
+/// \brief Batched merge_attention: merges n >= 1 key shards, each [B, H, L, Dv] with a
+/// (B*H) x L log-sum-exp, into out and lse, folded in order 0, 1, ..., n-1. Every shard is
+/// checked before out and lse are written.
+template <class S>
+void merge_attention(const std::vector<tensor_view<const S>>& parts,
+                     const std::vector<row_matrix<S>>& lses, const tensor_view<S>& out,
+                     Eigen::Ref<row_matrix<detail::same_t<S>>> lse) {
+  static_assert(!std::is_const<S>::value, "emask::merge_attention: out must be mutable");
+  const char* where = "merge_attention";
+  if (parts.empty()) detail::fail_argument(where, "parts", "an empty list", "at least one shard");
+  if (lses.size() != parts.size())
+    detail::fail_argument(where, "lses", detail::concat(lses.size(), " entries"), parts.size(),
+                          " (one per shard)");
+  for (std::size_t i = 0; i < parts.size(); ++i)
+    detail::merge_check_batched(where, detail::concat("parts[", i, "]").c_str(), out, lse, parts[i],
+                                detail::concat("lses[", i, "]").c_str(), lses[i].rows(),
+                                lses[i].cols());
+  for (Index b = 0; b < out.batch(); ++b)
+    for (Index h = 0; h < out.heads(); ++h) {
+      const tensor_view<const S>& p0 = parts[0];
+      const S* src = p0.data() + b * p0.stride_b() + h * p0.stride_h();
+      S* dst = out.data() + b * out.stride_b() + h * out.stride_h();
+      for (Index i = 0; i < out.length(); ++i)
+        std::copy(src + i * p0.stride_l(), src + i * p0.stride_l() + out.dim(),
+                  dst + i * out.stride_l());
+    }
+  lse = lses[0];
+  for (std::size_t i = 1; i < parts.size(); ++i)
+    detail::merge_batched_rows(out, lse, parts[i], lses[i].data(), lses[i].cols());
 }
 
 EMASK_NAMESPACE_END

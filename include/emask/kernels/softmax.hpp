@@ -293,10 +293,16 @@ void masked_softmax_impl(const char* where, const score_ref<S>& x, const Mask& m
       fail_argument(where, "mask", concat(mask.rows(), " x ", mask.cols(), " bool_matrix"), q_len,
                     " x ", k_len, " (the shape of scores)");
     masked_softmax_impl<Log, V>(where, x, as_mask(mask), out, lse, lse_size, o);
+  } else if constexpr (std::is_same<Mask, drop_mask>::value) {
+    if (mask.rows() != q_len || mask.cols() != k_len)
+      fail_argument(where, "mask", concat(mask.rows(), " x ", mask.cols(), " drop_mask"), q_len,
+                    " x ", k_len, " (the shape of scores)");
+    const bool_matrix keep = to_keep(mask);
+    masked_softmax_impl<Log, V>(where, x, as_mask(keep), out, lse, lse_size, o);
   } else {
     static_assert(is_mask_v<Mask>,
                   "emask::masked_softmax: pass a mask expression (causal, key_padding, a & b, "
-                  "bit_mask, ...), a bool_matrix keep-mask or an additive_mask<S>");
+                  "bit_mask, ...), a bool_matrix keep-mask, a drop_mask or an additive_mask<S>");
     const Index b = o.slice.b, h = o.slice.h, qo = o.q_offset, ko = o.k_offset;
     mask.check(region{b, b + 1, h, h + 1, qo, qo + q_len, ko, ko + k_len}, where);
     const int threads = thread_count(o.threads);
