@@ -66,6 +66,29 @@ TEST_CASE("causal: per-batch bottom-right alignment for variable-length caches",
   REQUIRE_THROWS_AS(materialize(c, 3, 6, 3), emask::error);
 }
 
+TEST_CASE(
+    "causal::bottom_right(q_len, k_len) rejects a call beyond the lengths it was built "
+    "for, and accepts shards and tiles inside them",
+    "[causal]") {
+  const causal c = causal::bottom_right(1, 10);
+  CHECK(c.q_len() == 1);
+  CHECK(c.k_len() == 10);
+  CHECK(causal().k_len() == -1);
+  CHECK(causal::with_diagonal(9).q_len() == -1);
+  // A 12-key cache: keys 10 and 11 would be silently dropped. The error names both lengths.
+  REQUIRE_THROWS_WITH(materialize(c, 1, 12),
+                      Catch::Matchers::Contains("causal::bottom_right(1, 10)") &&
+                          Catch::Matchers::Contains("keys [0, 12)"));
+  REQUIRE_THROWS_WITH(materialize(causal::bottom_right(2, 10), 3, 10),
+                      Catch::Matchers::Contains("queries [0, 3)"));
+  // Inside the lengths: the whole problem, a key shard at an offset, a strict copy.
+  CHECK(materialize(c, 1, 10).count() == 10);
+  CHECK(materialize(c.offset(0, 6), 1, 4).count() == 4);
+  CHECK(materialize(causal::bottom_right(4, 8).strict(), 4, 8).count() ==
+        materialize(causal::with_diagonal(4).strict(), 4, 8).count());
+  REQUIRE_THROWS_AS(materialize(causal::bottom_right(4, 8).strict(), 4, 9), emask::error);
+}
+
 TEST_CASE("offsets: a shard or cache step is the same mask at other positions", "[offset]") {
   for (Index dq : {0, 3, 10})
     for (Index dk : {0, 2, 9}) {
@@ -101,7 +124,7 @@ TEST_CASE("positions near the largest Index: saturated or rejected, never overfl
   CHECK(materialize(causal::with_diagonal(max).strict(), 3, 5).count() == 15);
   CHECK(materialize(causal::with_diagonal(-max), 3, 5).count() == 0);
   CHECK(materialize(causal::with_diagonal(std::numeric_limits<Index>::min()), 3, 5).count() == 0);
-  CHECK(materialize(causal::bottom_right(0, max), 2, 4).count() == 8);
+  CHECK(materialize(causal::bottom_right(2, max), 2, 4).count() == 8);
   CHECK(materialize(causal::bottom_right({0, 1}, {max, 1}), 2, 4, 0).count() == 8);
   // Windows: the sides are clamped to unbounded (documented), the diagonal never overflows.
   CHECK(materialize(sliding_window(0, 0, max), 3, 5).count() == 0);

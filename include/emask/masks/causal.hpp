@@ -28,11 +28,20 @@ class causal : public detail::interval_mask<causal> {
 
   /// \brief Bottom-right aligned (FlashAttention >= 2.1, KV cache): query i keeps keys
   /// 0..i + (k_len - q_len), so the last query keeps every key.
+  ///
+  /// The mask remembers the lengths it was built for: a call that asks it about a query at or
+  /// beyond q_len or a key at or beyond k_len (a mask built for a 10-key cache reused on 12
+  /// keys, which would silently ignore keys 10 and 11) raises emask::error naming both. A call
+  /// over part of the positions (a key shard through k_offset, a query tile) is fine. For a
+  /// fixed alignment whatever the lengths, use with_diagonal(k_len - q_len).
   /// \pre q_len >= 0, k_len >= 0.
   static causal bottom_right(Index q_len, Index k_len) {
     if (q_len < 0) detail::fail_argument("causal::bottom_right", "q_len", q_len, ">= 0");
     if (k_len < 0) detail::fail_argument("causal::bottom_right", "k_len", k_len, ">= 0");
-    return with_diagonal(k_len - q_len);
+    causal c = with_diagonal(k_len - q_len);
+    c.q_len_ = q_len;
+    c.k_len_ = k_len;
+    return c;
   }
 
   /// \brief Bottom-right aligned per batch entry: sequence b has q_lens[b] queries over
@@ -76,7 +85,17 @@ class causal : public detail::interval_mask<causal> {
   void check(const region& r, const char* where) const {
     detail::check_batch(where, "causal diagonals", diagonal_.size(), r);
     detail::check_positions(where, r);
+    if (k_len_ >= 0 && (r.q_end > q_len_ || r.k_end > k_len_))
+      detail::fail_argument(where, "mask",
+                            detail::concat("causal::bottom_right(", q_len_, ", ", k_len_, ")"),
+                            "lengths covering the call's positions: queries [", r.q_begin, ", ",
+                            r.q_end, "), keys [", r.k_begin, ", ", r.k_end,
+                            ") (build it for the call's lengths, or use causal::with_diagonal)");
   }
+  /// \brief The query and key lengths of bottom_right(q_len, k_len); -1 for other causal masks.
+  Index q_len() const noexcept { return q_len_; }
+  /// \brief See q_len().
+  Index k_len() const noexcept { return k_len_; }
 
  private:
   explicit causal(std::vector<Index> diag) : diagonal_(std::move(diag)) {
@@ -84,6 +103,7 @@ class causal : public detail::interval_mask<causal> {
   }
   std::vector<Index> diagonal_;
   bool strict_ = false;
+  Index q_len_ = -1, k_len_ = -1;  // bottom_right(q_len, k_len): the lengths it is valid for
 };
 
 EMASK_NAMESPACE_END
