@@ -65,6 +65,16 @@ ref_result reference(const dmat& q, const dmat& k, const dmat& v, const keep_fn&
   return r;
 }
 
+/// Random q (lq x d), k and v (lk x d) in [-1, 1].
+template <class S>
+struct qkv {
+  row_matrix<S> q, k, v;
+  qkv(rng& g, Index lq, Index lk, Index d)
+      : q(emask_test::uniform_matrix<S>(g, lq, d)),
+        k(emask_test::uniform_matrix<S>(g, lk, d)),
+        v(emask_test::uniform_matrix<S>(g, lk, d)) {}
+};
+
 struct case_t {
   std::string name;
   emask::score_mod mod;
@@ -278,9 +288,8 @@ TEMPLATE_TEST_CASE("score_mod: a modifier returning -inf drops its pair exactly 
   using S = TestType;
   rng g(3);
   const Index lq = 45, lk = 45, d = 8;
-  const row_matrix<S> q = emask_test::uniform_matrix<S>(g, lq, d),
-                      k = emask_test::uniform_matrix<S>(g, lk, d),
-                      v = emask_test::uniform_matrix<S>(g, lk, d);
+  const qkv<S> data(g, lq, lk, d);
+  const row_matrix<S>&q = data.q, &k = data.k, &v = data.v;
   const emask::score_mod as_causal([](auto s, Index, Index, Index qq, Index kk) {
     return kk <= qq ? s : -std::numeric_limits<decltype(s)>::infinity();
   });
@@ -328,9 +337,8 @@ TEMPLATE_TEST_CASE("score_mod: NaN from a modifier follows the NaN policy", "[sc
   using S = TestType;
   rng g(5);
   const Index lq = 20, lk = 20, d = 4;
-  const row_matrix<S> q = emask_test::uniform_matrix<S>(g, lq, d),
-                      k = emask_test::uniform_matrix<S>(g, lk, d),
-                      v = emask_test::uniform_matrix<S>(g, lk, d);
+  const qkv<S> data(g, lq, lk, d);
+  const row_matrix<S>&q = data.q, &k = data.k, &v = data.v;
   // NaN at (7, 3) (kept by causal) and at (2, 9) (dropped by causal).
   const emask::score_mod nan_at([](auto s, Index, Index, Index qq, Index kk) {
     using T = decltype(s);
@@ -494,9 +502,8 @@ TEMPLATE_TEST_CASE(
   using S = TestType;
   rng g(11);
   const Index lq = 23, lk = 41, d = 8;
-  const row_matrix<S> q = emask_test::uniform_matrix<S>(g, lq, d),
-                      k = emask_test::uniform_matrix<S>(g, lk, d),
-                      v = emask_test::uniform_matrix<S>(g, lk, d);
+  const qkv<S> data(g, lq, lk, d);
+  const row_matrix<S>&q = data.q, &k = data.k, &v = data.v;
   emask::bool_matrix keep(lq, lk);
   for (Index i = 0; i < lq; ++i)
     for (Index j = 0; j < lk; ++j) keep(i, j) = i != 4 && g.coin(0.6);  // row 4 keeps nothing

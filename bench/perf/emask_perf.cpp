@@ -248,6 +248,20 @@ struct perf_run {
   double read_gbs = 0;        // bytes read per second, one thread
   int available = 1;          // threads available (before any set_threads)
 
+  // A checked time ratio of the attention group: fails when 2.5x worse than \p target.
+  static result attention_time_ratio(const std::string& name, const std::string& limit,
+                                     double target) {
+    result r;
+    r.name = name;
+    r.group = "attention";
+    r.kind = "time_ratio";
+    r.limit = limit;
+    r.checked = true;
+    r.target = target;
+    r.fail_at = 2.5 * target;
+    return r;
+  }
+
   // Runs \p measure (which fills ms, limit_value, ratio) up to 3 times while the check fails.
   void check(result r, const std::function<void(result&)>& measure) {
     for (int a = 1; a <= 3; ++a) {
@@ -403,14 +417,8 @@ struct perf_run {
         {"alibi-mod", emask::alibi_bias(emask::alibi_slopes(a.h))},
         {"head-bias", emask::head_bias(std::vector<double>(static_cast<std::size_t>(a.h), 0.5))}};
     for (const cheap& c : cheap_mods) {
-      result r;
-      r.name = std::string("attn-causal-4096/d64/") + c.name + "/t1";
-      r.group = "attention";
-      r.kind = "time_ratio";
-      r.limit = "the same call without it";
-      r.checked = true;
-      r.target = 1.15;
-      r.fail_at = 2.5 * r.target;
+      result r = attention_time_ratio(std::string("attn-causal-4096/d64/") + c.name + "/t1",
+                                      "the same call without it", 1.15);
       emask::attention_options opt = plain;
       opt.score_mod = c.mod;
       check(r, [&](result& o) {
@@ -426,14 +434,8 @@ struct perf_run {
     std::vector<float> copy(n, 0.f);
     emask::attention_options opt = plain;
     opt.score_mod = emask::additive_bias(bias.data(), 1, a.h, a.lq, a.lk);
-    result r;
-    r.name = "attn-causal-4096/d64/dense-bias/t1";
-    r.group = "attention";
-    r.kind = "time_ratio";
-    r.limit = "copy of the bias + call without";
-    r.checked = true;
-    r.target = 1.3;
-    r.fail_at = 2.5 * r.target;
+    result r = attention_time_ratio("attn-causal-4096/d64/dense-bias/t1",
+                                    "copy of the bias + call without", 1.3);
     check(r, [&](result& o) {
       double plain_ms = 0;
       std::tie(o.ms, plain_ms) =
@@ -490,14 +492,8 @@ struct perf_run {
         // Window: time at most 1.5x (its work / causal work) x causal time.
         const auto window = emask::sliding_window(255, 0);
         const double wwork = work_flops(window, h, s, s, d);
-        result r;
-        r.name = "attn-window-4096/d64/tiled/t1";
-        r.group = "attention";
-        r.kind = "time_ratio";
-        r.limit = "causal time x work ratio";
-        r.checked = true;
-        r.target = 1.5;
-        r.fail_at = 2.5 * r.target;
+        result r =
+            attention_time_ratio("attn-window-4096/d64/tiled/t1", "causal time x work ratio", 1.5);
         check(r, [&](result& o) {
           emask::attention_options opt;
           opt.threads = 1;
