@@ -75,6 +75,19 @@ struct qkv {
         v(emask_test::uniform_matrix<S>(g, lk, d)) {}
 };
 
+const emask_test::attention_variant attention_variants[] = {emask_test::attention_variant::naive,
+                                                            emask_test::attention_variant::tiled,
+                                                            emask_test::attention_variant::decode};
+
+/// Options of \p variant with 8 x 8 tiles, so that small problems cross tile boundaries.
+emask_test::attention_options small_tiles(emask_test::attention_variant variant) {
+  emask_test::attention_options o;
+  o.variant = variant;
+  o.tile_q = 8;
+  o.tile_k = 8;
+  return o;
+}
+
 struct case_t {
   std::string name;
   emask::score_mod mod;
@@ -293,13 +306,8 @@ TEMPLATE_TEST_CASE("score_mod: a modifier returning -inf drops its pair exactly 
   const emask::score_mod as_causal([](auto s, Index, Index, Index qq, Index kk) {
     return kk <= qq ? s : -std::numeric_limits<decltype(s)>::infinity();
   });
-  for (const auto variant :
-       {emask_test::attention_variant::naive, emask_test::attention_variant::tiled,
-        emask_test::attention_variant::decode}) {
-    emask_test::attention_options plain;
-    plain.variant = variant;
-    plain.tile_q = 8;
-    plain.tile_k = 8;
+  for (const auto variant : attention_variants) {
+    const emask_test::attention_options plain = small_tiles(variant);
     emask_test::attention_options modded = plain;
     modded.score_mod = as_causal;
     row_matrix<S> o1(lq, d), o2(lq, d);
@@ -344,13 +352,8 @@ TEMPLATE_TEST_CASE("score_mod: NaN from a modifier follows the NaN policy", "[sc
     using T = decltype(s);
     return (qq == 7 && kk == 3) || (qq == 2 && kk == 9) ? std::numeric_limits<T>::quiet_NaN() : s;
   });
-  for (const auto variant :
-       {emask_test::attention_variant::naive, emask_test::attention_variant::tiled,
-        emask_test::attention_variant::decode}) {
-    emask_test::attention_options o;
-    o.variant = variant;
-    o.tile_q = 8;
-    o.tile_k = 8;
+  for (const auto variant : attention_variants) {
+    emask_test::attention_options o = small_tiles(variant);
     row_matrix<S> clean(lq, d), dirty(lq, d);
     emask_test::masked_attention(q, k, v, emask::causal(), clean, o);
     o.score_mod = nan_at;
