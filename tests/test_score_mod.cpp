@@ -182,9 +182,7 @@ TEMPLATE_TEST_CASE(
   const emask::sliding_window window_mask(39, 0);
 
   for (const case_t& c : cases(dense, pad, lq_abs, lk_abs, t5)) {
-    for (const auto variant :
-         {emask_test::attention_variant::naive, emask_test::attention_variant::tiled,
-          emask_test::attention_variant::decode}) {
+    for (const auto variant : attention_variants) {
       for (const double softcap : {0.0, 3.0}) {
         INFO(c.name << ", variant " << static_cast<int>(variant) << ", softcap " << softcap);
         emask_test::attention_options o;
@@ -525,14 +523,9 @@ TEMPLATE_TEST_CASE(
   const ref_result plain = reference(
       qd, kd, vd, kf, [](double s, Index, Index, Index, Index) { return s; }, 0, 0, scale, 0, 0, 0);
   const ref_result biased = reference(qd, kd, vd, kf, add, 0, 0, scale, 0, 0, 0);
-  for (const auto variant :
-       {emask_test::attention_variant::naive, emask_test::attention_variant::tiled,
-        emask_test::attention_variant::decode}) {
+  for (const auto variant : attention_variants) {
     INFO("variant " << static_cast<int>(variant));
-    emask_test::attention_options o;
-    o.variant = variant;
-    o.tile_q = 8;
-    o.tile_k = 8;
+    const emask_test::attention_options o = small_tiles(variant);
     row_matrix<S> o1(lq, d), o2(lq, d), o3(lq, d), o4(lq, d);
     Eigen::Matrix<S, Eigen::Dynamic, 1> l1(lq), l4(lq);
     emask_test::masked_attention(q, k, v, keep, o1, l1, o);
