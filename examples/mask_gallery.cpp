@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
 
   show("causal()", causal(), 3, 5);
   show("causal::bottom_right(3, 5)", causal::bottom_right(3, 5), 3, 5);
+  show("sink_window(2, 3)", sink_window(2, 3), 7, 7);
   show("causal().strict()", causal().strict(), 5, 5);
   show("keep_all() & key_padding::from_lengths({4}, 6)",
        keep_all() & key_padding::from_lengths({4}, 6), 3, 6);

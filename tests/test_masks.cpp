@@ -89,6 +89,35 @@ TEST_CASE(
   REQUIRE_THROWS_AS(materialize(causal::bottom_right(4, 8).strict(), 4, 9), emask::error);
 }
 
+TEST_CASE("sink_window: sinks plus a causal window, exact tiles, against brute force",
+          "[sink_window]") {
+  for (const Index n_sink : {Index(0), Index(1), Index(4), Index(30)})
+    for (const Index window : {Index(0), Index(1), Index(3), Index(8), Index(40)}) {
+      INFO("n_sink " << n_sink << " window " << window);
+      const emask::sink_window m(n_sink, window);
+      STATIC_REQUIRE(emask::sink_window::exact_tiles);
+      check_mask(
+          m,
+          [=](Index, Index, Index q, Index k) { return k <= q && (k < n_sink || q - k < window); },
+          1, 1, 37, 41, static_cast<std::uint64_t>(n_sink * 100 + window));
+      // Seen from a shard (offsets): the same predicate at absolute positions.
+      check_mask(
+          m.offset(20, 5),
+          [=](Index, Index, Index q, Index k) {
+            return k + 5 <= q + 20 && (k + 5 < n_sink || (q + 20) - (k + 5) < window);
+          },
+          1, 1, 17, 29);
+    }
+  // Hand-checked: 2 sinks, window 3, 7 x 7.
+  CHECK(render(emask::sink_window(2, 3), 7, 7, {0, 0, false}) ==
+        render(causal() & (emask::key_padding::from_lengths({2}, 7) | sliding_window(2, 0)), 7, 7,
+               {0, 0, false}));
+  CHECK(materialize(emask::sink_window(2, 3), 7, 7).row(6).cast<int>().sum() ==
+        5);  // 0, 1, 4, 5, 6
+  REQUIRE_THROWS_WITH(emask::sink_window(-1, 4), Catch::Matchers::Contains("'n_sink'"));
+  REQUIRE_THROWS_WITH(emask::sink_window(4, -2), Catch::Matchers::Contains("'window'"));
+}
+
 TEST_CASE("offsets: a shard or cache step is the same mask at other positions", "[offset]") {
   for (Index dq : {0, 3, 10})
     for (Index dk : {0, 2, 9}) {

@@ -52,6 +52,7 @@ struct image_options;
 // masks/
 class causal;
 class keep_all;
+class sink_window;
 class sliding_window;
 enum class llama_swa_type;
 class chunked;

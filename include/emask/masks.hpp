@@ -12,4 +12,5 @@
 #include "emask/masks/keep_all.hpp"
 #include "emask/masks/padding.hpp"
 #include "emask/masks/prefix.hpp"
+#include "emask/masks/sink_window.hpp"
 #include "emask/masks/window.hpp"
