@@ -43,6 +43,7 @@ struct attn_problem {
   bool has_softcap;
   std::vector<S> slopes;           // one per head, empty = no ALiBi
   const score_mod* mod = nullptr;  // null: none
+  std::vector<S> sinks;            // learned sink logit per head, empty = none
   int threads;
 
   const S* q_ptr(Index b, Index h) const { return q + b * q_sb + h * q_sh; }
@@ -87,6 +88,25 @@ inline void merge_lse_row(S* o, S& lse, const S* po, S plse, Index dv) {
   const S sum = wa + wc;
   const S fa = wa / sum, fc = wc / sum;
   for (Index x = 0; x < dv; ++x) o[x] = fa * o[x] + fc * po[x];
+  lse = mx + std::log(sum);
+}
+
+/// Folds a learned sink logit \p s, a key whose value row is zero, into one finished row
+/// (o, lse): lse' = log(exp(lse) + exp(s)), o' = exp(lse - lse') o. A row that kept nothing
+/// gets zeros and lse = s; a NaN row stays NaN.
+template <class S>
+inline void fold_sink_row(S* o, S& lse, S s, Index dv) {
+  if (is_neg_inf(lse)) {
+    for (Index x = 0; x < dv; ++x) o[x] = S(0);
+    lse = s;
+    return;
+  }
+  if (is_nan(lse)) return;  // a NaN row stays NaN
+  const S mx = lse < s ? s : lse;
+  const S wa = std::exp(lse - mx), wc = std::exp(s - mx);
+  const S sum = wa + wc;
+  const S fa = wa / sum;
+  for (Index x = 0; x < dv; ++x) o[x] *= fa;
   lse = mx + std::log(sum);
 }
 

@@ -194,7 +194,22 @@ void attn_dispatch(attn_problem<S>& p, const Mask& mask, const attention_options
   attention_options o = opt;
   o.threads = p.threads;
   ws.reserve(attn_kernel<V>::template workspace<S>(p.batch * p.heads, p.lq, p.lk, p.d, p.dv, o));
+  // A sink logit is folded into each finished row, which needs its log-sum-exp.
+  lse_vector<S> own_lse;
+  if (!p.sinks.empty() && !p.lse) {
+    own_lse.resize(p.batch * p.heads * p.lq);
+    p.lse = own_lse.data();
+    p.lse_row = p.lq;
+  }
   attn_kernel<V>::run(p, mask, opt, ws.data());
+  if (!p.sinks.empty())
+    for (Index b = 0; b < p.batch; ++b)
+      for (Index h = 0; h < p.heads; ++h) {
+        S* out = p.out_ptr(b, h);
+        S* lse = p.lse_ptr(b, h);
+        for (Index i = 0; i < p.lq; ++i)
+          fold_sink_row(out + i * p.o_sl, lse[i], p.sinks[static_cast<std::size_t>(h)], p.dv);
+      }
 }
 
 template <class T>
@@ -266,6 +281,7 @@ void attn_single_expr(const Eigen::Ref<const row_matrix<S>>& q,
   p.b0 = opt.slice.b;
   p.h0 = opt.slice.h;
   attn_set_options(p, opt, where, opt.alibi.empty() ? 0 : 1, opt.slice.h);
+  p.sinks = sink_logits<S>(where, opt, opt.slice.h, 1);
   attn_dispatch<V>(p, mask, opt, ws, where);
 }
 
@@ -332,6 +348,7 @@ void attn_batched_expr(const tensor_view<SQ>& q, const tensor_view<SK>& k, const
   p.d = q.dim();
   p.dv = v.dim();
   attn_set_options(p, opt, where, opt.alibi.empty() ? 0 : q.heads(), 0);
+  p.sinks = sink_logits<S>(where, opt, 0, q.heads());
   attn_dispatch<V>(p, mask, opt, ws, where);
 }
 

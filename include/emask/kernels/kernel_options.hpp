@@ -5,6 +5,7 @@
 #pragma once
 
 #include <optional>
+#include <vector>
 
 #include "emask/config.hpp"
 #include "emask/core/score_mod.hpp"
@@ -33,6 +34,12 @@ struct kernel_options {
   /// A score modifier (emask::score_mod: ALiBi, T5 buckets, biases, any callable), applied
   /// after scale, softcap and attention's ALiBi option and before the mask. Empty: none.
   emask::score_mod score_mod;
+  /// Learned sink logit per query head (gpt-oss, DeepSeek-V4): s_h joins the softmax
+  /// denominator as a key with no value row: p_j = exp(x_j) / (sum_k exp(x_k) + exp(s_h)),
+  /// and the log-sum-exp includes it. A row that keeps no key gives zeros and lse = s_h. The
+  /// single-head entry points use entry slice.h. Empty: none. (Not sink_window, the mask that
+  /// keeps the first tokens.)
+  std::vector<double> sink_logit;
   /// The batch entry and head the mask is asked at (the single-head entry points; the batched
   /// attention entry point asks each (b, h) of its views).
   emask::slice slice;
@@ -70,6 +77,26 @@ inline void check_kernel_options(const char* where, const kernel_options& o,
     fail_argument(where, "options.k_offset", o.k_offset, "<= emask::unbounded - ", k_len,
                   " (positions offset + length must stay representable)");
 }
+
+/// The sink logits of heads [h0, h0 + n) in the kernel's scalar, checked for the kernel \p where
+/// (empty when none are set).
+template <class S>
+std::vector<S> sink_logits(const char* where, const kernel_options& o, Index h0, Index n) {
+  std::vector<S> out;
+  if (o.sink_logit.empty()) return out;
+  if (static_cast<Index>(o.sink_logit.size()) < h0 + n)
+    fail_argument(where, "options.sink_logit", concat(o.sink_logit.size(), " entries"),
+                  "one per query head (", h0 + n, ")");
+  for (Index h = h0; h < h0 + n; ++h) {
+    const double s = o.sink_logit[static_cast<std::size_t>(h)];
+    if (!is_finite(static_cast<S>(s)))
+      fail_argument(where, concat("options.sink_logit[", h, "]").c_str(), s,
+                    "a value finite in the kernel's scalar type");
+    out.push_back(static_cast<S>(s));
+  }
+  return out;
+}
+
 }  // namespace detail
 
 EMASK_NAMESPACE_END

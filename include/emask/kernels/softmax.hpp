@@ -248,6 +248,41 @@ void masked_softmax_impl(const char* where, const score_ref<S>& x, const Mask& m
     fail_argument(where, "options.scale", *o.scale, "a value finite in the kernel's scalar type");
   const bool stream = q_len * k_len * static_cast<Index>(sizeof(S)) >= o.stream_bytes;
 
+  if (!o.sink_logit.empty()) {
+    // The kernel without the sink, then the sink folded into each row and its lse.
+    const S s = sink_logits<S>(where, o, o.slice.h, 1)[0];
+    lse_vector<S> own;
+    S* l = lse;
+    const Index n = q_len;
+    if (!l) {
+      own.resize(q_len);
+      l = own.data();
+    }
+    softmax_options plain = o;
+    plain.sink_logit.clear();
+    masked_softmax_impl<Log, V>(where, x, mask, out, l, &n, plain);
+    for (Index q = 0; q < q_len; ++q) {
+      S* y = out.data() + q * out.outerStride();
+      const S before = l[q];
+      if (is_neg_inf(before)) {  // nothing kept: the row is already zeros (-inf)
+        l[q] = s;
+        continue;
+      }
+      if (is_nan(before)) continue;  // a NaN row stays as it is
+      const S mx = before < s ? s : before;
+      const S after = mx + std::log(std::exp(before - mx) + std::exp(s - mx));
+      l[q] = after;
+      if constexpr (Log) {
+        const S delta = after - before;
+        for (Index k = 0; k < k_len; ++k)
+          if (!is_neg_inf(y[k])) y[k] -= delta;
+      } else {
+        const S factor = std::exp(before - after);
+        for (Index k = 0; k < k_len; ++k) y[k] *= factor;
+      }
+    }
+    return;
+  }
   if (o.softcap > 0 || !o.score_mod.empty()) {
     // One pass that writes the transformed scores (scale, softcap, modifier), then the plain
     // kernel on them: the modifier sees every score of the row, masked or not.
