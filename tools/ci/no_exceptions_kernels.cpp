@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
     emask::masked_attention(q, k_bad, v, mask, att);
   } else if (!std::strcmp(c, "attention_offset")) {
     emask::attention_options o;
-    o.k_offset = 4;  // key padding built for 9 keys, asked about [4, 13)
+    o.k_offset = 4;  // a mask built for 9 keys, asked about [4, 13)
     emask::masked_attention(q, k, v, mask, att, o);
   } else if (!std::strcmp(c, "merge")) {
     std::vector<fmat> parts;

@@ -44,7 +44,7 @@ declare -A expect=(
   [softmax_out]="emask::masked_softmax: argument 'out' = 5 x 9, expected 6 x 9"
   [softmax_scale]="emask::masked_softmax: argument 'options.scale' = nan, expected a finite value (unset: 1)"
   [attention_k]="emask::masked_attention: argument 'k'"
-  [attention_offset]="emask::masked_attention: argument 'key positions' = [4, 13)"
+  [attention_offset]="emask::masked_attention: argument 'mask' = causal::bottom_right(6, 9), expected lengths covering the call's positions: queries [0, 6), keys [4, 13)"
   [merge]="emask::merge_attention: argument 'parts'"
   [mlm_vocabulary]="emask::mlm_mask: argument 'vocabulary'"
   [rl_no_legal]="emask::masked_q_argmax: argument 'legal'"
