@@ -55,6 +55,25 @@ decltype(auto) masked_log_softmax(A&&... a) {
   }
 }
 
+/// A softmax variant's three answers for one score matrix: probabilities, log-probabilities
+/// (from masked_log_softmax, a separate call) and the log-sum-exp of each row.
+template <class S>
+struct softmax_answers {
+  emask::row_matrix<S> p, log_p;
+  Eigen::Matrix<S, Eigen::Dynamic, 1> lse;
+};
+
+template <class S, class Mask>
+softmax_answers<S> softmax_and_log_softmax(const emask::row_matrix<S>& x, const Mask& mask,
+                                           const softmax_options& o) {
+  softmax_answers<S> a{emask::row_matrix<S>(x.rows(), x.cols()),
+                       emask::row_matrix<S>(x.rows(), x.cols()),
+                       Eigen::Matrix<S, Eigen::Dynamic, 1>(x.rows())};
+  masked_softmax(x, mask, a.p, a.lse, o);
+  masked_log_softmax(x, mask, a.log_p, o);
+  return a;
+}
+
 template <class... A>
 void masked_attention(A&&... a) {
   switch (detail::variant_of(attention_variant::tiled, a...)) {

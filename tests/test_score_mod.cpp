@@ -256,10 +256,7 @@ TEMPLATE_TEST_CASE("score_mod and softcap in masked_softmax / masked_log_softmax
         o.k_offset = k_off;
         o.tile_q = 8;
         o.tile_k = 16;
-        row_matrix<S> y(lq, lk), ly(lq, lk);
-        Eigen::Matrix<S, Eigen::Dynamic, 1> lse(lq);
-        emask_test::masked_softmax(x, mask, y, lse, o);
-        emask_test::masked_log_softmax(x, mask, ly, o);
+        const auto [y, ly, lse] = emask_test::softmax_and_log_softmax(x, mask, o);
         for (Index i = 0; i < lq; ++i) {
           std::vector<double> s(static_cast<std::size_t>(lk), -inf);
           double mx = -inf;

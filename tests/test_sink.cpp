@@ -134,10 +134,7 @@ TEMPLATE_TEST_CASE("sink_logit: masked_softmax and masked_log_softmax, every var
       o.scale = 0.5;
       o.tile_q = 4;
       o.tile_k = 8;
-      row_matrix<S> y(lq, lk), ly(lq, lk);
-      Eigen::Matrix<S, Eigen::Dynamic, 1> lse(lq);
-      emask_test::masked_softmax(x, mask, y, lse, o);
-      emask_test::masked_log_softmax(x, mask, ly, o);
+      const auto [y, ly, lse] = emask_test::softmax_and_log_softmax(x, mask, o);
       for (Index i = 0; i < lq; ++i) {
         std::vector<double> xs(static_cast<std::size_t>(lk));
         std::vector<bool> kept(static_cast<std::size_t>(lk));

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <limits>
+#include <type_traits>
 #include <utility>
 
 #include "emask/core/mask.hpp"
@@ -91,5 +92,12 @@ additive_mask<typename Derived::Scalar> to_additive(
     typename Derived::Scalar fill = -std::numeric_limits<typename Derived::Scalar>::infinity()) {
   return additive_mask<typename Derived::Scalar>(bias, fill);
 }
+
+namespace detail {
+template <class T>
+struct is_additive_mask : std::false_type {};
+template <class T>
+struct is_additive_mask<additive_mask<T>> : std::true_type {};
+}  // namespace detail
 
 EMASK_NAMESPACE_END

@@ -212,11 +212,6 @@ void attn_dispatch(attn_problem<S>& p, const Mask& mask, const attention_options
       }
 }
 
-template <class T>
-struct is_additive_attn_mask : std::false_type {};
-template <class T>
-struct is_additive_attn_mask<additive_mask<T>> : std::true_type {};
-
 /// The materialized masks as the kernels take them: a bool_matrix keep-mask (a view, tile
 /// answers by word), a drop_mask (true = ignore, converted once), an additive_mask (its bias
 /// added as the last score stage; entries <= lowest() drop their pair). Calls
@@ -224,7 +219,7 @@ struct is_additive_attn_mask<additive_mask<T>> : std::true_type {};
 template <class Mask>
 inline constexpr bool is_materialized_mask_v =
     std::is_same<Mask, bool_matrix>::value || std::is_same<Mask, drop_mask>::value ||
-    is_additive_attn_mask<Mask>::value;
+    is_additive_mask<Mask>::value;
 
 template <class Mask, class F>
 void with_mask_expression(const Mask& mask, const attention_options& opt, F&& f) {

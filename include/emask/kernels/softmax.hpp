@@ -62,11 +62,6 @@ using score_ref = Eigen::Ref<const row_matrix<S>, 0, Eigen::OuterStride<>>;
 template <class S>
 using lse_ref = Eigen::Ref<Eigen::Matrix<S, Eigen::Dynamic, 1>>;
 
-template <class T>
-struct is_additive_mask : std::false_type {};
-template <class T>
-struct is_additive_mask<additive_mask<T>> : std::true_type {};
-
 template <class S>
 void check_softmax_scalar() {
   static_assert(std::is_same<S, float>::value || std::is_same<S, double>::value,
