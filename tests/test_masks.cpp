@@ -118,6 +118,62 @@ TEST_CASE("sink_window: sinks plus a causal window, exact tiles, against brute f
   REQUIRE_THROWS_WITH(emask::sink_window(4, -2), Catch::Matchers::Contains("'window'"));
 }
 
+TEST_CASE(
+    "token_bitmask: LSB-first 32-bit words read in place, padding bits never allowed, "
+    "exact tiles",
+    "[token_bitmask]") {
+  // Bit order pinned by hand: word 0x00000005 allows tokens 0 and 2; the sign bit is token 31.
+  const std::int32_t hand[2] = {0x5, static_cast<std::int32_t>(0x80000001u)};
+  const emask::token_bitmask h(hand, 1, 2, 64);
+  CHECK(h.keep(0, 0, 0, 0));
+  CHECK(!h.keep(0, 0, 0, 1));
+  CHECK(h.keep(0, 0, 0, 2));
+  CHECK(!h.keep(0, 0, 0, 31));
+  CHECK(h.keep(0, 0, 0, 32));
+  CHECK(h.keep(0, 0, 0, 63));
+  // A vocabulary of 40 over the same words: bit 63 (token 63) is padding, never allowed.
+  const emask::token_bitmask narrow(hand, 1, 2, 40);
+  CHECK(!narrow.keep(0, 0, 0, 63));
+  CHECK(narrow.to_bool().count() == 3);
+  // Random words, garbage in the padding bits: the brute force sees only bits below vocab.
+  rng r(5);
+  for (const Index vocab : {Index(1), Index(31), Index(32), Index(33), Index(100), Index(130)}) {
+    const Index rows = 7, wpr = (vocab + 31) / 32;
+    std::vector<std::int32_t> words(static_cast<std::size_t>(rows * wpr));
+    for (std::size_t i = 0; i < words.size(); ++i) {
+      const int kind = static_cast<int>(r.between(0, 3));  // all, none, random, random
+      words[i] = kind == 0 ? -1 : kind == 1 ? 0 : static_cast<std::int32_t>(r.next());
+    }
+    const emask::token_bitmask m(words.data(), rows, wpr, vocab);
+    INFO("vocab " << vocab);
+    STATIC_REQUIRE(emask::token_bitmask::exact_tiles);
+    check_mask(
+        m,
+        [&](Index, Index, Index q, Index k) {
+          const auto w =
+              static_cast<std::uint32_t>(words[static_cast<std::size_t>(q * wpr + k / 32)]);
+          return ((w >> (k % 32)) & 1u) != 0;
+        },
+        1, 1, rows, vocab, static_cast<std::uint64_t>(vocab));
+  }
+  // A vocabulary wider than the bits: an error by default, masked with vocab_tail::mask.
+  REQUIRE_THROWS_WITH(emask::token_bitmask(hand, 1, 2, 65),
+                      Catch::Matchers::Contains("emask::token_bitmask: argument 'vocab' = 65"));
+  const emask::token_bitmask wide(hand, 1, 2, 70, emask::vocab_tail::mask);
+  CHECK(!wide.keep(0, 0, 0, 64));
+  CHECK(!wide.keep(0, 0, 0, 69));
+  CHECK(wide.to_bool().count() == 4);
+  REQUIRE_THROWS_WITH(emask::token_bitmask(hand, -1, 2, 64),
+                      Catch::Matchers::Contains("emask::token_bitmask: argument 'rows' = -1"));
+  REQUIRE_THROWS_WITH(emask::token_bitmask(nullptr, 1, 2, 64),
+                      Catch::Matchers::Contains("emask::token_bitmask: argument 'words'"));
+  CHECK(emask::token_bitmask(nullptr, 0, 2, 64).to_bool().size() == 0);  // no rows, no words
+  // Asked beyond its rows or vocabulary: an error naming the caller.
+  REQUIRE_THROWS_WITH(materialize(h, 2, 64), Catch::Matchers::Contains("token_bitmask of 1 rows"));
+  REQUIRE_THROWS_WITH(materialize(h, 1, 65),
+                      Catch::Matchers::Contains("token_bitmask of vocab 64"));
+}
+
 TEST_CASE("offsets: a shard or cache step is the same mask at other positions", "[offset]") {
   for (Index dq : {0, 3, 10})
     for (Index dk : {0, 2, 9}) {

@@ -286,6 +286,58 @@ TEST_CASE("sink_window in every kernel variant equals its materialized keep-mask
   }
 }
 
+TEST_CASE("token_bitmask: masked_softmax, log-softmax and sampling read the grammar bitmask",
+          "[tiles][token_bitmask][kernels]") {
+  using namespace emask;
+  rng r(37);
+  const Index rows = 6, vocab = 1000, wpr = (vocab + 31) / 32;
+  std::vector<std::int32_t> words(static_cast<std::size_t>(rows * wpr));
+  for (auto& w : words) w = static_cast<std::int32_t>(r.next() & r.next());          // ~1/4 allowed
+  for (Index i = 0; i < wpr; ++i) words[static_cast<std::size_t>(3 * wpr + i)] = 0;  // row 3: none
+  words[static_cast<std::size_t>(wpr - 1)] = -1;  // row 0: padding bits 1000..1023 set
+  const token_bitmask m(words.data(), rows, wpr, vocab);
+  const bool_matrix keep = m.to_bool();
+  const row_matrix<float> logits = emask_test::uniform_matrix<float>(r, rows, vocab, 5.0);
+  for (auto variant : {emask_test::softmax_variant::tiled, emask_test::softmax_variant::fused,
+                       emask_test::softmax_variant::naive}) {
+    emask_test::softmax_options o;
+    o.variant = variant;
+    row_matrix<float> want(rows, vocab), got(rows, vocab), lgot(rows, vocab);
+    lse_vector<float> lse(rows);
+    emask_test::masked_softmax(logits, keep, want, o);
+    emask_test::masked_softmax(logits, m, got, lse, o);
+    emask_test::masked_log_softmax(logits, m, lgot, o);
+    INFO("variant " << int(variant));
+    REQUIRE((got - want).cwiseAbs().maxCoeff() <= 1e-6f);
+    REQUIRE((keep || got.array() == 0.0f).all());  // disallowed tokens exactly 0
+    REQUIRE(got.row(3).isZero(0));                 // no allowed token: zeros, lse -inf
+    REQUIRE(std::isinf(lse(3)));
+    REQUIRE((lgot.row(3).array() == -std::numeric_limits<float>::infinity()).all());
+    for (Index q = 0; q < rows; ++q) {
+      if (q == 3) continue;
+      REQUIRE(std::abs(got.row(q).sum() - 1.0f) <= 1e-5f);
+      // Against a plain double log-sum-exp over the allowed tokens.
+      double mx = -std::numeric_limits<double>::infinity(), sum = 0;
+      for (Index k = 0; k < vocab; ++k)
+        if (keep(q, k)) mx = std::max(mx, static_cast<double>(logits(q, k)));
+      for (Index k = 0; k < vocab; ++k)
+        if (keep(q, k)) sum += std::exp(static_cast<double>(logits(q, k)) - mx);
+      const double l = mx + std::log(sum);
+      REQUIRE(std::abs(static_cast<double>(lse(q)) - l) <= 1e-5 * (1 + std::abs(l)));
+      for (Index k = 0; k < vocab; ++k)
+        if (keep(q, k))
+          REQUIRE(std::abs(static_cast<double>(lgot(q, k)) -
+                           (static_cast<double>(logits(q, k)) - l)) <= 1e-5 * (1 + std::abs(l)));
+    }
+  }
+  // Sampling: the bitmask as an action mask (rows with an allowed token; a row without one is
+  // an emask::error there); every draw is an allowed token.
+  const row_matrix<float> first = logits.topRows(3);
+  const bool_matrix first_keep = keep.topRows(3);
+  const action_matrix a = masked_sample(first, action_mask::discrete(first_keep), {7, 0});
+  for (Index q = 0; q < 3; ++q) REQUIRE(keep(q, a(q, 0)));
+}
+
 TEST_CASE("huge tile and chunk options mean one tile: same results, no overflow",
           "[tiles][kernels]") {
   using namespace emask;

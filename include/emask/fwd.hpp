@@ -53,6 +53,8 @@ struct image_options;
 class causal;
 class keep_all;
 class sink_window;
+class token_bitmask;
+enum class vocab_tail;
 class sliding_window;
 enum class llama_swa_type;
 class chunked;

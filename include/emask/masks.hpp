@@ -13,4 +13,5 @@
 #include "emask/masks/padding.hpp"
 #include "emask/masks/prefix.hpp"
 #include "emask/masks/sink_window.hpp"
+#include "emask/masks/token_bitmask.hpp"
 #include "emask/masks/window.hpp"
