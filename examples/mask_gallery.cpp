@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
   show("causal::bottom_right(3, 5)", causal::bottom_right(3, 5), 3, 5);
   show("sink_window(2, 3)", sink_window(2, 3), 7, 7);
   show("causal().strict()", causal().strict(), 5, 5);
+  show("block_bidirectional(id_table({{-1, 0, 0, 0, -1, 1, 1, -1}}))",
+       block_bidirectional(id_table({{-1, 0, 0, 0, -1, 1, 1, -1}})), 8, 8);
   show("keep_all() & key_padding::from_lengths({4}, 6)",
        keep_all() & key_padding::from_lengths({4}, 6), 3, 6);
   show("sliding_window(2, 1)", sliding_window(2, 1), 6, 6);

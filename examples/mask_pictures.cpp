@@ -2,7 +2,7 @@
 // boundaries where a tiled kernel would cut. Regenerate the docs pictures with
 //   build/demo/examples/mask_pictures --out docs/img
 // ctest-args: --out .
-// ctest-pass: wrote 15 pictures
+// ctest-pass: wrote 16 pictures
 #include <cstring>
 #include <emask/core/image.hpp>
 #include <emask/emask.hpp>
@@ -42,5 +42,9 @@ int main(int argc, char** argv) {
   save("prefix_or_window", prefix_lm(4) | sliding_window(2, 2), 16, 16);
   save("bottom_right_decode_step", causal::bottom_right(4, 16), 4, 16);
   save("sink_window_4_6", sink_window(4, 6), 24, 24, 8);
+  save("block_bidirectional", block_bidirectional(id_table({{-1, -1, -1, 0, 0, 0, 0, 0, -1, -1,
+                                                            -1, -1, 1, 1, 1, 1, 1, 1, -1, -1,
+                                                            -1, -1, -1, -1}})),
+       24, 24, 8);
   std::cout << "wrote " << written << " pictures to " << dir << "\n";
 }

@@ -4,6 +4,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernel_agreement.hpp"
 #include "kernel_variants.hpp"
 #include "mask_testing.hpp"
 
@@ -259,30 +260,9 @@ TEST_CASE("sink_window in every kernel variant equals its materialized keep-mask
   for (int trial = 0; trial < 6; ++trial) {
     const Index lk = r.between(1, 300), lq = r.between(1, lk), d = r.between(1, 24);
     const sink_window m(r.between(0, 8), r.between(0, 100));
-    const auto shifted = m.offset(lk - lq, 0);  // decoding-style: the queries are the last lq
-    const bool_matrix keep = materialize(shifted, lq, lk);
-    const row_matrix<float> q = emask_test::uniform_matrix<float>(r, lq, d),
-                            k = emask_test::uniform_matrix<float>(r, lk, d),
-                            v = emask_test::uniform_matrix<float>(r, lk, d);
-    for (auto variant :
-         {emask_test::attention_variant::tiled, emask_test::attention_variant::decode,
-          emask_test::attention_variant::naive}) {
-      emask_test::attention_options o;
-      o.variant = variant;
-      o.tile_q = 16;
-      o.tile_k = 16;
-      row_matrix<float> want(lq, d), got(lq, d);
-      emask_test::masked_attention(q, k, v, as_mask(keep), want, o);
-      emask_test::masked_attention(q, k, v, shifted, got, o);
-      INFO("trial " << trial << " variant " << int(variant));
-      REQUIRE((got - want).cwiseAbs().maxCoeff() <= 1e-5f);
-    }
-    const row_matrix<float> x = emask_test::uniform_matrix<float>(r, lq, lk);
-    row_matrix<float> want(lq, lk), got(lq, lk);
-    emask::masked_softmax(x, keep, want);
-    emask::masked_softmax(x, shifted, got);
-    REQUIRE((got - want).cwiseAbs().maxCoeff() <= 1e-6f);
-    REQUIRE((keep || got.array() == 0.0f).all());
+    INFO("trial " << trial);
+    // Decoding-style: the queries are the last lq positions.
+    emask_test::check_kernels_match_materialized(m.offset(lk - lq, 0), lq, lk, d, r);
   }
 }
 

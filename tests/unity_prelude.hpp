@@ -44,6 +44,7 @@
 
 #include "catch.hpp"
 #include "fuzz/random_masks.hpp"
+#include "kernel_agreement.hpp"
 #include "kernel_variants.hpp"
 #include "mask_testing.hpp"
 

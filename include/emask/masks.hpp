@@ -4,12 +4,14 @@
 /// needs).
 #pragma once
 
+#include "emask/masks/block_bidirectional.hpp"
 #include "emask/masks/causal.hpp"
 #include "emask/masks/chunk.hpp"
 #include "emask/masks/dense.hpp"
 #include "emask/masks/document.hpp"
 #include "emask/masks/flags.hpp"
 #include "emask/masks/keep_all.hpp"
+#include "emask/masks/layer_schedule.hpp"
 #include "emask/masks/padding.hpp"
 #include "emask/masks/prefix.hpp"
 #include "emask/masks/sink_window.hpp"
