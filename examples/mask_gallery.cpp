@@ -32,6 +32,13 @@ int main(int argc, char** argv) {
   show("causal::bottom_right(3, 5)", causal::bottom_right(3, 5), 3, 5);
   show("sink_window(2, 3)", sink_window(2, 3), 7, 7);
   show("causal().strict()", causal().strict(), 5, 5);
+  show("tree_mask({-1, 0, 0, 1, 1, 2}, 3)", tree_mask({-1, 0, 0, 1, 1, 2}, 3), 6, 9);
+  {
+    row_matrix<float> scores(4, 4);
+    scores << 5, 9, 9, 9, 3, 9, 9, 9, 1, 7, 0, 9, 4, 4, 2, 0;
+    show("block_topk::from_scores(scores, 8, 8, /*top_k*/ 2, /*block_size*/ 2)",
+         block_topk::from_scores(scores, 8, 8, 2, 2), 8, 8, 0, 2);
+  }
   show("block_bidirectional(id_table({{-1, 0, 0, 0, -1, 1, 1, -1}}))",
        block_bidirectional(id_table({{-1, 0, 0, 0, -1, 1, 1, -1}})), 8, 8);
   show("keep_all() & key_padding::from_lengths({4}, 6)",

@@ -2,12 +2,15 @@
 // boundaries where a tiled kernel would cut. Regenerate the docs pictures with
 //   build/demo/examples/mask_pictures --out docs/img
 // ctest-args: --out .
-// ctest-pass: wrote 16 pictures
+// ctest-pass: wrote 19 pictures
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <emask/core/image.hpp>
 #include <emask/emask.hpp>
 #include <iostream>
 #include <string>
+#include <vector>
 
 int main(int argc, char** argv) {
   using namespace emask;
@@ -42,9 +45,30 @@ int main(int argc, char** argv) {
   save("prefix_or_window", prefix_lm(4) | sliding_window(2, 2), 16, 16);
   save("bottom_right_decode_step", causal::bottom_right(4, 16), 4, 16);
   save("sink_window_4_6", sink_window(4, 6), 24, 24, 8);
-  save("block_bidirectional", block_bidirectional(id_table({{-1, -1, -1, 0, 0, 0, 0, 0, -1, -1,
-                                                            -1, -1, 1, 1, 1, 1, 1, 1, -1, -1,
-                                                            -1, -1, -1, -1}})),
+  save("tree_mask", tree_mask({-1, -1, 0, 0, 1, 2, 2, 3, 4, 7}, 12), 10, 22, 4);
+  {
+    // NSA-style: blocks of 4, top 4 including 1 sink block and 2 local blocks.
+    row_matrix<float> scores(12, 12);
+    for (Index i = 0; i < scores.size(); ++i)
+      scores.data()[i] = std::sin(1.7f * static_cast<float>(i));
+    block_topk_options o;
+    o.n_sink_blocks = 1;
+    o.local_blocks = 2;
+    save("block_topk", block_topk::from_scores(scores, 48, 48, 4, 4, o), 48, 48, 4);
+  }
+  {
+    // FlashMask column form: a question [0, 8) and two answers; keys 8..15 masked for 16..23.
+    std::vector<std::int32_t> se;  // [1, 1, 24, 2]: (LTS, LTE) per key column
+    for (Index j = 0; j < 24; ++j) {
+      se.push_back(j >= 8 && j < 16 ? 16 : 24);
+      se.push_back(24);
+    }
+    save("flashmask_shared_question",
+         column_interval_mask::from_flashmask(se.data(), 1, 1, 24, 2, 24, true), 24, 24, 8);
+  }
+  save("block_bidirectional",
+       block_bidirectional(id_table({{-1, -1, -1, 0, 0, 0, 0,  0,  -1, -1, -1, -1,
+                                      1,  1,  1,  1, 1, 1, -1, -1, -1, -1, -1, -1}})),
        24, 24, 8);
   std::cout << "wrote " << written << " pictures to " << dir << "\n";
 }

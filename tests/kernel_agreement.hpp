@@ -18,8 +18,8 @@ void check_kernels_match_materialized(const Mask& mask, Index lq, Index lk, Inde
   const emask::bool_matrix keep = emask::materialize(mask, lq, lk);
   const row_matrix<float> q = uniform_matrix<float>(r, lq, d), k = uniform_matrix<float>(r, lk, d),
                           v = uniform_matrix<float>(r, lk, d);
-  for (auto variant : {attention_variant::tiled, attention_variant::decode,
-                       attention_variant::naive}) {
+  for (auto variant :
+       {attention_variant::tiled, attention_variant::decode, attention_variant::naive}) {
     attention_options o;
     o.variant = variant;
     o.tile_q = tile;

@@ -58,6 +58,15 @@ int kernel_types(const slice& a, const kernel_options& b, const softmax_options&
 int other_types(const special_tokens& a, const action_space& b, const action_mask& c) {
   return static_cast<int>(a.vocab_size() + b.width() + c.flat().cols());
 }
+int wave_types(const sink_window& a, const token_bitmask& b, const block_bidirectional& c,
+               const layer_schedule& d, const tree_mask& e, const block_topk& f,
+               const block_sparse_mask<keep_all>& g, const interval_union_mask& h,
+               const column_interval_mask& i, const flex_block_mask& j, layer_kind k, bit_order l) {
+  return static_cast<int>(a.n_sink() + b.vocab() + c.length() + d.layers() + e.draft_length() +
+                          f.block_size() + g.shape().q_len + h.q_len() + i.k_len() +
+                          j.shape.k_len) +
+         (k == layer_kind::chunked ? 100 : 0) + (l == bit_order::little ? 1000 : 0);
+}
 Index vocabulary(const bool_matrix& a, const row_matrix<double>& b, const lse_vector<float>& c,
                  tile_state d) {
   return a.size() + b.size() + c.size() + (d == tile_state::full ? 1 : 0);
@@ -77,6 +86,10 @@ int forward_kernels(const slice&, const kernel_options&, const softmax_options&,
                     const tensor_view<const float>&, const tiled_t&, const fused_t&,
                     const decode_t&, const reference::naive_t&);
 int forward_others(const special_tokens&, const action_space&, const action_mask&);
+int forward_wave(const sink_window&, const token_bitmask&, const block_bidirectional&,
+                 const layer_schedule&, const tree_mask&, const block_topk&,
+                 const block_sparse_mask<keep_all>&, const interval_union_mask&,
+                 const column_interval_mask&, const flex_block_mask&, layer_kind, bit_order);
 Index forward_vocabulary(const bool_matrix&, const row_matrix<double>&, const lse_vector<float>&,
                          tile_state);
 }  // namespace fwd_test
@@ -114,4 +127,12 @@ TEST_CASE("fwd.hpp: a TU with only the declarations passes every type on", "[fwd
         10 + 3 + 3);
   CHECK(fwd_test::forward_vocabulary(keep, row_matrix<double>::Zero(1, 2), lse_vector<float>(3),
                                      tile_state::full) == 4 + 2 + 3 + 1);
+  const std::int32_t bits[1] = {1};
+  CHECK(fwd_test::forward_wave(sink_window(1, 2), token_bitmask(bits, 1, 1, 3),
+                               block_bidirectional(id_table{{0, 0}}), layer_schedule::gemma2(4),
+                               tree_mask({-1}, 0), block_topk(),
+                               from_flex_block_mask(to_flex_block_mask(causal(), 5, 5)),
+                               interval_union_mask({0}, {1}, 1, 6), column_interval_mask(),
+                               to_flex_block_mask(causal(), 2, 7), layer_kind::chunked,
+                               bit_order::little) == 1 + 3 + 2 + 4 + 1 + 1 + 5 + 1 + 0 + 7 + 1100);
 }

@@ -75,8 +75,8 @@ TEST_CASE("block_bidirectional generalizes prefix_lm", "[block_bidirectional]") 
       if (p > len) continue;
       INFO("len " << len << " prefix " << p);
       const block_bidirectional m = block_bidirectional::prefix(p, len);
-      CHECK((materialize(m, len, len).array() == materialize(prefix_lm(p), len, len).array())
-                .all());
+      CHECK(
+          (materialize(m, len, len).array() == materialize(prefix_lm(p), len, len).array()).all());
     }
 }
 
@@ -208,9 +208,8 @@ TEST_CASE("layer_schedule: bad input", "[layer_schedule][bad_input]") {
   REQUIRE_THROWS_WITH(
       layer_schedule(4, {{}, {layer_kind::sliding, 0, 0.0, true}}),
       StartsWith("emask::layer_schedule: argument 'pattern.span[1]' = 0, expected >= 1"));
-  REQUIRE_THROWS_WITH(
-      layer_schedule(4, {{layer_kind::global, 0, std::nan(""), true}}),
-      StartsWith("emask::layer_schedule: argument 'pattern.softcap[0]' = nan"));
+  REQUIRE_THROWS_WITH(layer_schedule(4, {{layer_kind::global, 0, std::nan(""), true}}),
+                      StartsWith("emask::layer_schedule: argument 'pattern.softcap[0]' = nan"));
   REQUIRE_THROWS_WITH(layer_schedule::gemma3(4, 0),
                       StartsWith("emask::layer_schedule: argument 'pattern.span[0]' = 0"));
   const layer_schedule s = layer_schedule::llama4(8);

@@ -6,6 +6,7 @@
 
 #include "emask/core/bits.hpp"
 #include "emask/core/block_mask.hpp"
+#include "emask/core/block_sparse.hpp"
 #include "emask/core/compose.hpp"
 #include "emask/core/image.hpp"
 #include "emask/core/index_list.hpp"

@@ -24,6 +24,12 @@ int kernel_types(const emask::slice&, const emask::kernel_options&, const emask:
                  const emask::fused_t&, const emask::decode_t&, const emask::reference::naive_t&);
 int other_types(const emask::special_tokens&, const emask::action_space&,
                 const emask::action_mask&);
+int wave_types(const emask::sink_window&, const emask::token_bitmask&,
+               const emask::block_bidirectional&, const emask::layer_schedule&,
+               const emask::tree_mask&, const emask::block_topk&,
+               const emask::block_sparse_mask<emask::keep_all>&, const emask::interval_union_mask&,
+               const emask::column_interval_mask&, const emask::flex_block_mask&, emask::layer_kind,
+               emask::bit_order);
 // The vocabulary of core/types.hpp comes with fwd.hpp.
 emask::Index vocabulary(const emask::bool_matrix&, const emask::row_matrix<double>&,
                         const emask::lse_vector<float>&, emask::tile_state);
@@ -59,6 +65,14 @@ int forward_kernels(const emask::slice& a, const emask::kernel_options& b,
 int forward_others(const emask::special_tokens& a, const emask::action_space& b,
                    const emask::action_mask& c) {
   return other_types(a, b, c);
+}
+int forward_wave(const emask::sink_window& a, const emask::token_bitmask& b,
+                 const emask::block_bidirectional& c, const emask::layer_schedule& d,
+                 const emask::tree_mask& e, const emask::block_topk& f,
+                 const emask::block_sparse_mask<emask::keep_all>& g,
+                 const emask::interval_union_mask& h, const emask::column_interval_mask& i,
+                 const emask::flex_block_mask& j, emask::layer_kind k, emask::bit_order l) {
+  return wave_types(a, b, c, d, e, f, g, h, i, j, k, l);
 }
 emask::Index forward_vocabulary(const emask::bool_matrix& a, const emask::row_matrix<double>& b,
                                 const emask::lse_vector<float>& c, emask::tile_state d) {

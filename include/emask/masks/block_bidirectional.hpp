@@ -31,8 +31,7 @@ class block_bidirectional : public detail::interval_mask<block_bidirectional> {
   explicit block_bidirectional(const id_table& group_ids)
       : rows_(group_ids.rows()), len_(group_ids.cols()) {
     const char* where = "block_bidirectional";
-    if (rows_ < 1)
-      detail::fail_argument(where, "group_ids", "an empty table", "at least one row");
+    if (rows_ < 1) detail::fail_argument(where, "group_ids", "an empty table", "at least one row");
     hi_.resize(static_cast<std::size_t>(rows_ * len_));
     for (Index b = 0; b < rows_; ++b) {
       const std::int64_t* ids = group_ids.data().data() + b * len_;
@@ -46,15 +45,14 @@ class block_bidirectional : public detail::interval_mask<block_bidirectional> {
       }
       // A group id seen again after its run ended cannot be one run: sort the runs by id.
       std::vector<std::pair<std::int64_t, Index>> runs;  // (id, first position)
-      for (Index q = 0; q < len_; q = hi[q])  // hi[q] >= q + 1: next run
+      for (Index q = 0; q < len_; q = hi[q])             // hi[q] >= q + 1: next run
         if (ids[q] >= 0) runs.emplace_back(ids[q], q);
       std::sort(runs.begin(), runs.end());
       for (std::size_t i = 1; i < runs.size(); ++i)
         if (runs[i].first == runs[i - 1].first)
           detail::fail_element(where, "group_ids", runs[i].second, runs[i].first,
-                               "each group one contiguous run of positions (group ",
-                               runs[i].first, " already ran from position ", runs[i - 1].second,
-                               ")");
+                               "each group one contiguous run of positions (group ", runs[i].first,
+                               " already ran from position ", runs[i - 1].second, ")");
     }
   }
 

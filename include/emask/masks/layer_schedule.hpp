@@ -27,9 +27,9 @@ enum class layer_kind {
 /// its attention logits (0: none).
 struct layer_attention {
   layer_kind kind = layer_kind::global;  ///< the mask pattern
-  Index span = 0;       ///< window (sliding) or chunk (chunked) length; unused for global
-  double softcap = 0;   ///< attention logit softcap, as kernel_options::softcap (0: none)
-  bool rope = true;     ///< whether the layer rotates q and k (false: a NoPE layer)
+  Index span = 0;      ///< window (sliding) or chunk (chunked) length; unused for global
+  double softcap = 0;  ///< attention logit softcap, as kernel_options::softcap (0: none)
+  bool rope = true;    ///< whether the layer rotates q and k (false: a NoPE layer)
 };
 
 /// \brief A value type mapping layer index -> layer_attention: a pattern of layers repeated
@@ -71,8 +71,8 @@ class layer_schedule {
   /// layers, attention logit softcap 50 everywhere (Hugging Face: is_sliding = not layer % 2,
   /// attn_logit_softcapping = 50).
   static layer_schedule gemma2(Index layers, Index window = 4096) {
-    return layer_schedule(layers, {{layer_kind::sliding, window, 50.0, true},
-                                   {layer_kind::global, 0, 50.0, true}});
+    return layer_schedule(
+        layers, {{layer_kind::sliding, window, 50.0, true}, {layer_kind::global, 0, 50.0, true}});
   }
   /// \brief Gemma 3: five sliding-window layers (\p window, 1024 in the 4B-27B models, 512 in
   /// 1B) then one global layer (layers 5, 11, ...: sliding_window_pattern = 6); no softcap.
@@ -85,8 +85,8 @@ class layer_schedule {
   /// (layer_types "sliding_attention" if (i + 1) % 2). Its learned sinks are weights, set per
   /// layer through kernel_options::sink_logit.
   static layer_schedule gpt_oss(Index layers, Index window = 128) {
-    return layer_schedule(layers, {{layer_kind::sliding, window, 0.0, true},
-                                   {layer_kind::global, 0, 0.0, true}});
+    return layer_schedule(
+        layers, {{layer_kind::sliding, window, 0.0, true}, {layer_kind::global, 0, 0.0, true}});
   }
   /// \brief Llama 4: chunked attention (\p chunk, 8192) with RoPE on three layers of four, and
   /// every fourth layer (3, 7, ...: no_rope_layer_interval = 4) a global NoPE layer.
@@ -103,8 +103,8 @@ class layer_schedule {
   /// \brief The attention of layer \p layer. \pre 0 <= layer < layers().
   const layer_attention& at(Index layer) const {
     if (layer < 0 || layer >= layers_)
-      detail::fail_argument("layer_schedule::at", "layer", layer, ">= 0 and < layers() = ",
-                            layers_);
+      detail::fail_argument("layer_schedule::at", "layer", layer,
+                            ">= 0 and < layers() = ", layers_);
     return pattern_[static_cast<std::size_t>(layer) % pattern_.size()];
   }
   /// \brief Same as at().
