@@ -502,8 +502,10 @@ TEST_CASE("block_sparse: bad input names the function and the argument", "[block
   CHECK((out6.array() == 5.f).all());
 }
 
+// float only: the mask's tile answers do not depend on the scalar, and each instantiation of
+// the three kernels costs compile time (the double kernels are tested in test_attention).
 TEMPLATE_TEST_CASE("block_sparse: kernels on an imported mask agree with its materialization",
-                   "[block_sparse][attention]", float, double) {
+                   "[block_sparse][attention]", float) {
   using S = TestType;
   rng g(77);
   const Index B = 2, H = 3, lq = 37, lk = 53, D = 8, Dv = 5;

@@ -371,8 +371,10 @@ TEST_CASE("block_topk: MoBA's gate, per query block, against a plain loop", "[bl
   CHECK(m.chosen(1) == std::vector<Index>{0, 1});
 }
 
+// float only: the mask's tile answers do not depend on the scalar, and each instantiation of
+// the three kernels costs compile time (the double kernels are tested in test_attention).
 TEMPLATE_TEST_CASE("block_topk: every attention variant agrees with the materialized mask",
-                   "[block_topk][attention]", float, double) {
+                   "[block_topk][attention]", float) {
   using S = TestType;
   rng g(11);
   struct shape {
