@@ -16,9 +16,9 @@
 #                        CPU against 386 s at -O2 and runs it as fast. The row_major CI row
 #                        runs the whole suite at -O2, the native and fast_math rows the kernels)
 #   EMASK_CMAKE_ARGS     extra CMake configure arguments (e.g. -DEMASK_TEST_NO_SIMD=ON)
-#   EMASK_PCH            ON (default) / OFF: precompile emask.hpp once for the examples and the
-#                        grouped test programs (EMASK_PRECOMPILED_HEADERS); the examples are
-#                        also built without it by the valgrind_examples CI row
+#   EMASK_PCH            ON (default) / OFF: precompile emask.hpp once for the examples
+#                        (EMASK_PRECOMPILED_HEADERS); the valgrind_examples CI row builds them
+#                        without it
 #   EMASK_CXX_STANDARD   17 (default) or 20
 #   EMASK_WERROR         ON turns warnings into errors (CI)
 #   EMASK_SANITIZE       e.g. address,undefined: adds -fsanitize=... to compile and link flags
