@@ -12,6 +12,7 @@
 // a seeded generator, the fuzz harness decodes its input bytes.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -107,9 +108,12 @@ class dyn_mask : public emask::mask_base<dyn_mask> {
 // ------------------------------------------------------------------------------------------
 // Leaves
 // ------------------------------------------------------------------------------------------
-using leaf_variant = std::variant<emask::causal, emask::sliding_window, emask::chunked,
-                                  emask::prefix_lm, emask::key_padding, emask::query_padding,
-                                  emask::key_flags, emask::document, emask::dense_mask>;
+using leaf_variant =
+    std::variant<emask::causal, emask::sliding_window, emask::chunked, emask::prefix_lm,
+                 emask::key_padding, emask::query_padding, emask::key_flags, emask::document,
+                 emask::dense_mask, emask::sink_window, emask::block_bidirectional,
+                 emask::interval_union_mask, emask::column_interval_mask, emask::block_topk,
+                 emask::tree_mask>;
 
 struct leaf {
   leaf_variant mask;
@@ -137,7 +141,7 @@ Index small_len(Source& r, Index hi) {
 template <class Source>
 leaf make_leaf(Source& r, const extent& e) {
   const Index QA = e.q_abs, KA = e.k_abs, B = e.batch;
-  switch (r.between(0, 11)) {
+  switch (r.between(0, 17)) {
     case 0: {  // causal top-left, maybe strict
       const bool strict = r.coin(0.3);
       emask::causal c = emask::causal();
@@ -320,6 +324,129 @@ leaf make_leaf(Source& r, const extent& e) {
       auto owned = std::make_shared<emask::bool_matrix>(dense);
       return {emask::to_mask(emask::bool_matrix(dense)),
               [owned](Index, Index q, Index k) { return (*owned)(q, k); }, "dense(query rows)"};
+    }
+    case 12: {  // sink window
+      const Index n_sink = small_len(r, 8), window = small_len(r, 40);
+      return {emask::sink_window(n_sink, window),
+              [n_sink, window](Index, Index q, Index k) {
+                return k <= q && (k < n_sink || q - k < window);
+              },
+              "sink_window(" + str(n_sink) + "," + str(window) + ")"};
+    }
+    case 13: {  // bidirectional groups over causal, one row per batch entry
+      const Index len = std::max(QA, KA);
+      auto ids = std::make_shared<std::vector<std::int64_t>>();
+      std::int64_t next = 0;
+      for (Index b = 0; b < B; ++b) {
+        Index p = 0;
+        while (p < len) {
+          const Index run = 1 + small_len(r, 12);
+          const std::int64_t id = r.coin(0.4) ? -1 : next++;
+          for (Index i = 0; i < run && p < len; ++i, ++p) ids->push_back(id);
+        }
+      }
+      Eigen::Matrix<std::int64_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> t(B, len);
+      for (Index i = 0; i < B * len; ++i) t.data()[i] = (*ids)[static_cast<std::size_t>(i)];
+      return {emask::block_bidirectional(emask::id_table(t)),
+              [ids, len](Index b, Index q, Index k) {
+                const std::int64_t gq = (*ids)[static_cast<std::size_t>(b * len + q)];
+                const std::int64_t gk = (*ids)[static_cast<std::size_t>(b * len + k)];
+                return k <= q || (gq >= 0 && gq == gk);
+              },
+              "block_bidirectional"};
+    }
+    case 14: {  // row intervals: up to 3 per row, per batch entry
+      const Index per_row = 1 + r.between(0, 2);
+      std::vector<Index> starts, ends;
+      for (Index b = 0; b < B; ++b)
+        for (Index q = 0; q < QA; ++q) {
+          Index at = 0;
+          for (Index i = 0; i < per_row; ++i) {
+            const Index a = std::min(KA, at + small_len(r, 20));
+            const Index e2 = std::min(KA, a + small_len(r, 30));
+            starts.push_back(a);
+            ends.push_back(e2);
+            at = e2 + 1;
+          }
+        }
+      auto keep = std::make_shared<std::vector<bool>>(static_cast<std::size_t>(B * QA * KA), false);
+      for (std::size_t row = 0; row < static_cast<std::size_t>(B * QA); ++row)
+        for (Index i = 0; i < per_row; ++i) {
+          const std::size_t slot =
+              row * static_cast<std::size_t>(per_row) + static_cast<std::size_t>(i);
+          for (Index k = starts[slot]; k < ends[slot]; ++k)
+            (*keep)[row * static_cast<std::size_t>(KA) + static_cast<std::size_t>(k)] = true;
+        }
+      return {emask::interval_union_mask(emask::index_list(starts), emask::index_list(ends), QA, KA,
+                                         per_row, {B, 1}),
+              [keep, QA, KA](Index b, Index q, Index k) {
+                return (*keep)[static_cast<std::size_t>((b * QA + q) * KA + k)];
+              },
+              "interval_union_mask(per_row " + str(per_row) + ")"};
+    }
+    case 15: {  // FlashMask column intervals, maybe causal
+      std::vector<Index> lts, lte, uts, ute;
+      for (Index b = 0; b < B; ++b)
+        for (Index k = 0; k < KA; ++k) {
+          const Index a = r.between(0, QA), c = r.between(0, QA);
+          lts.push_back(std::min(a, c));
+          lte.push_back(std::max(a, c));
+          const Index u = r.coin(0.5) ? 0 : r.between(0, QA);
+          uts.push_back(0);
+          ute.push_back(u);
+        }
+      emask::column_interval_mask m(emask::index_list(lts), emask::index_list(lte),
+                                    emask::index_list(uts), emask::index_list(ute), QA, KA, {B, 1});
+      const bool causal = r.coin(0.5);
+      const Index diag = r.between(-3, 3);
+      if (causal) m = m.with_causal(diag);
+      auto cols = std::make_shared<std::vector<Index>>();
+      for (std::size_t i = 0; i < lts.size(); ++i) {
+        cols->push_back(lts[i]);
+        cols->push_back(lte[i]);
+        cols->push_back(ute[i]);
+      }
+      return {m,
+              [cols, KA, causal, diag](Index b, Index q, Index k) {
+                const std::size_t c = static_cast<std::size_t>(b * KA + k) * 3;
+                const bool lower = (*cols)[c] <= q && q < (*cols)[c + 1];
+                const bool upper = q < (*cols)[c + 2];
+                return !lower && !upper && (!causal || k <= q + diag);
+              },
+              std::string("column_interval_mask") + (causal ? ".with_causal()" : "")};
+    }
+    case 16: {  // top-k blocks from random scores (the chosen lists are the data)
+      const Index bs = 1 + small_len(r, 16);
+      const Index nqb = (QA + bs - 1) / bs, nkb = (KA + bs - 1) / bs;
+      emask::row_matrix<float> scores(nqb, nkb);
+      for (Index i = 0; i < scores.size(); ++i)
+        scores.data()[i] = static_cast<float>(r.between(0, 5));  // ties on purpose
+      const Index top_k = 1 + small_len(r, 6);
+      const emask::block_topk sel = emask::block_topk::from_scores(scores, QA, KA, top_k, bs);
+      auto chosen = std::make_shared<std::vector<std::vector<Index>>>();
+      for (Index i = 0; i < sel.q_blocks(); ++i) chosen->push_back(sel.chosen(i));
+      return {sel,
+              [chosen, bs](Index, Index q, Index k) {
+                if (k > q) return false;
+                const auto& c = (*chosen)[static_cast<std::size_t>(q / bs)];
+                return std::find(c.begin(), c.end(), k / bs) != c.end();
+              },
+              "block_topk(block " + str(bs) + ", top " + str(top_k) + ")"};
+    }
+    case 17: {  // speculative-decoding tree: QA draft tokens after KA - QA committed ones
+      if (KA < QA) return make_leaf(r, e);
+      const Index T = QA, P = KA - QA;
+      auto parents = std::make_shared<std::vector<Index>>();
+      for (Index i = 0; i < T; ++i)
+        parents->push_back(i == 0 || r.coin(0.2) ? -1 : r.between(0, i - 1));
+      return {emask::tree_mask(emask::index_list(*parents), P),
+              [parents, P](Index, Index q, Index k) {
+                if (k < P) return true;
+                for (Index a = q; a >= 0; a = (*parents)[static_cast<std::size_t>(a)])
+                  if (a == k - P) return true;
+                return false;
+              },
+              "tree_mask(P " + str(P) + ")"};
     }
     default: {  // dense random array (shared by every batch entry)
       auto keep = std::make_shared<emask::bool_matrix>(QA, KA);
