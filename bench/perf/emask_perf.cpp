@@ -279,6 +279,17 @@ struct perf_run {
     results.push_back(r);
   }
 
+  // A time-ratio check of \p kernel against \p limit, timed alternately (paired_ms).
+  void check_paired(result r, const std::function<void()>& kernel,
+                    const std::function<void()>& limit, int reps) {
+    check(r, [&](result& o) {
+      double limit_ms = 0;
+      std::tie(o.ms, limit_ms) = paired_ms(kernel, limit, reps);
+      o.limit_value = limit_ms;
+      o.ratio = o.ms / limit_ms;
+    });
+  }
+
   static void print(const result& r) {
     const char* status = !r.checked ? "info" : (r.pass ? "ok" : "FAIL");
     std::printf("%-34s %9.3f ms  %-30s ratio %7.3f", r.name.c_str(), r.ms, r.limit.c_str(),
@@ -424,13 +435,8 @@ struct perf_run {
                                       "the same call without it", 1.15);
       emask::attention_options opt = plain;
       opt.score_mod = c.mod;
-      check(r, [&](result& o) {
-        double plain_ms = 0;
-        std::tie(o.ms, plain_ms) =
-            paired_ms([&] { a.run(causal, opt, ws); }, [&] { a.run(causal, plain, ws); }, 3);
-        o.limit_value = plain_ms;
-        o.ratio = o.ms / plain_ms;
-      });
+      check_paired(
+          r, [&] { a.run(causal, opt, ws); }, [&] { a.run(causal, plain, ws); }, 3);
     }
     const std::size_t n = static_cast<std::size_t>(a.h * a.lq * a.lk);
     const std::vector<float> bias = random_floats(n, 17, -1.f, 1.f);
@@ -439,18 +445,13 @@ struct perf_run {
     opt.score_mod = emask::additive_bias(bias.data(), 1, a.h, a.lq, a.lk);
     result r = attention_time_ratio("attn-causal-4096/d64/dense-bias/t1",
                                     "copy of the bias + call without", 1.3);
-    check(r, [&](result& o) {
-      double plain_ms = 0;
-      std::tie(o.ms, plain_ms) =
-          paired_ms([&] { a.run(causal, opt, ws); },
-                    [&] {
-                      std::memcpy(copy.data(), bias.data(), n * sizeof(float));
-                      a.run(causal, plain, ws);
-                    },
-                    3);
-      o.limit_value = plain_ms;
-      o.ratio = o.ms / plain_ms;
-    });
+    check_paired(
+        r, [&] { a.run(causal, opt, ws); },
+        [&] {
+          std::memcpy(copy.data(), bias.data(), n * sizeof(float));
+          a.run(causal, plain, ws);
+        },
+        3);
   }
 
   void attention() {
@@ -586,13 +587,8 @@ struct perf_run {
       opt.sink_logit = std::vector<double>(static_cast<std::size_t>(h), 0.5);
       result r = masks_group(attention_time_ratio("attn-causal-4096/d64/sink-logit/t1",
                                                   "the same call without it", 1.1));
-      check(r, [&](result& o) {
-        double plain_ms = 0;
-        std::tie(o.ms, plain_ms) =
-            paired_ms([&] { a.run(causal, opt, ws); }, [&] { a.run(causal, plain, ws); }, 3);
-        o.limit_value = plain_ms;
-        o.ratio = o.ms / plain_ms;
-      });
+      check_paired(
+          r, [&] { a.run(causal, opt, ws); }, [&] { a.run(causal, plain, ws); }, 3);
     }
     {
       const Index T = 64, P = 4096;
@@ -604,13 +600,8 @@ struct perf_run {
       attn_data a(h, T, P + T, d);
       result r = masks_group(attention_time_ratio("attn-tree-64x4160/d64/tiled/t1",
                                                   "same pattern as bool_matrix", 1.0));
-      check(r, [&](result& o) {
-        double dense_ms = 0;
-        std::tie(o.ms, dense_ms) =
-            paired_ms([&] { a.run(tree, plain, ws); }, [&] { a.run(keep, plain, ws); }, 5);
-        o.limit_value = dense_ms;
-        o.ratio = o.ms / dense_ms;
-      });
+      check_paired(
+          r, [&] { a.run(tree, plain, ws); }, [&] { a.run(keep, plain, ws); }, 5);
     }
     {
       const Index S = 8192, bs = 64, nb = S / bs, k = 8;
@@ -627,24 +618,14 @@ struct perf_run {
       // that scan (S^2 bytes per head), so this ratio is bounded by compute / (compute + scan).
       result r = masks_group(attention_time_ratio("attn-topk-8192/d64/vs-bool/t1",
                                                   "same pattern as bool_matrix", 0.5));
-      check(r, [&](result& o) {
-        double dense_ms = 0;
-        std::tie(o.ms, dense_ms) =
-            paired_ms([&] { a.run(topk, opt, ws); }, [&] { a.run(keep, opt, ws); }, 3);
-        o.limit_value = dense_ms;
-        o.ratio = o.ms / dense_ms;
-      });
+      check_paired(
+          r, [&] { a.run(topk, opt, ws); }, [&] { a.run(keep, opt, ws); }, 3);
       const emask::additive_mask<float> bias = emask::materialize_additive<float>(topk, S, S);
       // The target: at least 5x faster than the dense-masked equivalent.
       result ra = masks_group(attention_time_ratio("attn-topk-8192/d64/vs-additive/t1",
                                                    "same pattern as additive_mask", 0.2));
-      check(ra, [&](result& o) {
-        double dense_ms = 0;
-        std::tie(o.ms, dense_ms) =
-            paired_ms([&] { a.run(topk, opt, ws); }, [&] { a.run(bias, opt, ws); }, 1);
-        o.limit_value = dense_ms;
-        o.ratio = o.ms / dense_ms;
-      });
+      check_paired(
+          ra, [&] { a.run(topk, opt, ws); }, [&] { a.run(bias, opt, ws); }, 1);
     }
   }
 
