@@ -158,8 +158,9 @@ class block_topk : public mask_base<block_topk> {
     const char* where = "block_topk::from_scores";
     block_topk sel = prepare(where, q_len, k_len, top_k, block_size, options);
     check_scores(where, "scores", scores.rows(), scores.cols(), sel);
-    const row_matrix<T> s = scores.derived();
-    sel.fill(s.data(), 1, 1, 0, 0, s.cols());
+    // Row-major storage binds without a copy; any other expression is evaluated once.
+    const Eigen::Ref<const row_matrix<T>, 0, Eigen::OuterStride<>> s(scores.derived());
+    sel.fill(s.data(), 1, 1, 0, 0, s.outerStride());
     return sel;
   }
 
