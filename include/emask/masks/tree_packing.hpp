@@ -126,6 +126,19 @@ inline void check_spec_words(const char* where, Index cols, Index words_per_row)
     fail_argument(where, "words_per_row", words_per_row, ">= ceil(", cols,
                   " / 32) = ", spec_words(cols), " (one bit per draft token)");
 }
+/// FlashInfer's segment layout for \p n requests: request i takes ceil(bits(i) / 8) bytes from
+/// byte indptr[i] on; pack(i, first byte) writes its bits into the zeroed segment.
+template <class Bits, class Pack>
+packed_segments pack_segments(std::size_t n, Bits bits, Pack pack) {
+  packed_segments out;
+  out.indptr.reserve(n + 1);
+  out.indptr.push_back(0);
+  for (std::size_t i = 0; i < n; ++i)
+    out.indptr.push_back(out.indptr.back() + packed_byte_count(bits(i)));
+  out.bytes.assign(static_cast<std::size_t>(out.indptr.back()), 0);
+  for (std::size_t i = 0; i < n; ++i) pack(i, out.bytes.data() + out.indptr[i]);
+  return out;
+}
 }  // namespace detail
 
 /// \brief FlashInfer's / numpy's packbits of one request: the keep array flattened row by row
@@ -166,15 +179,9 @@ std::vector<std::uint8_t> packbits(const Mask& mask, Index q_len, Index k_len, b
 /// packbits(), starting at byte indptr[i]; indptr[i + 1] - indptr[i] = ceil(q_i * k_i / 8).
 inline packed_segments segment_packbits(const std::vector<bool_matrix>& requests, bit_order order) {
   detail::check_bit_order("segment_packbits", order);
-  packed_segments out;
-  out.indptr.reserve(requests.size() + 1);
-  out.indptr.push_back(0);
-  for (const bool_matrix& r : requests)
-    out.indptr.push_back(out.indptr.back() + detail::packed_byte_count(r.rows() * r.cols()));
-  out.bytes.assign(static_cast<std::size_t>(out.indptr.back()), 0);
-  for (std::size_t i = 0; i < requests.size(); ++i)
-    detail::pack_keep_bits(requests[i], order, out.bytes.data() + out.indptr[i]);
-  return out;
+  return detail::pack_segments(
+      requests.size(), [&](std::size_t i) { return requests[i].rows() * requests[i].cols(); },
+      [&](std::size_t i, std::uint8_t* seg) { detail::pack_keep_bits(requests[i], order, seg); });
 }
 
 /// \brief segment_packbits() of one tree per request: request i is tree i's T_i x (P_i + T_i)
@@ -182,28 +189,22 @@ inline packed_segments segment_packbits(const std::vector<bool_matrix>& requests
 /// BatchPrefillWithPagedKVCacheWrapper.plan(custom_mask=...) takes it.
 inline packed_segments segment_packbits(const std::vector<tree_mask>& trees, bit_order order) {
   detail::check_bit_order("segment_packbits", order);
-  packed_segments out;
-  out.indptr.reserve(trees.size() + 1);
-  out.indptr.push_back(0);
-  for (const tree_mask& t : trees)
-    out.indptr.push_back(out.indptr.back() +
-                         detail::packed_byte_count(t.draft_length() * t.key_length()));
-  out.bytes.assign(static_cast<std::size_t>(out.indptr.back()), 0);
-  for (std::size_t i = 0; i < trees.size(); ++i) {
-    const tree_mask& t = trees[i];
-    std::uint8_t* seg = out.bytes.data() + out.indptr[i];
-    const Index k_len = t.key_length(), p = t.prefix_length();
-    for (Index q = 0; q < t.draft_length(); ++q) {
-      for (Index n = q * k_len; n < q * k_len + p; ++n)
-        seg[n >> 3] = static_cast<std::uint8_t>(seg[n >> 3] | detail::packed_bit(order, n));
-      const bit_row row = t.ancestors(q);
-      for (Index j = row.first(0, row.size()); j < row.size(); j = row.first(j + 1, row.size())) {
-        const Index n = q * k_len + p + j;
-        seg[n >> 3] = static_cast<std::uint8_t>(seg[n >> 3] | detail::packed_bit(order, n));
-      }
-    }
-  }
-  return out;
+  return detail::pack_segments(
+      trees.size(), [&](std::size_t i) { return trees[i].draft_length() * trees[i].key_length(); },
+      [&](std::size_t i, std::uint8_t* seg) {
+        const tree_mask& t = trees[i];
+        const Index k_len = t.key_length(), p = t.prefix_length();
+        for (Index q = 0; q < t.draft_length(); ++q) {
+          for (Index n = q * k_len; n < q * k_len + p; ++n)
+            seg[n >> 3] = static_cast<std::uint8_t>(seg[n >> 3] | detail::packed_bit(order, n));
+          const bit_row row = t.ancestors(q);
+          for (Index j = row.first(0, row.size()); j < row.size();
+               j = row.first(j + 1, row.size())) {
+            const Index n = q * k_len + p + j;
+            seg[n >> 3] = static_cast<std::uint8_t>(seg[n >> 3] | detail::packed_bit(order, n));
+          }
+        }
+      });
 }
 
 /// \brief The inverse of packbits(): the q_len x k_len keep array in the \p n_bytes bytes at
