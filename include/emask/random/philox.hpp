@@ -76,8 +76,17 @@ constexpr std::uint16_t t5_nonnoise_cuts = 0x8007;  ///< T5: segmentation of the
 constexpr std::uint16_t mae_noise = 0x8008;         ///< MAE: per-patch shuffle noise
 constexpr std::uint16_t mgd_spatial = 0x8009;       ///< MGD: spatial drop flags
 constexpr std::uint16_t mgd_channel = 0x800A;       ///< MGD: channel drop flags
+constexpr std::uint16_t diffusion_time = 0x800B;  ///< LLaDA / MDLM: t and length cut, per sequence
+constexpr std::uint16_t diffusion_select = 0x800C;  ///< LLaDA / MDLM: per-token mask draw
+constexpr std::uint16_t maskgit_ratio = 0x800D;     ///< MaskGIT training: r, per sequence
+constexpr std::uint16_t maskgit_noise = 0x800E;     ///< MaskGIT training: which tokens, per token
+constexpr std::uint16_t beit_block = 0x8010;        ///< BEiT blockwise masking, per attempt
+constexpr std::uint16_t simmim_noise = 0x8011;      ///< SimMIM: mask-patch shuffle noise
+constexpr std::uint16_t data2vec_block = 0x8012;    ///< data2vec 2.0 inverse block masking
+constexpr std::uint16_t audio_span = 0x8013;        ///< wav2vec2 / SpecAugment span starts
 constexpr std::uint16_t rl_sample = 0x8101;         ///< RL: masked policy sampling, per row
 constexpr std::uint16_t rl_explore = 0x8102;        ///< RL: masked epsilon-greedy, per row
+constexpr std::uint16_t rl_conditional = 0x8103;    ///< RL: conditional heads, per (row, head)
 }  // namespace purpose
 
 /// \brief The counter of a draw: word 0 = index, words 1-2 = sample id (low, high), word 3 =
