@@ -2,7 +2,11 @@
 // (items/s). EMASK_BENCH_SHORT=1 runs smaller batches (the README demo).
 #include <benchmark/benchmark.h>
 
+#include <emask/random/audio_span.hpp>
+#include <emask/random/block_masks.hpp>
+#include <emask/random/diffusion.hpp>
 #include <emask/random/feature.hpp>
+#include <emask/random/maskgit.hpp>
 #include <emask/random/patch.hpp>
 #include <emask/random/span.hpp>
 #include <emask/random/t5.hpp>
@@ -151,6 +155,93 @@ void BM_mae_random_masking(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * B * 196);
 }
 BENCHMARK(BM_mae_random_masking)->Unit(benchmark::kMicrosecond);
+
+// LLaDA masked-diffusion noising, B x 4096 (items = tokens); out of place, as it returns the
+// noised ids, the mask and the weights.
+void BM_diffusion_mask(benchmark::State& state) {
+  one_core();
+  const Index B = short_run() ? 4 : 64, L = 4096;
+  const token_matrix ids = bert_batch(B, L);
+  diffusion_options o;
+  o.vocab_size = 126464;  // LLaDA's vocabulary and mask id
+  o.mask_id = 126336;
+  std::uint64_t sample = 0;
+  for (auto _ : state) {
+    diffusion_result r = diffusion_mask(ids, o, {seed, sample});
+    sample += static_cast<std::uint64_t>(B);
+    benchmark::DoNotOptimize(r.noisy_ids.data());
+  }
+  state.SetItemsProcessed(state.iterations() * B * L);
+}
+BENCHMARK(BM_diffusion_mask)->Unit(benchmark::kMicrosecond);
+
+// MaskGIT training masks (cosine schedule), B x 256 tokens (a 16 x 16 VQ grid).
+void BM_maskgit_mask(benchmark::State& state) {
+  one_core();
+  const Index B = batch(), L = 256;
+  const token_matrix ids = bert_batch(B, L);
+  maskgit_options o;
+  o.vocab_size = 30522;
+  o.mask_id = 103;
+  for (auto _ : state) {
+    maskgit_result r = maskgit_mask(ids, o, {seed});
+    benchmark::DoNotOptimize(r.noisy_ids.data());
+  }
+  state.SetItemsProcessed(state.iterations() * B * L);
+}
+BENCHMARK(BM_maskgit_mask)->Unit(benchmark::kMicrosecond);
+
+// BEiT blockwise masks of 14 x 14 patches, 75 masked (items = masks).
+void BM_beit_block_mask(benchmark::State& state) {
+  one_core();
+  const Index B = batch();
+  std::uint64_t sample = 0;
+  for (auto _ : state) {
+    patch_grid_mask r = beit_block_mask(B, {}, {seed, sample});
+    sample += static_cast<std::uint64_t>(B);
+    benchmark::DoNotOptimize(r.masked.data());
+  }
+  state.SetItemsProcessed(state.iterations() * B);
+}
+BENCHMARK(BM_beit_block_mask)->Unit(benchmark::kMicrosecond);
+
+// SimMIM masks, 192 / 32 / 4: 48 x 48 model patches (items = masks).
+void BM_simmim_mask(benchmark::State& state) {
+  one_core();
+  const Index B = batch();
+  for (auto _ : state) {
+    patch_grid_mask r = simmim_mask(B, {}, {seed});
+    benchmark::DoNotOptimize(r.masked.data());
+  }
+  state.SetItemsProcessed(state.iterations() * B);
+}
+BENCHMARK(BM_simmim_mask)->Unit(benchmark::kMicrosecond);
+
+// data2vec 2.0 inverse block masks of 14 x 14 patches (items = masks).
+void BM_data2vec_block_mask(benchmark::State& state) {
+  one_core();
+  const Index B = batch();
+  for (auto _ : state) {
+    patch_grid_mask r = data2vec_block_mask(B, {}, {seed});
+    benchmark::DoNotOptimize(r.masked.data());
+  }
+  state.SetItemsProcessed(state.iterations() * B);
+}
+BENCHMARK(BM_data2vec_block_mask)->Unit(benchmark::kMicrosecond);
+
+// wav2vec 2.0 pre-training spans (p = 0.65, length 10) over B x 500 frames (items = frames).
+void BM_audio_span_mask(benchmark::State& state) {
+  one_core();
+  const Index B = batch(), L = 500;
+  audio_span_options o;
+  o.mask_prob = 0.65;
+  for (auto _ : state) {
+    audio_span_result r = audio_span_mask(B, L, o, {seed});
+    benchmark::DoNotOptimize(r.masked.data());
+  }
+  state.SetItemsProcessed(state.iterations() * B * L);
+}
+BENCHMARK(BM_audio_span_mask)->Unit(benchmark::kMicrosecond);
 
 // Raw generator: packed Philox words per second.
 void BM_philox_words(benchmark::State& state) {

@@ -38,6 +38,7 @@
 #include <emask/reference.hpp>
 
 #include <emask/detail/ieee.hpp>  // after a public header, as private headers require
+#include <emask/detail/portable_math.hpp>
 #if EMASK_HAS_OPENMP
 #include <omp.h>
 #endif

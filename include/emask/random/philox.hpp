@@ -86,7 +86,7 @@ constexpr std::uint16_t data2vec_block = 0x8012;    ///< data2vec 2.0 inverse bl
 constexpr std::uint16_t audio_span = 0x8013;        ///< wav2vec2 / SpecAugment span starts
 constexpr std::uint16_t rl_sample = 0x8101;         ///< RL: masked policy sampling, per row
 constexpr std::uint16_t rl_explore = 0x8102;        ///< RL: masked epsilon-greedy, per row
-constexpr std::uint16_t rl_conditional = 0x8103;    ///< RL: conditional heads, per (row, head)
+constexpr std::uint16_t rl_conditional = 0x8103;    ///< RL: conditional heads, word stream per row
 }  // namespace purpose
 
 /// \brief The counter of a draw: word 0 = index, words 1-2 = sample id (low, high), word 3 =

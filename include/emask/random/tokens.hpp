@@ -70,16 +70,19 @@ class special_tokens {
 };
 
 namespace detail {
-/// Valid length of row b: lengths[b] when given, else the full width. Checks the list.
-inline void check_lengths(const char* where, const index_list* lengths, Index batch, Index width) {
+/// Checks a per-row list of lengths (\p arg names it in messages: "lengths", "prompt_lengths"):
+/// one entry per row, each in [0, width].
+inline void check_lengths(const char* where, const index_list* lengths, Index batch, Index width,
+                          const char* arg = "lengths") {
   if (!lengths) return;
   if (static_cast<Index>(lengths->size()) != batch)
-    fail_argument(where, "lengths", concat(lengths->size(), " entries"), batch,
+    fail_argument(where, arg, concat(lengths->size(), " entries"), batch,
                   " entries (one per row of ids)");
   for (std::size_t i = 0; i < lengths->size(); ++i)
     if ((*lengths)[i] < 0 || (*lengths)[i] > width)
-      fail_element(where, "lengths", i, (*lengths)[i], "a length in [0, ", width, "]");
+      fail_element(where, arg, i, (*lengths)[i], "a length in [0, ", width, "]");
 }
+/// Valid length of row b: lengths[b] when given, else the full width.
 inline Index row_length(const index_list* lengths, Index b, Index width) noexcept {
   return lengths ? (*lengths)[static_cast<std::size_t>(b)] : width;
 }
