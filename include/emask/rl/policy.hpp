@@ -327,7 +327,7 @@ row_matrix<typename Derived::Scalar> entropy_per_space(const char* where,
       S h = S(0);
       for (Index a = sp.offset(i); a < sp.offset(i + 1); ++a)
         // A legal -infinity logit has p = 0 and adds nothing (not 0 * -inf = NaN).
-        if (legal.flat()(b, a) && lp(b, a) > -std::numeric_limits<S>::infinity())
+        if (legal.flat()(b, a) && !detail::is_neg_inf(lp(b, a)))  // bits: -ffast-math safe
           h -= std::exp(lp(b, a)) * lp(b, a);
       out(b, i) = h;
     }
@@ -401,6 +401,42 @@ Eigen::Matrix<typename Derived::Scalar, Eigen::Dynamic, 1> masked_entropy(
     const Eigen::MatrixBase<Derived>& logits, const action_mask& legal,
     mask_fill fill = mask_fill::negative_infinity) {
   return detail::entropy_per_space("masked_entropy", logits, legal, fill).rowwise().sum();
+}
+
+/// \brief Gradient of masked_entropy (the sum over sub-spaces) with respect to the logits,
+/// [batch x width]: in each (row, sub-space) with entropy H, -p_j (log p_j + H) at legal
+/// positions j, exactly 0 at masked ones (masked logits are replaced by a constant) and at a
+/// legal -infinity logit (p = 0; never 0 * -inf). Never NaN for valid logits.
+///
+/// mask_fill::sb3_compatible gives what autograd gives for sb3-contrib's entropy (masked
+/// logits = -1e8, p log p of masked entries replaced by 0): -p_j (log p_j + H + M) with M the
+/// probability the -1e8 entries keep. For legal logits above about -1e8 + 745 (double; + 104 for
+/// float) M underflows to exactly 0 and both modes give the same gradient.
+template <class Derived>
+row_matrix<typename Derived::Scalar> masked_entropy_grad(
+    const Eigen::MatrixBase<Derived>& logits, const action_mask& legal,
+    mask_fill fill = mask_fill::negative_infinity) {
+  using S = typename Derived::Scalar;
+  row_matrix<S> lp;
+  detail::policy_softmax<true, S>("masked_entropy_grad", logits, legal, fill, lp);
+  const action_space& sp = legal.space();
+  row_matrix<S> g = row_matrix<S>::Zero(legal.batch(), legal.width());
+  for (Index b = 0; b < legal.batch(); ++b) {
+    for (Index i = 0; i < sp.sub_spaces(); ++i) {
+      S h = S(0), masked_mass = S(0);
+      for (Index a = sp.offset(i); a < sp.offset(i + 1); ++a) {
+        if (legal.flat()(b, a)) {
+          if (!detail::is_neg_inf(lp(b, a))) h -= std::exp(lp(b, a)) * lp(b, a);
+        } else if (fill == mask_fill::sb3_compatible) {
+          masked_mass += std::exp(lp(b, a));  // finite log-probability (about -1e8)
+        }
+      }
+      for (Index a = sp.offset(i); a < sp.offset(i + 1); ++a)
+        if (legal.flat()(b, a) && !detail::is_neg_inf(lp(b, a)))
+          g(b, a) = -std::exp(lp(b, a)) * (lp(b, a) + h + masked_mass);
+    }
+  }
+  return g;
 }
 
 /// \brief The most likely legal action of each (row, sub-space), [batch x sub-spaces] (the
