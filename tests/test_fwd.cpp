@@ -55,8 +55,10 @@ int kernel_types(const slice& a, const kernel_options& b, const softmax_options&
                 "the tags are kernel variants");
   return static_cast<int>(a.b + b.q_offset + c.tile_q + d.tile_q + e.size() + f.dim());
 }
-int other_types(const special_tokens& a, const action_space& b, const action_mask& c) {
-  return static_cast<int>(a.vocab_size() + b.width() + c.flat().cols());
+int other_types(const special_tokens& a, const action_space& b, const action_mask& c,
+                const maskgit_schedule& d, const conditional_table& e, const action_prefix& f) {
+  return static_cast<int>(a.vocab_size() + b.width() + c.flat().cols() + e.heads() + f.size()) +
+         (d.type() == maskgit_schedule::kind::linear ? 100 : 0);
 }
 int wave_types(const sink_window& a, const token_bitmask& b, const block_bidirectional& c,
                const layer_schedule& d, const tree_mask& e, const block_topk& f,
@@ -85,7 +87,8 @@ int forward_kernels(const slice&, const kernel_options&, const softmax_options&,
                     const attention_options&, const attention_workspace<float>&,
                     const tensor_view<const float>&, const tiled_t&, const fused_t&,
                     const decode_t&, const reference::naive_t&);
-int forward_others(const special_tokens&, const action_space&, const action_mask&);
+int forward_others(const special_tokens&, const action_space&, const action_mask&,
+                   const maskgit_schedule&, const conditional_table&, const action_prefix&);
 int forward_wave(const sink_window&, const token_bitmask&, const block_bidirectional&,
                  const layer_schedule&, const tree_mask&, const block_topk&,
                  const block_sparse_mask<keep_all>&, const interval_union_mask&,
@@ -122,9 +125,12 @@ TEST_CASE("fwd.hpp: a TU with only the declarations passes every type on", "[fwd
                                   tensor_view<const float>{}, tiled, fused, decode,
                                   reference::naive) == 7);
   const action_space space = action_space::discrete(3);
+  const Index chosen[2] = {1, 0};
   CHECK(fwd_test::forward_others(special_tokens(10, {0}), space,
-                                 action_mask(space, bool_matrix::Constant(1, 3, true))) ==
-        10 + 3 + 3);
+                                 action_mask(space, bool_matrix::Constant(1, 3, true)),
+                                 maskgit_schedule::linear(),
+                                 conditional_table::shared(action_space::multi_discrete({2, 3})),
+                                 action_prefix(chosen, 2)) == 10 + 3 + 3 + 2 + 2 + 100);
   CHECK(fwd_test::forward_vocabulary(keep, row_matrix<double>::Zero(1, 2), lse_vector<float>(3),
                                      tile_state::full) == 4 + 2 + 3 + 1);
   const std::int32_t bits[1] = {1};

@@ -105,6 +105,9 @@ struct is_kernel_variant;
 
 // random/, rl/: the stable types only (not the option and result structs)
 class special_tokens;
+class maskgit_schedule;
 class action_space;
 class action_mask;
+class action_prefix;
+class conditional_table;
 EMASK_NAMESPACE_END

@@ -22,8 +22,9 @@ int kernel_types(const emask::slice&, const emask::kernel_options&, const emask:
                  const emask::attention_options&, const emask::attention_workspace<float>&,
                  const emask::tensor_view<const float>&, const emask::tiled_t&,
                  const emask::fused_t&, const emask::decode_t&, const emask::reference::naive_t&);
-int other_types(const emask::special_tokens&, const emask::action_space&,
-                const emask::action_mask&);
+int other_types(const emask::special_tokens&, const emask::action_space&, const emask::action_mask&,
+                const emask::maskgit_schedule&, const emask::conditional_table&,
+                const emask::action_prefix&);
 int wave_types(const emask::sink_window&, const emask::token_bitmask&,
                const emask::block_bidirectional&, const emask::layer_schedule&,
                const emask::tree_mask&, const emask::block_topk&,
@@ -63,8 +64,9 @@ int forward_kernels(const emask::slice& a, const emask::kernel_options& b,
   return kernel_types(a, b, c, d, e, f, g, h, i, j);
 }
 int forward_others(const emask::special_tokens& a, const emask::action_space& b,
-                   const emask::action_mask& c) {
-  return other_types(a, b, c);
+                   const emask::action_mask& c, const emask::maskgit_schedule& d,
+                   const emask::conditional_table& e, const emask::action_prefix& f) {
+  return other_types(a, b, c, d, e, f);
 }
 int forward_wave(const emask::sink_window& a, const emask::token_bitmask& b,
                  const emask::block_bidirectional& c, const emask::layer_schedule& d,
