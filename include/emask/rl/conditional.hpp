@@ -689,6 +689,9 @@ action_matrix conditional_sample(const Eigen::MatrixBase<Derived>& logits, const
 /// a_<i) at used heads, 0 at unused ones. An unused head accepts conditional_unused (-1) or any
 /// value in [0, n_i) and ignores it; a used head needs a value legal after the row's prefix
 /// (else emask::error naming actions[row, head]).
+/// \param logits [batch x sum(nvec)], the flat MultiDiscrete layout of the rule's space
+/// \param rule a conditional_table or a conditional_callback
+/// \param actions [batch x heads], e.g. from conditional_sample
 /// \param fill mask_fill::negative_infinity, or sb3_compatible (-1e8 fills, as sb3-contrib).
 template <class Derived, class Rule, class DerivedA>
 row_matrix<typename Derived::Scalar> conditional_log_prob_per_head(
