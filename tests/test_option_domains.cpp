@@ -213,6 +213,91 @@ TEST_CASE("option domains: MAE and MGD", "[domains]") {
   CHECK(mgd_channel_mask(0, 5, 0.5).rows() == 0);
 }
 
+TEST_CASE("option domains: diffusion, MaskGIT, image and speech masks (issue 19)", "[domains]") {
+  const token_matrix ids = tokens(3, 8);
+  for (double x : kReals) {
+    INFO("value " << x);
+    diffusion_options d;
+    d.vocab_size = 100;
+    d.mask_id = 3;
+    d.eps = x;
+    const bool eps_ok = ok_or_error([&] {
+      const diffusion_result r = diffusion_mask(ids, d, {1});
+      CHECK(r.weight.allFinite());
+    });
+    CHECK(eps_ok == (x > 0.0 && x <= 1.0));
+    d.eps = 1e-3;
+    d.random_length_prob = x;
+    CHECK(ok_or_error([&] { diffusion_mask(ids, d, {1}); }) == is_probability(x));
+
+    CHECK(ok_or_error([&] {
+            const double g = maskgit_gamma(maskgit_schedule::cosine(), x);
+            CHECK((g >= 0.0 && g <= 1.0));
+          }) == is_probability(x));
+    CHECK(ok_or_error([&] { maskgit_mask_count(10, x, maskgit_schedule::linear()); }) ==
+          is_probability(x));
+
+    beit_mask_options b;
+    b.min_aspect = x;
+    CHECK(ok_or_error([&] { beit_block_mask(2, b, {1}); }) == (x >= 1e-4 && x <= 1e4));
+    simmim_mask_options sm;
+    sm.mask_ratio = x;
+    CHECK(ok_or_error([&] { simmim_mask(2, sm, {1}); }) == is_probability(x));
+    data2vec_mask_options dv;
+    dv.mask_prob = x;
+    CHECK(ok_or_error([&] { data2vec_block_mask(2, dv, {1}); }) == is_probability(x));
+    dv.mask_prob = 0.8;
+    dv.mask_prob_adjust = x;
+    CHECK(ok_or_error([&] { data2vec_block_mask(2, dv, {1}); }) == is_probability(x));
+    audio_span_options a;
+    a.mask_prob = x;
+    CHECK(ok_or_error([&] { audio_span_mask(2, 50, a, {1}); }) == is_probability(x));
+  }
+  for (Index n : {Index(-1), Index(0), Index(1), Index(3), Index(1) << 31, kMax, unbounded}) {
+    INFO("size " << n);
+    beit_mask_options b;
+    b.height = n;
+    const bool beit_ok = ok_or_error([&] { beit_block_mask(1, b, {1}); });
+    CHECK(beit_ok == (n >= 1 && n <= 16384));
+    b = {};
+    b.num_masking_patches = n;
+    CHECK(ok_or_error([&] { beit_block_mask(1, b, {1}); }) == (n >= 0 && n < (Index(1) << 31)));
+    data2vec_mask_options dv;
+    dv.mask_length = n;
+    CHECK(ok_or_error([&] { data2vec_block_mask(1, dv, {1}); }) == (n >= 2 && n <= 16384));
+    simmim_mask_options sm;
+    sm.model_patch_size = n;
+    CHECK(ok_or_error([&] { simmim_mask(1, sm, {1}); }) == (n >= 1 && 32 % n == 0));
+    audio_span_options a;
+    a.mask_length = n;
+    CHECK(ok_or_error([&] { audio_span_mask(1, 50, a, {1}); }) == (n >= 1 && n <= 50));
+    a = {};
+    a.min_masks = n;
+    CHECK(ok_or_error([&] {
+            const audio_span_result r = audio_span_mask(1, 50, a, {1});
+            CHECK(r.masked.count() <= 50);
+          }) == (n >= 0 && n < (Index(1) << 31)));
+    CHECK_FALSE(ok_or_error([&] { audio_span_mask(1, kMax, {}, {1}); }));
+    CHECK(ok_or_error([&] { maskgit_remask_count(10, 5, n, 8, maskgit_schedule::cosine()); }) ==
+          (n >= 0 && n < 8));
+    CHECK(ok_or_error([&] { maskgit_remask_count(10, 5, 0, n, maskgit_schedule::cosine()); }) ==
+          (n >= 1));
+    CHECK(ok_or_error([&] { maskgit_remask_count(n, 0, 0, 1, maskgit_schedule::cosine()); }) ==
+          (n >= 0 && n < (Index(1) << 32)));
+  }
+  for (int k : {-1, 0, 1, 64, 65, std::numeric_limits<int>::max()})
+    CHECK(ok_or_error([&] { maskgit_schedule::power(k); }) == (k >= 1 && k <= 64));
+  // Conditional action heads: a joint space too large to enumerate is an argument error.
+  const auto anything = [](Index, Index, action_prefix, Index) { return true; };
+  CHECK_FALSE(ok_or_error([&] {
+    const Index big = Index(1) << 40;
+    conditional_to_joint(
+        conditional_from_callback(action_space::multi_discrete({big, big}), anything), 1);
+  }));
+  CHECK_FALSE(ok_or_error(
+      [&] { conditional_to_joint(conditional_table::shared(action_space::discrete(3)), -1); }));
+}
+
 TEST_CASE("option domains: RL spaces, masks and DQN scalars", "[domains]") {
   for (Index n : {Index(-1), Index(0), Index(1), kMax}) {
     CHECK(ok_or_error([&] { action_space::discrete(n); }) == (n >= 1));
