@@ -34,6 +34,7 @@
 #include <variant>
 #include <vector>
 
+#include <emask/dist/partition.hpp>  // MPI-free; not in the umbrella (dist/ is its own module)
 #include <emask/emask.hpp>
 #include <emask/reference.hpp>
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Every public header (include/emask/**/*.hpp except detail/) must compile on its own with the
-# strict flags users may have: a one-line TU per header, -fsyntax-only, per compiler.
+# strict flags users may have: a one-line TU per header, -fsyntax-only, per compiler. A header
+# that includes <mpi.h> (emask/dist/ring_attention.hpp) is compiled with MPI's include flags
+# (mpicxx --showme:compile, as -isystem) when MPI is installed, and skipped (said so) otherwise.
 #
 #   bash tools/check_headers.sh [compiler...]      (default: g++ clang++, those found)
 #
@@ -32,6 +34,27 @@ flags="-std=c++$std -x c++ -fsyntax-only -Wall -Wextra -Wpedantic -Wshadow -Wcon
 mapfile -t headers < <(cd include && find emask -name '*.hpp' -not -path 'emask/detail/*' | sort)
 if [ "${#headers[@]}" -eq 0 ]; then emask_log "no headers found"; exit 1; fi
 
+# Headers that need MPI: kept with MPI's flags, or dropped when there is no MPI here.
+mpi_flags=$(emask_mpi_flags || true)
+mpi_headers=()
+kept=()
+for h in "${headers[@]}"; do
+  if emask_requires_mpi "include/$h"; then
+    mpi_headers+=("$h")
+    [ -n "$mpi_flags" ] && kept+=("$h")
+  else
+    kept+=("$h")
+  fi
+done
+headers=("${kept[@]}")
+if [ "${#mpi_headers[@]}" -gt 0 ]; then
+  if [ -n "$mpi_flags" ]; then
+    emask_log "MPI headers compiled with: $mpi_flags (${mpi_headers[*]})"
+  else
+    emask_log "no MPI here (mpicxx not found): skipping ${mpi_headers[*]}"
+  fi
+fi
+
 out=$(mktemp -d "${TMPDIR:-/tmp}/emask-headers.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 
@@ -41,25 +64,28 @@ jobs_file="$out/jobs"
 : >"$jobs_file"
 for c in "${compilers[@]}"; do
   for h in "${headers[@]}"; do
-    printf '%s\t%s\t%s\n' "$n" "$c" "$h" >>"$jobs_file"
+    extra=""
+    if printf '%s\n' "${mpi_headers[@]}" | grep -qxF -- "$h"; then extra=$mpi_flags; fi
+    printf '%s\t%s\t%s\t%s\n' "$n" "$c" "$h" "$extra" >>"$jobs_file"
     n=$((n + 1))
   done
 done
 
 export flags out
 # shellcheck disable=SC2016
-xargs -P "$(emask_jobs)" -L 1 bash -c '
-  id=$1 cxx=$2 header=$3
+xargs -P "$(emask_jobs)" -n 1 -d '\n' bash -c '
+  IFS=$'"'"'\t'"'"' read -r id cxx header extra <<<"$1"
   # The header twice: it must also be idempotent (#pragma once).
+  # shellcheck disable=SC2086
   if printf "#include <%s>\n#include <%s>\n" "$header" "$header" |
-       $cxx $flags - >"$out/$id.err" 2>&1; then
+       $cxx $flags $extra - >"$out/$id.err" 2>&1; then
     echo ok >"$out/$id.status"
   else
     echo FAIL >"$out/$id.status"
   fi' _ <"$jobs_file"
 
 failed=0
-while IFS=$'\t' read -r id c h; do
+while IFS=$'\t' read -r id c h _; do
   status=$(cat "$out/$id.status" 2>/dev/null || echo FAIL)
   if [ "$status" != ok ]; then
     failed=$((failed + 1))
@@ -68,7 +94,11 @@ while IFS=$'\t' read -r id c h; do
   fi
 done <"$jobs_file"
 
-echo "headers: $((n - failed)) of $n compiled alone (${#headers[@]} headers x ${compilers[*]}, C++$std, -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror), $failed failed"
+mpi_note=""
+if [ "${#mpi_headers[@]}" -gt 0 ]; then
+  if [ -n "$mpi_flags" ]; then mpi_note="; ${#mpi_headers[@]} with MPI's flags"; else mpi_note="; ${#mpi_headers[@]} MPI headers skipped: no MPI here"; fi
+fi
+echo "headers: $((n - failed)) of $n compiled alone (${#headers[@]} headers x ${compilers[*]}, C++$std, -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror), $failed failed$mpi_note"
 
 # fwd.hpp agrees with the definitions: included first, then every public header, with a
 # mismatched class-key as an error (tests/test_fwd.cpp also links a TU that sees fwd.hpp alone).

@@ -8,7 +8,8 @@
 # EMASK_BUILD_DIR) with -DEMASK_NATIVE=ON; tests off. Each benchmark runs with
 # --benchmark_min_time=0.05 and EMASK_BENCH_SHORT=1 (small shapes). For the full benchmark run
 # see tools/bench.sh. Extra arguments are passed to every benchmark binary
-# (e.g. --benchmark_filter=causal).
+# (e.g. --benchmark_filter=causal). Examples marked "// emask-requires: mpi" run under mpirun on
+# 4 ranks with their default arguments when MPI was found (libopenmpi-dev), else are skipped.
 set -euo pipefail
 
 # shellcheck source=tools/lib.sh
@@ -36,6 +37,19 @@ examples=("$root"/examples/*.cpp)
 for src in "${examples[@]}"; do
   name=$(basename "$src" .cpp)
   args=$(sed -n 's|^// ctest-args: ||p' "$src" | head -n 1)
+  if emask_requires_mpi "$src"; then
+    echo
+    if [ ! -x "$build_dir/examples/$name" ]; then
+      echo "---- examples/$name: skipped (needs MPI: apt-get install libopenmpi-dev openmpi-bin)"
+      continue
+    fi
+    echo "---- mpirun -np 4 examples/$name"
+    if ! (cd "$build_dir/examples" && emask_mpirun 4 "./$name"); then
+      echo "!!!! example $name failed"
+      status=1
+    fi
+    continue
+  fi
   echo
   echo "---- examples/$name${args:+ $args}"
   # shellcheck disable=SC2086

@@ -109,3 +109,52 @@ emask_configure_release() {
     return 1
   }
 }
+
+# True when source file $1 needs MPI: an example marked "// emask-requires: mpi", or a file that
+# includes <mpi.h> (emask/dist/ring_attention.hpp). Loops over examples/*.cpp or the headers
+# skip those (or build them with emask_mpi_flags) so that they pass on a machine without MPI.
+emask_requires_mpi() {
+  grep -Eq '^// emask-requires: .*mpi|^[[:space:]]*#[[:space:]]*include[[:space:]]*<mpi\.h>' "$1"
+}
+
+# Prints the compile flags of MPI's C API for a plain compiler command line (mpicxx's include
+# directories as -isystem, as CMake's MPI::MPI_CXX gives them, and the C++ bindings off); fails
+# when no MPI compiler wrapper is installed.
+emask_mpi_flags() {
+  local wrapper mpi_out=() f
+  wrapper=$(command -v mpicxx || command -v mpic++ || true)
+  [ -n "$wrapper" ] || return 1
+  local raw
+  raw=$("$wrapper" --showme:compile 2>/dev/null || "$wrapper" -compile_info 2>/dev/null) || return 1
+  for f in $raw; do
+    case "$f" in
+      -I*) mpi_out+=(-isystem "${f#-I}") ;;
+      -D* | -pthread) mpi_out+=("$f") ;;
+      *) ;;
+    esac
+  done
+  [ "${#mpi_out[@]}" -gt 0 ] || return 1
+  echo "-DOMPI_SKIP_MPICXX -DMPICH_SKIP_MPICXX ${mpi_out[*]}"
+}
+
+# emask_mpirun NP PROGRAM [ARGS...]: runs PROGRAM on NP ranks of this host, as the MPI ctest
+# cases do (cmake/emask_mpi.cmake): with Open MPI, --oversubscribe (more ranks than cores), root
+# allowed (containers), shared memory only (pml ob1, btl self,vader, no cross-memory attach),
+# and one OpenMP thread per rank unless OMP_NUM_THREADS is set.
+emask_mpirun() {
+  local np=$1 launcher launch_extra=()
+  shift
+  launcher=$(command -v mpiexec || command -v mpirun || true)
+  if [ -z "$launcher" ]; then
+    emask_log "no mpiexec found (Debian: apt-get install openmpi-bin)"
+    return 127
+  fi
+  if "$launcher" --version 2>&1 | grep -Eq 'Open MPI|OpenRTE'; then
+    launch_extra+=(--oversubscribe)
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml=ob1 \
+      OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none \
+      OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$launcher" -n "$np" "${launch_extra[@]}" "$@"
+  else
+    OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$launcher" -n "$np" "$@"
+  fi
+}

@@ -4,7 +4,8 @@
 #   bash tools/test.sh
 #
 # On a fresh Debian 12 machine (g++ and cmake present) it first installs what is missing with
-# apt-get (libeigen3-dev, catch2; clang and libomp-dev when CXX=clang++).
+# apt-get (libeigen3-dev, catch2; libopenmpi-dev and openmpi-bin for the MPI tests; clang and
+# libomp-dev when CXX=clang++).
 #
 # Environment knobs (all optional):
 #   CXX                  compiler (default: CMake's choice, normally g++)
@@ -26,6 +27,11 @@
 #   EMASK_JOBS           parallel build jobs (default: nproc)
 #   EMASK_CTEST_ARGS     extra arguments for ctest (e.g. "-R test_rl:")
 #   EMASK_TEST_TIMEOUT   seconds before ctest kills one test case (default 300)
+#   EMASK_MPI            AUTO (default): install Open MPI when missing and run the MPI tests
+#                        (ctest cases mpi:*, label mpi, under mpirun -np 1, 2, 4) and the MPI
+#                        example; OFF: neither install nor build them; ON: fail without MPI.
+#                        Sanitizer builds (EMASK_SANITIZE) neither install nor run them (Open MPI
+#                        trips LeakSanitizer)
 set -euo pipefail
 
 # shellcheck source=tools/lib.sh
@@ -36,6 +42,10 @@ cd "$root"
 emask_ensure_build_tools
 # shellcheck disable=SC2046
 emask_ensure_packages libeigen3-dev catch2 $(emask_compiler_packages)
+mpi=${EMASK_MPI:-AUTO}
+if ! [[ "${mpi^^}" =~ ^(OFF|0|FALSE|NO|N)$ ]] && [ -z "${EMASK_SANITIZE:-}" ]; then
+  emask_ensure_packages libopenmpi-dev openmpi-bin
+fi
 
 build_dir=${EMASK_BUILD_DIR:-build/test}
 build_type=${EMASK_BUILD_TYPE:-Debug}
@@ -69,6 +79,10 @@ cmake_args=(
   -DEMASK_BUILD_BENCHMARKS=OFF
   -DEMASK_PRECOMPILED_HEADERS="${EMASK_PCH:-ON}"
 )
+# Only when asked: the default keeps the configuration stamp (and the build directory) as it was.
+if [ -n "${EMASK_MPI:-}" ]; then
+  cmake_args+=(-DEMASK_MPI="$EMASK_MPI")
+fi
 if [ -n "${CXX:-}" ]; then
   cmake_args+=(-DCMAKE_CXX_COMPILER="$CXX")
 fi

@@ -7,6 +7,8 @@
 #   - one that includes the umbrella header emask/emask.hpp (every header's own code), and
 #   - every example program (the kernels, maskers and policies instantiated with real types,
 #     so checks that only see instantiated templates run on them too).
+# Files that need MPI (examples marked "// emask-requires: mpi", headers including <mpi.h>) get
+# MPI's include flags (mpicxx --showme:compile) when MPI is installed and are skipped otherwise.
 # Every header compiling alone is the headers row's job (tools/check_headers.sh), so one TU per
 # header is only run on request:
 #   bash tools/ci/clang_tidy.sh                      umbrella + examples
@@ -25,6 +27,16 @@ start=$SECONDS
 work=$(mktemp -d "${TMPDIR:-/tmp}/emask-tidy.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
+mpi_flags=$(emask_mpi_flags || true)
+mpi_units=()  # translation units that need MPI's flags
+skipped=()
+add_unit() {  # add_unit TU SOURCE: SOURCE decides whether it needs MPI
+  if emask_requires_mpi "$2"; then
+    if [ -z "$mpi_flags" ]; then skipped+=("${2#"$root"/}"); return; fi
+    mpi_units+=("$1")
+  fi
+  units+=("$1")
+}
 units=()
 if [ "${1:-}" = "--each" ]; then
   shift
@@ -33,23 +45,27 @@ if [ "${1:-}" = "--each" ]; then
   for h in "${headers[@]}"; do
     tu="$work/$(echo "$h" | tr '/.' '__').cpp"
     printf '#include "%s"\n' "${h#include/}" >"$tu"
-    units+=("$tu")
+    add_unit "$tu" "$h"
   done
 else
   printf '#include <emask/emask.hpp>\n' >"$work/umbrella.cpp"
   units+=("$work/umbrella.cpp")
-  for f in examples/*.cpp; do units+=("$root/$f"); done
+  for f in examples/*.cpp; do add_unit "$root/$f" "$root/$f"; done
 fi
 
+[ "${#skipped[@]}" -eq 0 ] || emask_log "no MPI here (mpicxx not found): skipping ${skipped[*]}"
+printf '%s\n' "${mpi_units[@]}" >"$work/mpi_units"
 check_one() {  # translation unit -> writes $work/<name>.log, returns clang-tidy's status
-  local tu=$1 log
+  local tu=$1 log extra=()
   log="$work/$(echo "$tu" | tr '/.' '__').log"
+  # shellcheck disable=SC2206
+  if grep -qxF -- "$tu" "$work/mpi_units"; then extra=($mpi_flags); fi
   "$tidy" --quiet --config-file="$root/.clang-tidy" --warnings-as-errors='*' \
     --header-filter="^$root/include/emask/.*" "$tu" -- \
-    -std=c++17 -x c++ -I"$root/include" -isystem "$eigen" >"$log" 2>&1
+    -std=c++17 -x c++ -I"$root/include" -isystem "$eigen" "${extra[@]}" >"$log" 2>&1
 }
 export -f check_one
-export root eigen work tidy
+export root eigen work tidy mpi_flags
 rc=0
 printf '%s\n' "${units[@]}" | xargs -P "$(emask_jobs)" -I{} bash -c 'check_one "$1" || echo "$1" >>"$work/failed"' _ {} || rc=$?
 failed=0
