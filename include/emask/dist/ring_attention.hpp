@@ -726,6 +726,27 @@ struct dist_dense_args {
   static_assert(std::is_floating_point<S>::value, "emask dist: use float or double");
 };
 
+/// The one-head forms of ring_attention and allgather_attention: binds the arguments without a
+/// copy and runs the sequence-parallel driver (lse may be null).
+template <class DQ, class DK, class DV, class Mask, class DO>
+dist_stats dist_one_head(MPI_Comm comm, const shard_plan& plan,
+                         const Eigen::MatrixBase<DQ>& q_local, const Eigen::MatrixBase<DK>& k_local,
+                         const Eigen::MatrixBase<DV>& v_local, const Mask& mask,
+                         const Eigen::MatrixBase<DO>& out_local,
+                         Eigen::Ref<lse_vector<typename DO::Scalar>>* lse,
+                         const attention_options& options, dist_mode mode, const char* where) {
+  using S = typename DO::Scalar;
+  if constexpr (dist_dense_args<DO, DQ, DK, DV>::ok) {
+    const Eigen::Ref<const row_matrix<S>> q(q_local.derived()), k(k_local.derived()),
+        v(v_local.derived());
+    Eigen::Ref<row_matrix<S>> o(const_cast<Eigen::MatrixBase<DO>&>(out_local).derived());
+    return dist_sequence_run(comm, plan, dist_single<S>(q, k, v, o, lse), mask, options, mode,
+                             where);
+  } else {
+    return {};  // the static_asserts of dist_dense_args have fired
+  }
+}
+
 }  // namespace detail
 
 /// \brief Ring attention, one head: this rank's rows of softmax(mask(scale Q K^T)) V over the
@@ -753,17 +774,10 @@ dist_stats ring_attention(MPI_Comm comm, const shard_plan& plan,
                           const Eigen::MatrixBase<DO>& out_local,
                           const Eigen::MatrixBase<DL>& lse_local,
                           const attention_options& options = {}) {
-  using S = typename DO::Scalar;
-  if constexpr (detail::dist_dense_args<DO, DQ, DK, DV>::ok) {
-    const Eigen::Ref<const row_matrix<S>> q(q_local.derived()), k(k_local.derived()),
-        v(v_local.derived());
-    Eigen::Ref<row_matrix<S>> o(const_cast<Eigen::MatrixBase<DO>&>(out_local).derived());
-    Eigen::Ref<lse_vector<S>> l(const_cast<Eigen::MatrixBase<DL>&>(lse_local).derived());
-    return detail::dist_sequence_run(comm, plan, detail::dist_single<S>(q, k, v, o, &l), mask,
-                                     options, detail::dist_mode::ring, "ring_attention");
-  } else {
-    return {};
-  }
+  Eigen::Ref<lse_vector<typename DO::Scalar>> l(
+      const_cast<Eigen::MatrixBase<DL>&>(lse_local).derived());
+  return detail::dist_one_head(comm, plan, q_local, k_local, v_local, mask, out_local, &l, options,
+                               detail::dist_mode::ring, "ring_attention");
 }
 
 /// \brief Ring attention, one head, without the log-sum-exp output.
@@ -774,16 +788,8 @@ dist_stats ring_attention(MPI_Comm comm, const shard_plan& plan,
                           const Eigen::MatrixBase<DV>& v_local, const Mask& mask,
                           const Eigen::MatrixBase<DO>& out_local,
                           const attention_options& options = {}) {
-  using S = typename DO::Scalar;
-  if constexpr (detail::dist_dense_args<DO, DQ, DK, DV>::ok) {
-    const Eigen::Ref<const row_matrix<S>> q(q_local.derived()), k(k_local.derived()),
-        v(v_local.derived());
-    Eigen::Ref<row_matrix<S>> o(const_cast<Eigen::MatrixBase<DO>&>(out_local).derived());
-    return detail::dist_sequence_run(comm, plan, detail::dist_single<S>(q, k, v, o, nullptr), mask,
-                                     options, detail::dist_mode::ring, "ring_attention");
-  } else {
-    return {};
-  }
+  return detail::dist_one_head(comm, plan, q_local, k_local, v_local, mask, out_local, nullptr,
+                               options, detail::dist_mode::ring, "ring_attention");
 }
 
 /// \brief Ring attention over batched heads: q_local [B, H, L, D], k_local [B, Hkv, L, D],
@@ -828,17 +834,10 @@ dist_stats allgather_attention(MPI_Comm comm, const shard_plan& plan,
                                const Eigen::MatrixBase<DO>& out_local,
                                const Eigen::MatrixBase<DL>& lse_local,
                                const attention_options& options = {}) {
-  using S = typename DO::Scalar;
-  if constexpr (detail::dist_dense_args<DO, DQ, DK, DV>::ok) {
-    const Eigen::Ref<const row_matrix<S>> q(q_local.derived()), k(k_local.derived()),
-        v(v_local.derived());
-    Eigen::Ref<row_matrix<S>> o(const_cast<Eigen::MatrixBase<DO>&>(out_local).derived());
-    Eigen::Ref<lse_vector<S>> l(const_cast<Eigen::MatrixBase<DL>&>(lse_local).derived());
-    return detail::dist_sequence_run(comm, plan, detail::dist_single<S>(q, k, v, o, &l), mask,
-                                     options, detail::dist_mode::allgather, "allgather_attention");
-  } else {
-    return {};
-  }
+  Eigen::Ref<lse_vector<typename DO::Scalar>> l(
+      const_cast<Eigen::MatrixBase<DL>&>(lse_local).derived());
+  return detail::dist_one_head(comm, plan, q_local, k_local, v_local, mask, out_local, &l, options,
+                               detail::dist_mode::allgather, "allgather_attention");
 }
 
 /// \brief All-gather-KV attention, one head, without the log-sum-exp output.
@@ -849,16 +848,8 @@ dist_stats allgather_attention(MPI_Comm comm, const shard_plan& plan,
                                const Eigen::MatrixBase<DV>& v_local, const Mask& mask,
                                const Eigen::MatrixBase<DO>& out_local,
                                const attention_options& options = {}) {
-  using S = typename DO::Scalar;
-  if constexpr (detail::dist_dense_args<DO, DQ, DK, DV>::ok) {
-    const Eigen::Ref<const row_matrix<S>> q(q_local.derived()), k(k_local.derived()),
-        v(v_local.derived());
-    Eigen::Ref<row_matrix<S>> o(const_cast<Eigen::MatrixBase<DO>&>(out_local).derived());
-    return detail::dist_sequence_run(comm, plan, detail::dist_single<S>(q, k, v, o, nullptr), mask,
-                                     options, detail::dist_mode::allgather, "allgather_attention");
-  } else {
-    return {};
-  }
+  return detail::dist_one_head(comm, plan, q_local, k_local, v_local, mask, out_local, nullptr,
+                               options, detail::dist_mode::allgather, "allgather_attention");
 }
 
 /// \brief All-gather-KV attention over batched heads (the views of the batched ring_attention).
