@@ -1,9 +1,10 @@
 // libFuzzer harness over emask's RL action masking (rl/action_mask, rl/policy, rl/dqn) and the
-// random maskers (random/mlm, whole_word, span, t5, patch, feature), float and double.
+// random maskers (random/mlm, whole_word, span, t5, patch, feature, and the training-recipe
+// maskers diffusion, maskgit, block_masks, audio_span), float and double.
 //
 // The first input byte picks the target (policy float, policy double, DQN, BERT MLM, whole-word,
-// SpanBERT, T5, MAE + MGD); the following bytes are decoded, in order, into its shapes (batch
-// 0..8; 1..40 actions, or a MultiDiscrete nvec of 1..4 sub-spaces of 1..10 actions, or
+// SpanBERT, T5, MAE + MGD, recipes); the following bytes are decoded, in order, into its shapes
+// (batch 0..8; 1..40 actions, or a MultiDiscrete nvec of 1..4 sub-spaces of 1..10 actions, or
 // MultiBinary(1..4); token rows of width 0..48), keep flags (random bits, all legal, one legal,
 // sparse; a (row, sub-space) is sometimes left without a legal action), values (one byte picks a
 // special value: +-inf, NaN, +-1e38, denormals, 0, +-88, or a small float from the following
@@ -63,7 +64,11 @@
 #include <type_traits>
 #include <vector>
 
+#include <emask/random/audio_span.hpp>
+#include <emask/random/block_masks.hpp>
+#include <emask/random/diffusion.hpp>
 #include <emask/random/feature.hpp>
+#include <emask/random/maskgit.hpp>
 #include <emask/random/mlm.hpp>
 #include <emask/random/patch.hpp>
 #include <emask/random/span.hpp>
@@ -1814,11 +1819,252 @@ void fuzz_patch_feature(byte_source& s) {
     apply(0.0);
 }
 
+// The training-recipe maskers of issue 19: bad options are named errors; valid ones give masks
+// with the documented invariants, the same bits for a split batch, and the documented draws
+// where they are one word per token (LLaDA).
+void fuzz_recipes(byte_source& s) {
+  const std::uint64_t seed = s.u64(), first = s.u64();
+  const Index batch = s.between(0, 6);
+  switch (s.byte() % 5) {
+    case 0: {  // LLaDA / MDLM noising
+      const Index L = s.between(0, 40);
+      token_matrix ids(batch, L);
+      for (Index i = 0; i < ids.size(); ++i) ids.data()[i] = static_cast<std::int32_t>(s.byte());
+      emask::diffusion_options o;
+      o.vocab_size = 256;
+      o.mask_id = 255;
+      bool eps_bad = false, len_bad = false;
+      o.eps = decode_prob(s, 1e-3, &eps_bad);
+      if (!eps_bad && o.eps == 0.0) eps_bad = true;  // eps must be > 0
+      o.random_length_prob = decode_prob(s, 0.0, &len_bad);
+      std::vector<Index> prompt(static_cast<std::size_t>(batch));
+      for (Index& v : prompt) v = s.between(0, L);
+      const bool sft = s.coin();
+      emask::diffusion_result r;
+      const std::string e = error_of([&] {
+        r = sft ? emask::diffusion_mask_sft(ids, emask::index_list(prompt), o, {seed, first})
+                : emask::diffusion_mask(ids, o, {seed, first});
+      });
+      if (eps_bad || len_bad) {
+        expect_error(e, {"argument 'eps'", "argument 'random_length_prob'"},
+                     "diffusion_mask: bad option not reported");
+        return;
+      }
+      expect_no_error(e, "diffusion_mask raised for valid arguments");
+      for (Index b = 0; b < batch; ++b) {
+        const double p = r.p(b);
+        check(p == std::fma(1.0 - o.eps, r.t(b), o.eps) && r.t(b) >= 0.0 && r.t(b) < 1.0,
+              "diffusion: p is not fma(1 - eps, t, eps)", b, p);
+        const Index P = sft ? prompt[static_cast<std::size_t>(b)] : 0;
+        const Index end = r.lengths[static_cast<std::size_t>(b)];
+        check(end >= 0 && end <= L, "diffusion: row end outside [0, L]", b, double(end));
+        const emask::bernoulli pick(p);
+        for (Index j = 0; j < L; ++j) {
+          const bool m = r.masked(b, j);
+          const bool in = j >= (std::min)(P, end) && j < end;
+          check(!m || in, "diffusion masked a protected or padding position", b, double(j));
+          if (in)
+            check(m == pick(emask::packed_word(seed, first + static_cast<std::uint64_t>(b),
+                                               emask::purpose::diffusion_select,
+                                               static_cast<std::uint64_t>(j))),
+                  "diffusion mask differs from the documented draw", b, double(j));
+          check(m ? r.noisy_ids(b, j) == 255 && r.weight(b, j) == static_cast<float>(1.0 / p)
+                  : r.weight(b, j) == 0.0f,
+                "diffusion: ids or weight inconsistent with the mask", b, double(j));
+        }
+      }
+      if (batch > 1 && !sft) {
+        const Index k = s.between(1, batch - 1);
+        const emask::diffusion_result q =
+            emask::diffusion_mask(ids.bottomRows(batch - k), o, {seed, first + k});
+        check(same_bits(q.masked, r.masked.bottomRows(batch - k)) &&
+                  same_bits(q.noisy_ids, r.noisy_ids.bottomRows(batch - k)),
+              "diffusion_mask: split batch differs", k);
+      }
+      return;
+    }
+    case 1: {  // MaskGIT training masks and the decoding step
+      const Index L = s.between(0, 40);
+      const token_matrix ids = token_matrix::Constant(batch, L, 7);
+      emask::maskgit_options o;
+      o.vocab_size = 16;
+      o.mask_id = s.rare(0.05) ? 16 : 15;
+      const int k = static_cast<int>(s.between(-1, 66));
+      const bool use_power = s.coin();
+      const std::string es = error_of([&] {
+        o.schedule =
+            use_power ? emask::maskgit_schedule::power(k) : emask::maskgit_schedule::cosine();
+      });
+      if (!es.empty()) {
+        check(k < 1 || k > 64, "maskgit_schedule::power rejected a valid exponent", -1, k);
+        return;
+      }
+      emask::maskgit_result r;
+      const std::string e = error_of([&] { r = emask::maskgit_mask(ids, o, {seed, first}); });
+      if (o.mask_id == 16) {
+        expect_error(e, {"argument 'mask_id'"}, "maskgit_mask: bad mask_id not reported");
+        return;
+      }
+      expect_no_error(e, "maskgit_mask raised for valid arguments");
+      for (Index b = 0; b < batch; ++b) {
+        const Index want = emask::maskgit_mask_count(L, r.ratio(b), o.schedule);
+        check(r.count[static_cast<std::size_t>(b)] == want && r.masked.row(b).count() == want &&
+                  (L == 0 || (want >= 1 && want <= L)),
+              "maskgit: masked count is not ceil(gamma(r) L)", b, double(want));
+      }
+      if (batch > 0 && L > 0) {
+        row_matrix<float> conf(batch, L);
+        for (Index i = 0; i < conf.size(); ++i)
+          conf.data()[i] = s.rare(0.05) ? std::nanf("") : static_cast<float>(s.byte() % 8);
+        std::vector<Index> initial(static_cast<std::size_t>(batch));
+        for (Index b = 0; b < batch; ++b)
+          initial[static_cast<std::size_t>(b)] = r.masked.row(b).count();
+        const Index T = s.between(1, 6), step = s.between(0, T - 1);
+        bool_matrix next;
+        const std::string er = error_of([&] {
+          next = emask::maskgit_remask(conf, r.masked, emask::index_list(initial), step, T,
+                                       o.schedule);
+        });
+        bool nan_unknown = false;
+        for (Index i = 0; i < conf.size(); ++i)
+          nan_unknown = nan_unknown || (std::isnan(conf.data()[i]) && r.masked.data()[i]);
+        if (nan_unknown) {
+          expect_error(er, {"argument 'confidence"}, "maskgit_remask: NaN not reported");
+          return;
+        }
+        expect_no_error(er, "maskgit_remask raised for valid arguments");
+        for (Index b = 0; b < batch; ++b) {
+          const Index U = r.masked.row(b).count();
+          const Index n = emask::maskgit_remask_count(initial[static_cast<std::size_t>(b)], U, step,
+                                                      T, o.schedule);
+          check(next.row(b).count() == n, "maskgit_remask: count", b, double(n));
+          for (Index j = 0; j < L; ++j) {
+            check(!next(b, j) || r.masked(b, j), "maskgit_remask re-masked a known token", b);
+            if (next(b, j))  // no unknown token left unmasked is less confident (ties by index)
+              for (Index i = 0; i < L; ++i)
+                if (r.masked(b, i) && !next(b, i))
+                  check(conf(b, i) > conf(b, j) || (conf(b, i) == conf(b, j) && i > j),
+                        "maskgit_remask kept a less confident token", b, double(i));
+          }
+        }
+      }
+      return;
+    }
+    case 2: {  // BEiT blockwise
+      emask::beit_mask_options o;
+      o.height = s.rare(0.03) ? 0 : s.between(1, 16);
+      o.width = s.between(1, 16);
+      o.num_masking_patches = s.between(0, o.height * o.width + 4);
+      o.min_num_patches = s.between(0, 20);
+      if (s.coin()) o.max_num_patches = s.rare(0.03) ? 0 : s.between(1, 40);
+      const double aspects[] = {0.3, 1.0, 1e-4, 1e4, 0.0, std::nan(""), 2.5, 1e5};
+      o.min_aspect = aspects[s.byte() % 8];
+      emask::patch_grid_mask r;
+      const std::string e = error_of([&] { r = emask::beit_block_mask(batch, o, {seed, first}); });
+      const bool bad = o.height < 1 || !(o.min_aspect >= 1e-4 && o.min_aspect <= 1e4) ||
+                       (o.max_num_patches && *o.max_num_patches < 1);
+      if (bad) {
+        expect_error(e, {"argument 'options."}, "beit_block_mask: bad option not reported");
+        return;
+      }
+      expect_no_error(e, "beit_block_mask raised for valid arguments");
+      check(r.counts().size() == batch &&
+                (batch == 0 || r.counts().maxCoeff() <= o.num_masking_patches),
+            "beit_block_mask: count above the budget");
+      if (batch > 1) {
+        const Index k = s.between(1, batch - 1);
+        const emask::patch_grid_mask q = emask::beit_block_mask(batch - k, o, {seed, first + k});
+        check(same_bits(q.masked, r.masked.bottomRows(batch - k)), "beit: split batch differs", k);
+      }
+      return;
+    }
+    case 3: {  // SimMIM and data2vec 2.0
+      emask::simmim_mask_options sm;
+      const Index sizes[] = {192, 96, 64, 30, 0, 32};
+      sm.input_size = sizes[s.byte() % 6];
+      sm.mask_patch_size = 32;
+      sm.model_patch_size = s.between(1, 9);
+      bool ratio_bad = false;
+      sm.mask_ratio = decode_prob(s, 0.6, &ratio_bad);
+      emask::patch_grid_mask r;
+      const std::string e = error_of([&] { r = emask::simmim_mask(batch, sm, {seed, first}); });
+      if (ratio_bad || sm.input_size < 1 || sm.input_size % 32 != 0 ||
+          32 % sm.model_patch_size != 0) {
+        expect_error(e, {"argument 'options."}, "simmim_mask: bad option not reported");
+      } else {
+        expect_no_error(e, "simmim_mask raised for valid arguments");
+        const Index scale = 32 / sm.model_patch_size;
+        for (Index b = 0; b < batch; ++b)
+          check(r.masked.row(b).count() == emask::simmim_mask_count(sm) * scale * scale,
+                "simmim: masked count is not mask_count * scale^2", b);
+      }
+      emask::data2vec_mask_options dv;
+      dv.height = s.between(1, 16);
+      dv.width = s.between(1, 16);
+      dv.mask_length = s.between(0, 5);
+      bool p_bad = false, a_bad = false;
+      dv.mask_prob = decode_prob(s, 0.8, &p_bad);
+      dv.mask_prob_adjust = decode_prob(s, 0.07, &a_bad);
+      const std::string e2 = error_of([&] {
+        r = emask::data2vec_block_mask(batch, dv, {seed, first});
+      });
+      if (p_bad || a_bad || dv.mask_length < 2) {
+        expect_error(e2, {"argument 'options."}, "data2vec_block_mask: bad option not reported");
+        return;
+      }
+      expect_no_error(e2, "data2vec_block_mask raised for valid arguments");
+      const Index L = dv.height * dv.width;
+      const auto target = L - static_cast<Index>(static_cast<double>(L) * (1.0 - dv.mask_prob));
+      for (Index b = 0; b < batch; ++b)
+        check(r.masked.row(b).count() == target, "data2vec: count is not L - int(L (1 - p))", b,
+              double(target));
+      return;
+    }
+    default: {  // wav2vec 2.0 spans
+      const Index L = s.between(1, 60);
+      emask::audio_span_options o;
+      bool p_bad = false;
+      o.mask_prob = decode_prob(s, 0.65, &p_bad);
+      o.mask_length = s.between(0, 12);
+      o.min_masks = s.rare(0.03) ? -1 : s.between(0, 5);
+      std::vector<Index> lengths(static_cast<std::size_t>(batch));
+      for (Index& v : lengths) v = s.between(0, L);
+      emask::audio_span_result r;
+      const std::string e = error_of([&] {
+        r = emask::audio_span_mask(emask::index_list(lengths), L, o, {seed, first});
+      });
+      if (p_bad || o.mask_length < 1 || o.mask_length > L || o.min_masks < 0) {
+        expect_error(e, {"argument 'options."}, "audio_span_mask: bad option not reported");
+        return;
+      }
+      expect_no_error(e, "audio_span_mask raised for valid arguments");
+      for (Index b = 0; b < batch; ++b) {
+        const Index n = lengths[static_cast<std::size_t>(b)];
+        Index run = 0;
+        for (Index j = 0; j <= L; ++j) {
+          const bool m = j < L && r.masked(b, j);
+          check(!m || j < n, "audio_span_mask masked padding", b, double(j));
+          if (m) {
+            ++run;
+          } else {
+            check(run == 0 || run >= o.mask_length, "audio span run shorter than mask_length", b,
+                  double(run));
+            run = 0;
+          }
+        }
+        check(r.num_spans(b) >= 0 && r.num_spans(b) * o.mask_length >= r.masked.row(b).count(),
+              "audio spans do not cover the mask", b);
+      }
+      return;
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   byte_source s(data, size);
-  switch (s.byte() % 8) {
+  switch (s.byte() % 9) {
     case 0:
       g_target = "policy<float>";
       fuzz_policy<float>(s);
@@ -1852,9 +2098,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       g_target = "t5";
       fuzz_t5(s);
       break;
-    default:
+    case 7:
       g_target = "mae+mgd";
       fuzz_patch_feature(s);
+      break;
+    default:
+      g_target = "recipes";
+      fuzz_recipes(s);
       break;
   }
   return 0;
