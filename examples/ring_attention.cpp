@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; ++i)
     if (!std::strcmp(argv[i], "--seq")) S = std::atol(argv[i + 1]);
   const Index D = 64;
-  if (S < 2 * R) {
+  if (S < 2 * static_cast<Index>(R)) {
     if (rank == 0) std::printf("ring_attention: --seq must be at least 2 x ranks\n");
     MPI_Finalize();
     return 1;
@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
                 static_cast<long>(S), R);
     double pairs = 0, skipped = 0, total_work = static_cast<double>(wp.total_work());
     for (int r = 0; r < R; ++r) {
-      const double* x = &all[static_cast<std::size_t>(4 * r)];
+      const double* x = &all[4 * static_cast<std::size_t>(r)];
       const emask::seq_chunk a = plan.chunk(r, 0), b = plan.chunk(r, 1);
       std::printf(
           "  rank %d holds [%ld, %ld) and [%ld, %ld): work %.0f kept pairs (%.1f%%), "

@@ -104,6 +104,7 @@ class shard_plan {
   /// \brief The chunks of rank \p r in local order.
   std::vector<seq_chunk> chunks(int r) const {
     std::vector<seq_chunk> out;
+    out.reserve(static_cast<std::size_t>(chunks_per_rank()));
     for (int c = 0; c < chunks_per_rank(); ++c) out.push_back(chunk(r, c));
     return out;
   }

@@ -37,12 +37,14 @@
 #pragma once
 
 // The C API only: the deprecated C++ bindings (removed in MPI-3) do not compile warning-free.
+/// \cond EMASK_INTERNAL
 #ifndef OMPI_SKIP_MPICXX
 #define OMPI_SKIP_MPICXX 1
 #endif
 #ifndef MPICH_SKIP_MPICXX
 #define MPICH_SKIP_MPICXX 1
 #endif
+/// \endcond
 #include <mpi.h>
 
 #include <algorithm>
@@ -139,10 +141,11 @@ using dist_record = std::array<long long, df_count>;
 
 template <class T>
 void put_shape(dist_record& r, int at, const tensor_view<T>& t) {
-  r[static_cast<std::size_t>(at)] = t.batch();
-  r[static_cast<std::size_t>(at + 1)] = t.heads();
-  r[static_cast<std::size_t>(at + 2)] = t.length();
-  r[static_cast<std::size_t>(at + 3)] = t.dim();
+  const auto i = static_cast<std::size_t>(at);
+  r[i] = t.batch();
+  r[i + 1] = t.heads();
+  r[i + 2] = t.length();
+  r[i + 3] = t.dim();
 }
 
 struct dist_names {
