@@ -4,6 +4,8 @@
 #pragma once
 
 #include "emask/seq/loss.hpp"
+#include "emask/seq/loss_grad.hpp"
 #include "emask/seq/pooling.hpp"
+#include "emask/seq/pooling_grad.hpp"
 #include "emask/seq/reverse.hpp"
 #include "emask/seq/sequence_mask.hpp"

@@ -35,6 +35,15 @@ struct loss_result {
 };
 
 namespace detail {
+/// Whether token (b, t) counts: its target is not ignore_index and its mask entry (if any) keeps
+/// it. Shared with the gradients (loss_grad.hpp).
+template <class TargetDerived>
+bool token_counts(const Eigen::DenseBase<TargetDerived>& targets, const bool_matrix* mask,
+                  const loss_options& opt, Index b, Index t) {
+  const auto y = static_cast<std::int64_t>(targets(b, t));
+  return !(y == opt.ignore_index || (mask && !(*mask)(b, t)));
+}
+
 template <class Scalar, class Derived, class TargetDerived, class RowLoss>
 loss_result<Scalar> masked_token_loss(const char* where, const Eigen::MatrixBase<Derived>& x,
                                       const Eigen::DenseBase<TargetDerived>& targets,
@@ -57,8 +66,8 @@ loss_result<Scalar> masked_token_loss(const char* where, const Eigen::MatrixBase
   // Validate every counted target first, so no partial result is produced on bad input.
   for (Index b = 0; b < B; ++b)
     for (Index t = 0; t < T; ++t) {
+      if (!token_counts(targets, mask, opt, b, t)) continue;
       const auto y = static_cast<std::int64_t>(targets(b, t));
-      if (y == opt.ignore_index || (mask && !(*mask)(b, t))) continue;
       if (y < 0 || y >= V)
         fail_argument(where, concat("targets(", b, ", ", t, ")").c_str(), y, "a class in [0, ", V,
                       ") or ignore_index ", opt.ignore_index);
@@ -68,8 +77,8 @@ loss_result<Scalar> masked_token_loss(const char* where, const Eigen::MatrixBase
   Scalar total = 0;
   for (Index b = 0; b < B; ++b)
     for (Index t = 0; t < T; ++t) {
+      if (!token_counts(targets, mask, opt, b, t)) continue;
       const auto y = static_cast<std::int64_t>(targets(b, t));
-      if (y == opt.ignore_index || (mask && !(*mask)(b, t))) continue;
       const Scalar l = row_loss(x.row(b * T + t), static_cast<Index>(y));
       if (opt.reduction == loss_reduction::none) r.per_token(b, t) = l;
       total += l;
