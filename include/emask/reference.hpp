@@ -3,4 +3,5 @@
 #pragma once
 
 #include "emask/reference/attention.hpp"
+#include "emask/reference/attention_backward.hpp"
 #include "emask/reference/softmax.hpp"
