@@ -55,6 +55,11 @@ int kernel_types(const slice& a, const kernel_options& b, const softmax_options&
                 "the tags are kernel variants");
   return static_cast<int>(a.b + b.q_offset + c.tile_q + d.tile_q + e.size() + f.dim());
 }
+int kv_types(const kv_cache_view<float>& a, const paged_kv_view<Eigen::half>& b, kv_page_layout c,
+             const kv_decode_workspace& d) {
+  return static_cast<int>(a.dim() + b.page_size() + d.size()) +
+         (c == kv_page_layout::nhd ? 100 : 0);
+}
 int other_types(const special_tokens& a, const action_space& b, const action_mask& c,
                 const maskgit_schedule& d, const conditional_table& e, const action_prefix& f) {
   return static_cast<int>(a.vocab_size() + b.width() + c.flat().cols() + e.heads() + f.size()) +
@@ -93,6 +98,8 @@ int forward_wave(const sink_window&, const token_bitmask&, const block_bidirecti
                  const layer_schedule&, const tree_mask&, const block_topk&,
                  const block_sparse_mask<keep_all>&, const interval_union_mask&,
                  const column_interval_mask&, const flex_block_mask&, layer_kind, bit_order);
+int forward_kv(const kv_cache_view<float>&, const paged_kv_view<Eigen::half>&, kv_page_layout,
+               const kv_decode_workspace&);
 Index forward_vocabulary(const bool_matrix&, const row_matrix<double>&, const lse_vector<float>&,
                          tile_state);
 }  // namespace fwd_test
@@ -131,6 +138,12 @@ TEST_CASE("fwd.hpp: a TU with only the declarations passes every type on", "[fwd
                                  maskgit_schedule::linear(),
                                  conditional_table::shared(action_space::multi_discrete({2, 3})),
                                  action_prefix(chosen, 2)) == 10 + 3 + 3 + 2 + 2 + 100);
+  const std::int32_t len[1] = {0};
+  const std::int32_t table[1] = {0};
+  CHECK(fwd_test::forward_kv(kv_cache_view<float>(nullptr, nullptr, 1, 1, 0, 4, len),
+                             paged_kv_view<Eigen::half>(nullptr, nullptr, 0, 16, 1, 0,
+                                                        kv_page_layout::hnd, table, 1, 1, len),
+                             kv_page_layout::nhd, kv_decode_workspace()) == 4 + 16 + 0 + 100);
   CHECK(fwd_test::forward_vocabulary(keep, row_matrix<double>::Zero(1, 2), lse_vector<float>(3),
                                      tile_state::full) == 4 + 2 + 3 + 1);
   const std::int32_t bits[1] = {1};

@@ -102,6 +102,12 @@ struct naive_t;
 }  // namespace reference
 template <class T>
 struct is_kernel_variant;
+template <class T>
+class kv_cache_view;
+template <class T>
+class paged_kv_view;
+enum class kv_page_layout;
+class kv_decode_workspace;
 
 // random/, rl/: the stable types only (not the option and result structs)
 class special_tokens;

@@ -31,6 +31,8 @@ int wave_types(const emask::sink_window&, const emask::token_bitmask&,
                const emask::block_sparse_mask<emask::keep_all>&, const emask::interval_union_mask&,
                const emask::column_interval_mask&, const emask::flex_block_mask&, emask::layer_kind,
                emask::bit_order);
+int kv_types(const emask::kv_cache_view<float>&, const emask::paged_kv_view<Eigen::half>&,
+             emask::kv_page_layout, const emask::kv_decode_workspace&);
 // The vocabulary of core/types.hpp comes with fwd.hpp.
 emask::Index vocabulary(const emask::bool_matrix&, const emask::row_matrix<double>&,
                         const emask::lse_vector<float>&, emask::tile_state);
@@ -79,5 +81,9 @@ int forward_wave(const emask::sink_window& a, const emask::token_bitmask& b,
 emask::Index forward_vocabulary(const emask::bool_matrix& a, const emask::row_matrix<double>& b,
                                 const emask::lse_vector<float>& c, emask::tile_state d) {
   return vocabulary(a, b, c, d);
+}
+int forward_kv(const emask::kv_cache_view<float>& a, const emask::paged_kv_view<Eigen::half>& b,
+               emask::kv_page_layout c, const emask::kv_decode_workspace& d) {
+  return kv_types(a, b, c, d);
 }
 }  // namespace fwd_test

@@ -129,16 +129,17 @@ void tile_pack_q(attn_tile_task<S>& a) {
   std::fill(w.has, w.has + br, static_cast<unsigned char>(0));
 }
 
-/// Stage 2. Scores of the key tile, S^T = K_tile (scaled Q)^T, then softcap, ALiBi and the score
-/// modifier on every score (masked ones are discarded by stage 3). K rows are read in place unless
-/// the tile is ragged.
+template <class S>
+void tile_transform_scores(attn_tile_task<S>& a);
+
+/// Stage 2. Scores of the key tile, S^T = K_tile (scaled Q)^T, then tile_transform_scores. K rows
+/// are read in place unless the tile is ragged.
 template <class S>
 void tile_scores(attn_tile_task<S>& a) {
-  using ArrMap = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>;
   const auto& p = a.p;
   const auto& t = a.t;
   const attn_tile_ws<S> w = a.w;  // a copy: the pointers stay in registers
-  const Index br = t.br, nk = a.nk, nq = a.nq;
+  const Index br = t.br, nk = a.nk;
   const Index nkp = round_up(nk, gemm_rows);
   const S* kptr = p.k_ptr(a.b, a.h) + a.k0 * p.k_sl;
   Index ldk = p.k_sl;
@@ -150,7 +151,17 @@ void tile_scores(attn_tile_task<S>& a) {
     ldk = t.dp;
   }
   gemm_abt(kptr, ldk, w.qt, br, t.dp, w.st, br, nkp, br);
+  tile_transform_scores(a);
+}
 
+/// Stage 2, second half: softcap, ALiBi and the score modifier on every score of the tile's
+/// S^T (masked ones are discarded by stage 3). Shared by every way of computing the products.
+template <class S>
+void tile_transform_scores(attn_tile_task<S>& a) {
+  using ArrMap = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>;
+  const auto& p = a.p;
+  const attn_tile_ws<S> w = a.w;  // a copy: the pointers stay in registers
+  const Index br = a.t.br, nk = a.nk, nq = a.nq;
   if (p.has_softcap) {
     for (Index j = 0; j < nk; ++j) {
       ArrMap row(w.st + j * br, nq);
@@ -274,14 +285,14 @@ inline void tile_exp_row(S* row, const S* m, Index nq) {
   });
 }
 
-/// Stage 5. P = exp(S - m) (masked entries exactly 0), l = alpha l + rowsum P, and
-/// O = alpha O + P V. V is read in place when its rows are whole SIMD blocks and every key of
-/// the tile is kept by some query; otherwise packed, with the rows of keys no query keeps set to
-/// zero (so that non-finite values there cannot reach the output through 0 * inf).
+/// Stage 5, first half: P = exp(S - m) (masked entries exactly 0), l = alpha l + rowsum P, and
+/// per key whether some query keeps it (col). The second half (tile_pv) adds P V: V is read in
+/// place when its rows are whole SIMD blocks and every key of the tile is kept by some query;
+/// otherwise packed, with the rows of keys no query keeps set to zero (so that non-finite values
+/// there cannot reach the output through 0 * inf).
 template <class S>
-void tile_accumulate_pv(attn_tile_task<S>& a) {
+void tile_probabilities(attn_tile_task<S>& a) {
   using ArrMap = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>;
-  const auto& p = a.p;
   const auto& t = a.t;
   const attn_tile_ws<S> w = a.w;  // a copy: byte stores below may alias any object in memory
   const Index br = t.br, nk = a.nk, nq = a.nq;
@@ -317,7 +328,17 @@ void tile_accumulate_pv(attn_tile_task<S>& a) {
   // Padding queries keep probability 0.
   if (nq < br)
     for (Index j = 0; j < nk; ++j) std::fill(w.st + j * br + nq, w.st + (j + 1) * br, S(0));
+  if (nq < br) std::fill(w.alpha + nq, w.alpha + br, S(1));
+}
 
+/// Stage 5, second half: O = alpha O + P V over the tile's keys.
+template <class S>
+void tile_pv(attn_tile_task<S>& a) {
+  const auto& p = a.p;
+  const auto& t = a.t;
+  const attn_tile_ws<S> w = a.w;  // a copy: the pointers stay in registers
+  const Index br = t.br, nk = a.nk;
+  const bool full = a.full;
   const S* V = p.v_ptr(a.b, a.h);
   const S* vptr = V + a.k0 * p.v_sl;
   Index ldv = p.v_sl;
@@ -340,8 +361,14 @@ void tile_accumulate_pv(attn_tile_task<S>& a) {
     vptr = w.vp;
     ldv = t.dvp;
   }
-  if (nq < br) std::fill(w.alpha + nq, w.alpha + br, S(1));
   gemm_scale_add_ab(w.o, t.dvp, w.alpha, w.st, Index(1), br, vptr, ldv, nk, br, t.dvp);
+}
+
+/// Stage 5: probabilities, then P V.
+template <class S>
+void tile_accumulate_pv(attn_tile_task<S>& a) {
+  tile_probabilities(a);
+  tile_pv(a);
 }
 
 /// Stage 6. Normalizes O into out and writes the log-sum-exp; a row that kept no key gets
