@@ -33,6 +33,9 @@
 
 #include <emask/core/materialize.hpp>
 #include <emask/kernels/attention.hpp>
+#include <emask/kernels/attention_backward.hpp>
+#include <emask/kernels/kv_cache.hpp>
+#include <emask/kernels/kv_prefill.hpp>
 #include <emask/kernels/softmax.hpp>
 #include <emask/masks/block_topk.hpp>
 #include <emask/masks/causal.hpp>
@@ -43,6 +46,7 @@
 #include <emask/random/diffusion.hpp>
 #include <emask/random/mlm.hpp>
 #include <emask/reference/attention.hpp>
+#include <emask/reference/attention_backward.hpp>
 #include <emask/reference/softmax.hpp>
 #include <emask/rl/conditional.hpp>
 #include <emask/rl/policy.hpp>
@@ -917,6 +921,384 @@ struct perf_run {
     }
   }
 
+  // ------------------------------------------------------------ KV caches (issue 16)
+  /// One sequence's K and V in storage T: a contiguous cache and paged copies (P = 16 and 128,
+  /// the default layout, pages in reverse order so that nothing is accidentally contiguous).
+  template <class T>
+  struct kv_store {
+    Index hkv, len, d;
+    std::vector<T> k, v;
+    std::int32_t length;
+    struct paged {
+      Index page;
+      std::vector<T> k, v;
+      std::vector<std::int32_t> table;
+    };
+    std::vector<paged> pages;
+    kv_store(Index hkv_, Index len_, Index d_, std::initializer_list<Index> page_sizes)
+        : hkv(hkv_), len(len_), d(d_), length(static_cast<std::int32_t>(len_)) {
+      const std::vector<float> kf =
+          random_floats(static_cast<std::size_t>(hkv * len * d), 41, -1.f, 1.f);
+      const std::vector<float> vf =
+          random_floats(static_cast<std::size_t>(hkv * len * d), 42, -1.f, 1.f);
+      k.resize(kf.size());
+      v.resize(vf.size());
+      to_storage(kf, k);
+      to_storage(vf, v);
+      for (const Index p : page_sizes) {
+        paged pg{p, {}, {}, {}};
+        const Index n = (len + p - 1) / p;
+        pg.k.resize(static_cast<std::size_t>(n * p * hkv * d));
+        pg.v.resize(pg.k.size());
+        for (Index i = 0; i < n; ++i) pg.table.push_back(static_cast<std::int32_t>(n - 1 - i));
+        const emask::paged_kv_view<T> view = paged_view(pg);
+        for (Index g = 0; g < hkv; ++g)
+          for (Index j = 0; j < len; ++j) {
+            const Index dst = view.offset(pg.table[static_cast<std::size_t>(j / p)], g, j % p);
+            const Index src = (g * len + j) * d;
+            std::copy(k.begin() + src, k.begin() + src + d, pg.k.begin() + dst);
+            std::copy(v.begin() + src, v.begin() + src + d, pg.v.begin() + dst);
+          }
+        pages.push_back(std::move(pg));
+      }
+    }
+    static void to_storage(const std::vector<float>& f, std::vector<T>& out) {
+      if constexpr (std::is_same<T, float>::value) {
+        out = f;
+      } else {
+        emask::kv_convert(f.data(), static_cast<Index>(f.size()), out.data());
+      }
+    }
+    emask::kv_cache_view<T> contiguous() const {
+      return emask::kv_cache_view<T>(k.data(), v.data(), 1, hkv, len, d, &length);
+    }
+    emask::paged_kv_view<T> paged_view(const paged& pg) const {
+      return emask::paged_kv_view<T>(pg.k.data(), pg.v.data(), static_cast<Index>(pg.table.size()),
+                                     pg.page, hkv, d, emask::kv_page_layout::hnd, pg.table.data(),
+                                     1, static_cast<Index>(pg.table.size()), &length);
+    }
+    double bytes() const { return 2.0 * static_cast<double>(k.size() * sizeof(T)); }
+  };
+
+  /// Reads \p bytes of memory once (32-bit integer sum: no float special cases).
+  static void read_bytes(const void* p, std::size_t bytes) {
+    Eigen::Map<const Eigen::Array<std::uint32_t, Eigen::Dynamic, 1>> a(
+        static_cast<const std::uint32_t*>(p), static_cast<Index>(bytes / 4));
+    g_sink = g_sink + static_cast<float>(a.sum() & 1u);
+  }
+
+  void kv_cache() {
+    const Index h = 32, hkv = 8, d = 128;
+    std::vector<float> q = random_floats(static_cast<std::size_t>(h * d), 43, -1.f, 1.f);
+    std::vector<float> o(q.size());
+    const auto qv = emask::view_bhld<const float>(q.data(), 1, h, 1, d);
+    const auto ov = emask::view_bhld(o.data(), 1, h, 1, d);
+    const auto mask = emask::causal();
+    for (const Index lk : {Index(4096), Index(32768)}) {
+      if (lk == 4096 && !full) continue;
+      const std::string tag = "kv-decode-" + std::to_string(lk);
+      kv_store<float> f32(hkv, lk, d, {16, 128});
+      kv_store<Eigen::bfloat16> b16(hkv, lk, d, {16, 128});
+      kv_store<Eigen::half> f16(hkv, lk, d, {16});
+      emask::kv_decode_workspace ws;
+      for (int threads : {1, 2}) {
+        if (threads == 2 && !full) continue;
+        emask::attention_options opt;
+        opt.threads = threads;
+        set_threads(threads);
+        const std::string t = "/t" + std::to_string(threads);
+        const auto dec = [&](const auto& cache) {
+          return [&, cache] { emask::masked_attention_decode(qv, cache, mask, ov, opt, &ws); };
+        };
+        // Reduced precision against float32: half the bytes.
+        for (const bool bf : {true, false}) {
+          result r;
+          r.name = tag + (bf ? "/bf16" : "/f16") + "-vs-f32" + t;
+          r.group = "kv";
+          r.kind = "time_ratio";
+          r.limit = "float32 decode, same cache";
+          r.checked = threads == 1 && lk == 32768;
+          r.target = 0.6;
+          r.fail_at = 2.5 * r.target;
+          check(r, [&](result& res) {
+            std::tie(res.ms, res.limit_value) =
+                bf ? paired_ms(dec(b16.contiguous()), dec(f32.contiguous()), 10, 100)
+                   : paired_ms(dec(f16.contiguous()), dec(f32.contiguous()), 10, 100);
+            res.ratio = res.ms / res.limit_value;
+          });
+        }
+        // Against one read of the cache's bytes.
+        for (int which = 0; which < 3; ++which) {
+          if (which != 1 && !full) continue;
+          const char* name = which == 0 ? "/f32" : which == 1 ? "/bf16" : "/f16";
+          result r;
+          r.name = tag + name + "-vs-read" + t;
+          r.group = "kv";
+          r.kind = "time_ratio";
+          r.limit = "one read of K and V";
+          r.checked = threads == 1 && lk == 32768 && which == 1;
+          r.target = 1.3;
+          r.fail_at = 2.5 * r.target;
+          check(r, [&](result& res) {
+            if (which == 0)
+              std::tie(res.ms, res.limit_value) = paired_ms(
+                  dec(f32.contiguous()),
+                  [&] {
+                    read_bytes(f32.k.data(), f32.k.size() * 4);
+                    read_bytes(f32.v.data(), f32.v.size() * 4);
+                  },
+                  10, 100);
+            else if (which == 1)
+              std::tie(res.ms, res.limit_value) = paired_ms(
+                  dec(b16.contiguous()),
+                  [&] {
+                    read_bytes(b16.k.data(), b16.k.size() * 2);
+                    read_bytes(b16.v.data(), b16.v.size() * 2);
+                  },
+                  10, 100);
+            else
+              std::tie(res.ms, res.limit_value) = paired_ms(
+                  dec(f16.contiguous()),
+                  [&] {
+                    read_bytes(f16.k.data(), f16.k.size() * 2);
+                    read_bytes(f16.v.data(), f16.v.size() * 2);
+                  },
+                  10, 100);
+            res.ratio = res.ms / res.limit_value;
+            res.note = std::to_string(static_cast<int>((which == 0   ? f32.bytes()
+                                                        : which == 1 ? b16.bytes()
+                                                                     : f16.bytes()) /
+                                                       (res.ms * 1e-3) * 1e-9)) +
+                       " GB/s";
+          });
+        }
+        // Paged against contiguous.
+        for (int which = 0; which < 3; ++which) {
+          if (which != 0 && !full) continue;
+          const Index page = which == 2 ? 128 : 16;
+          const bool f = which == 1;
+          result r;
+          r.name =
+              tag + (f ? "/f32" : "/bf16") + "-paged" + std::to_string(page) + "-vs-contiguous" + t;
+          r.group = "kv";
+          r.kind = "time_ratio";
+          r.limit = "contiguous cache, same keys";
+          r.checked = threads == 1 && lk == 32768 && which == 0;
+          r.target = 1.15;
+          r.fail_at = 2.5 * r.target;
+          check(r, [&](result& res) {
+            if (f)
+              std::tie(res.ms, res.limit_value) =
+                  paired_ms(dec(f32.paged_view(f32.pages[0])), dec(f32.contiguous()), 10, 100);
+            else
+              std::tie(res.ms, res.limit_value) =
+                  paired_ms(dec(b16.paged_view(b16.pages[which == 2 ? 1 : 0])),
+                            dec(b16.contiguous()), 10, 100);
+            res.ratio = res.ms / res.limit_value;
+          });
+        }
+      }
+      set_threads(1);
+    }
+    kv_batched_decode();
+    kv_prefill();
+  }
+
+  /// The serving step: 64 sequences of mixed lengths (most short, a few long) in one paged
+  /// bfloat16 pool, one query row each; 2 threads against 1.
+  void kv_batched_decode() {
+    const Index h = 32, hkv = 8, d = 128, nseq = 64, page = 16;
+    std::vector<std::int32_t> lengths;
+    std::uint64_t st = 5;
+    Index max_pages = 0, total_pages = 0;
+    for (Index i = 0; i < nseq; ++i) {
+      st = st * 6364136223846793005ull + 1442695040888963407ull;
+      const Index len = i % 8 == 7 ? 8192 + static_cast<Index>((st >> 33) % 8192)
+                                   : 1 + static_cast<Index>((st >> 33) % 2048);
+      lengths.push_back(static_cast<std::int32_t>(len));
+      max_pages = std::max(max_pages, (len + page - 1) / page);
+      total_pages += (len + page - 1) / page;
+    }
+    std::vector<std::int32_t> table(static_cast<std::size_t>(nseq * max_pages), 0);
+    Index next = 0;
+    for (Index i = 0; i < nseq; ++i)
+      for (Index p = 0; p < (lengths[static_cast<std::size_t>(i)] + page - 1) / page; ++p)
+        table[static_cast<std::size_t>(i * max_pages + p)] = static_cast<std::int32_t>(next++);
+    const std::vector<float> kf =
+        random_floats(static_cast<std::size_t>(total_pages * page * hkv * d), 44, -1.f, 1.f);
+    std::vector<Eigen::bfloat16> kp(kf.size()), vp(kf.size());
+    emask::kv_convert(kf.data(), static_cast<Index>(kf.size()), kp.data());
+    emask::kv_convert(kf.data(), static_cast<Index>(kf.size()), vp.data());
+    const emask::paged_kv_view<Eigen::bfloat16> cache(kp.data(), vp.data(), total_pages, page, hkv,
+                                                      d, emask::kv_page_layout::hnd, table.data(),
+                                                      nseq, max_pages, lengths.data());
+    std::vector<float> q = random_floats(static_cast<std::size_t>(nseq * h * d), 45, -1.f, 1.f);
+    std::vector<float> o(q.size());
+    emask::kv_decode_workspace ws;
+    speedup(
+        "kv-decode-batch64-mixed/bf16-paged16/speedup", 1.8,
+        [&](int threads) {
+          emask::attention_options opt;
+          opt.threads = threads;
+          emask::masked_attention_decode(emask::view_bhld<const float>(q.data(), nseq, h, 1, d),
+                                         cache, emask::causal(),
+                                         emask::view_bhld(o.data(), nseq, h, 1, d), opt, &ws);
+        },
+        10);
+  }
+
+  /// Prefill S = 4096 causal, 8 heads, D = 64, one thread: a bfloat16 cache against
+  /// masked_attention on float32 (target: 1.5x faster with AVX512-BF16).
+  void kv_prefill() {
+    const Index h = 8, s = 4096, d = 64;
+    set_threads(1);
+    attn_data a(h, s, s, d);
+    emask::attention_workspace<float> ws;
+    std::vector<Eigen::bfloat16> kb(a.k.size()), vb(a.v.size());
+    emask::kv_convert(a.k.data(), static_cast<Index>(a.k.size()), kb.data());
+    emask::kv_convert(a.v.data(), static_cast<Index>(a.v.size()), vb.data());
+    const std::int32_t len = static_cast<std::int32_t>(s);
+    const emask::kv_cache_view<Eigen::bfloat16> cache(kb.data(), vb.data(), 1, h, s, d, &len);
+    const auto causal = emask::causal();
+    emask::attention_options opt;
+    opt.threads = 1;
+    for (int which = 0; which < 2; ++which) {
+      if (which == 1 && !full) continue;
+      result r;
+      r.name = which == 0 ? "kv-prefill-causal-4096/d64/bf16-vs-f32/t1"
+                          : "kv-prefill-causal-4096/d64/bf16-paged16-vs-f32/t1";
+      r.group = "kv";
+      r.kind = "speedup";
+      r.limit = "float32 tiled / bfloat16 prefill";
+      r.checked = which == 0;
+      r.target = 1.5;
+      r.fail_at = r.target / 2.5;
+      kv_store<Eigen::bfloat16>* paged = nullptr;
+      std::unique_ptr<kv_store<Eigen::bfloat16>> holder;
+      if (which == 1) {
+        holder =
+            std::make_unique<kv_store<Eigen::bfloat16>>(h, s, d, std::initializer_list<Index>{16});
+        paged = holder.get();
+      }
+      check(r, [&](result& res) {
+        const auto bf = [&] {
+          if (paged)
+            emask::masked_attention_prefill(emask::view_bhld<const float>(a.q.data(), 1, h, s, d),
+                                            paged->paged_view(paged->pages[0]), causal,
+                                            emask::view_bhld(a.o.data(), 1, h, s, d), opt);
+          else
+            emask::masked_attention_prefill(emask::view_bhld<const float>(a.q.data(), 1, h, s, d),
+                                            cache, causal, emask::view_bhld(a.o.data(), 1, h, s, d),
+                                            opt);
+        };
+        std::tie(res.ms, res.limit_value) = paired_ms(
+            bf, [&] { a.run(causal, opt, ws); }, 3);
+        res.ratio = res.limit_value / res.ms;
+      });
+    }
+  }
+
+  // ------------------------------------------------------------ training (issue 17)
+  /// The tiled backward against the tiled forward of the same causal problem, D = 64, 8 heads,
+  /// one thread (target: at most 2.5x, FlashAttention-2's ratio), and against the naive backward
+  /// (target: at least 5x faster; 2 heads, the naive one materializes Lq x Lk per head).
+  void training() {
+    set_threads(1);
+    const Index h = 8;
+    const auto causal = emask::causal();
+    for (const Index s : {Index(2048), Index(4096)}) {
+      if (s == 2048 && !full) continue;
+      backward_data a(h, s, 64);
+      result r;
+      r.name = "attn-backward-causal-" + std::to_string(s) + "/d64/tiled/t1";
+      r.group = "training";
+      r.kind = "time_ratio";
+      r.limit = "tiled forward, same problem";
+      r.checked = s == 4096;
+      r.target = 2.5;
+      r.fail_at = 2.5 * r.target;
+      emask::attention_options opt;
+      opt.threads = 1;
+      check(r, [&](result& o) {
+        std::tie(o.ms, o.limit_value) = paired_ms([&] { a.backward(causal, opt, emask::tiled); },
+                                                  [&] { a.forward(causal, opt); }, 3);
+        o.ratio = o.ms / o.limit_value;
+      });
+    }
+    for (const Index s : {Index(2048), Index(4096)}) {
+      if (s == 2048 && !full) continue;
+      const Index hn = 2;
+      backward_data a(hn, s, 64);
+      result r;
+      r.name = "attn-backward-causal-" + std::to_string(s) + "/d64/naive-vs-tiled/t1";
+      r.group = "training";
+      r.kind = "speedup";
+      r.limit = "naive backward / tiled backward";
+      r.checked = s == 4096;
+      r.target = 5.0;
+      r.fail_at = r.target / 2.5;
+      emask::attention_options opt;
+      opt.threads = 1;
+      check(r, [&](result& o) {
+        std::tie(o.ms, o.limit_value) =
+            paired_ms([&] { a.backward(causal, opt, emask::tiled); },
+                      [&] { a.backward(causal, opt, emask::reference::naive); }, 2);
+        o.ratio = o.limit_value / o.ms;
+      });
+    }
+    {
+      const Index s = 4096;
+      backward_data a(h, s, 64);
+      speedup(
+          "attn-backward-causal-4096/d64/tiled/speedup", 1.8,
+          [&](int threads) {
+            emask::attention_options opt;
+            opt.threads = threads;
+            a.backward(causal, opt, emask::tiled);
+          },
+          2);
+    }
+  }
+
+  /// Q, K, V, the forward's out and lse, dOut and the gradients of one causal problem.
+  struct backward_data {
+    Index h, s, d;
+    std::vector<float> q, k, v, o, lse, dout, dq, dk, dv;
+    backward_data(Index h_, Index s_, Index d_)
+        : h(h_),
+          s(s_),
+          d(d_),
+          q(random_floats(static_cast<std::size_t>(h * s * d), 31, -1.f, 1.f)),
+          k(random_floats(static_cast<std::size_t>(h * s * d), 32, -1.f, 1.f)),
+          v(random_floats(static_cast<std::size_t>(h * s * d), 33, -1.f, 1.f)),
+          o(static_cast<std::size_t>(h * s * d), 0.f),
+          lse(static_cast<std::size_t>(h * s), 0.f),
+          dout(random_floats(static_cast<std::size_t>(h * s * d), 34, -1.f, 1.f)),
+          dq(o.size()),
+          dk(o.size()),
+          dv(o.size()) {
+      forward(emask::causal(), {});
+    }
+    emask::tensor_view<const float> in(const std::vector<float>& x) const {
+      return emask::view_bhld<const float>(x.data(), 1, h, s, d);
+    }
+    emask::tensor_view<float> out(std::vector<float>& x) const {
+      return emask::view_bhld(x.data(), 1, h, s, d);
+    }
+    template <class Mask>
+    void forward(const Mask& mask, const emask::attention_options& opt) {
+      Eigen::Map<emask::row_matrix<float>> l(lse.data(), h, s);
+      emask::masked_attention(emask::tiled, in(q), in(k), in(v), mask, out(o), l, opt);
+    }
+    template <class Mask, class Variant>
+    void backward(const Mask& mask, const emask::attention_options& opt, Variant variant) {
+      Eigen::Map<emask::row_matrix<float>> l(lse.data(), h, s);
+      emask::masked_attention_backward(variant, in(q), in(k), in(v), mask, opt, in(o), l, in(dout),
+                                       out(dq), out(dk), out(dv));
+      g_sink = g_sink + dq[0] + dk[0] + dv[0];
+    }
+  };
+
   void write_json(const std::string& path) const {
     std::ofstream f(path);
     f << "{\n";
@@ -982,10 +1364,12 @@ int main(int argc, char** argv) {
   run.mask_wave();
   run.decode();
   std::printf("limits: read of K and V %.1f GB/s (1 thread)\n", run.read_gbs);
+  run.kv_cache();
   run.rl();
   run.rl_conditional();
   run.mlm();
   run.recipes();
+  run.training();
   run.softmax();
   std::printf("limits: memcpy %.1f GB/s (read + write, 1 thread)\n", run.copy_gbs);
   if (!json.empty()) run.write_json(json);

@@ -3,14 +3,19 @@
 // default handler: the message on stderr, then abort().
 //   no_exceptions_kernels            runs every entry point on good input, prints "ok"
 //   no_exceptions_kernels CASE       makes call CASE with a bad argument (must abort)
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <vector>
 
 #include <emask/emask.hpp>
 #include <emask/kernels/attention.hpp>
+#include <emask/kernels/attention_backward.hpp>
+#include <emask/kernels/kv_cache.hpp>
+#include <emask/kernels/kv_prefill.hpp>
 #include <emask/kernels/merge.hpp>
 #include <emask/kernels/softmax.hpp>
+#include <emask/kernels/softmax_backward.hpp>
 #include <emask/random/mlm.hpp>
 #include <emask/reference.hpp>
 #include <emask/rl/action_mask.hpp>
@@ -41,6 +46,23 @@ int main(int argc, char** argv) {
     emask::attention_options o;
     o.k_offset = 4;  // a mask built for 9 keys, asked about [4, 13)
     emask::masked_attention(q, k, v, mask, att, o);
+  } else if (!std::strcmp(c, "attention_backward_dout")) {
+    masked_attention(emask::tiled, q, k, v, mask, att, lse);
+    fmat dq(6, 8), dk(9, 8), dv(9, 4);
+    const fmat dout_bad = fmat::Random(5, 4);
+    emask::masked_attention_backward(q, k, v, mask, emask::attention_options{}, att, lse, dout_bad,
+                                     dq, dk, dv);
+  } else if (!std::strcmp(c, "softmax_backward_dy")) {
+    fmat dx(6, 9);
+    emask::masked_softmax_backward(out, fmat(fmat::Random(6, 8)), mask, dx);
+  } else if (!std::strcmp(c, "kv_block_table")) {
+    std::vector<Eigen::bfloat16> pages(static_cast<std::size_t>(2 * 16 * 8));
+    const std::int32_t table[2] = {0, 7}, len[1] = {20};
+    const emask::paged_kv_view<Eigen::bfloat16> cache(pages.data(), pages.data(), 2, 16, 1, 8,
+                                                      emask::kv_page_layout::hnd, table, 1, 2, len);
+    std::vector<float> qq(8), oo(8);
+    emask::masked_attention_decode(emask::view_bhld<const float>(qq.data(), 1, 1, 1, 8), cache,
+                                   emask::causal(), emask::view_bhld(oo.data(), 1, 1, 1, 8));
   } else if (!std::strcmp(c, "merge")) {
     std::vector<fmat> parts;
     std::vector<emask::lse_vector<float>> lses;
@@ -65,6 +87,24 @@ int main(int argc, char** argv) {
     emask::masked_attention(emask::reference::naive, q, k, v, mask, att, lse);
     emask::masked_attention(emask::tiled, q, k, v, mask, att, lse);
     emask::masked_attention(emask::decode, q, k, v, mask, att, lse);
+    {
+      fmat dq(6, 8), dk(9, 8), dv(9, 4), dx(6, 9);
+      emask::masked_attention(emask::tiled, q, k, v, mask, att, lse);
+      emask::masked_attention_backward(q, k, v, mask, emask::attention_options{}, att, lse,
+                                       fmat(fmat::Ones(6, 4)), dq, dk, dv);
+      emask::masked_softmax(x, mask, out);
+      emask::masked_softmax_backward(out, fmat(fmat::Ones(6, 9)), mask, dx);
+      std::vector<Eigen::bfloat16> pages(static_cast<std::size_t>(2 * 16 * 8));
+      emask::kv_convert(k.data(), 8, pages.data());
+      const std::int32_t table[2] = {1, 0}, len[1] = {20};
+      const emask::paged_kv_view<Eigen::bfloat16> cache(
+          pages.data(), pages.data(), 2, 16, 1, 8, emask::kv_page_layout::hnd, table, 1, 2, len);
+      std::vector<float> qq(2 * 8, 0.5f), oo(2 * 8);
+      emask::masked_attention_decode(emask::view_bhld<const float>(qq.data(), 1, 1, 2, 8), cache,
+                                     emask::causal(), emask::view_bhld(oo.data(), 1, 1, 2, 8));
+      emask::masked_attention_prefill(emask::view_bhld<const float>(qq.data(), 1, 1, 2, 8), cache,
+                                      emask::causal(), emask::view_bhld(oo.data(), 1, 1, 2, 8));
+    }
     emask::mlm_options o;
     o.vocabulary = emask::special_tokens(20, {0});
     o.mask_id = 1;
