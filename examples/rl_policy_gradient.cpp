@@ -225,7 +225,8 @@ struct agent {
       r.action =
           emask::masked_sample(r.logits, action_mask::discrete(r.legal), {seed, sample_step++});
       r.active.resize(static_cast<std::size_t>(g.size()));
-      for (Index e = 0; e < g.size(); ++e) r.active[static_cast<std::size_t>(e)] = g.running(e);
+      for (Index e = 0; e < g.size(); ++e)
+        r.active[static_cast<std::size_t>(e)] = g.running(e) ? 1 : 0;
       g.step(r.action);
       moves.push_back(std::move(r));
     }

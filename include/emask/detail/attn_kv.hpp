@@ -164,7 +164,7 @@ void kv_values(const T* v, const Index* off, const float* live, Index n, Index x
     EMASK_KV_UNROLL
     for (int p = 0; p < NP; ++p) acc[r][p] = kv_zero();
   }
-  const Index lines = (16 * NP * static_cast<Index>(sizeof(T)) + 63) / 64;
+  const Index lines = (Index{16} * NP * static_cast<Index>(sizeof(T)) + 63) / 64;
   constexpr Index ahead = 48;
   for (Index j = 0; j < n; ++j) {
 #if defined(__GNUC__)
@@ -177,7 +177,7 @@ void kv_values(const T* v, const Index* off, const float* live, Index n, Index x
     const T* vr = v + off[j] + x0;
     kv_f32x16 vx[NP];
     EMASK_KV_UNROLL
-    for (int p = 0; p < NP; ++p) vx[p] = kv_load16(vr + 16 * p);
+    for (int p = 0; p < NP; ++p) vx[p] = kv_load16(vr + Index{16} * p);
     EMASK_KV_UNROLL
     for (int r = 0; r < NR; ++r) {
       const kv_f32x16 wr = kv_set1(w[r][j]);
@@ -188,7 +188,7 @@ void kv_values(const T* v, const Index* off, const float* live, Index n, Index x
   EMASK_KV_UNROLL
   for (int r = 0; r < NR; ++r) {
     EMASK_KV_UNROLL
-    for (int p = 0; p < NP; ++p) kv_store16(o[r] + x0 + 16 * p, acc[r][p]);
+    for (int p = 0; p < NP; ++p) kv_store16(o[r] + x0 + Index{16} * p, acc[r][p]);
   }
 }
 

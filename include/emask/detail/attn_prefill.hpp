@@ -388,9 +388,7 @@ void prefill_attention(const char* where, const tensor_view<const float>& q,
                        const std::vector<Index>& lengths, const Mask& mask,
                        const attention_options& opt, const tensor_view<float>& out, float* lse,
                        Index lse_stride, bool dot) {
-  auto shape = [](const auto& x) {
-    return concat("[B=", x.batch(), ", H=", x.heads(), ", L=", x.length(), ", D=", x.dim(), "]");
-  };
+  const auto shape = [](const auto& x) { return view_shape(x); };
   const Index nseq = static_cast<Index>(lengths.size());
   if (q.batch() != nseq)
     fail_argument(where, "q", shape(q), "batch ", nseq, " (one per sequence of the cache)");

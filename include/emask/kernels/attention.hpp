@@ -280,23 +280,13 @@ void attn_single_expr(const Eigen::Ref<const row_matrix<S>>& q,
   attn_dispatch<V>(p, mask, opt, ws, where);
 }
 
-template <class V, class S, class SQ, class SK, class SV, class Mask>
-void attn_batched_expr(const tensor_view<SQ>& q, const tensor_view<SK>& k, const tensor_view<SV>& v,
-                       const Mask& mask, const tensor_view<S>& out, S* lse, Index lse_rows,
-                       Index lse_cols, Index lse_stride, const attention_options& opt,
-                       attention_workspace<S>* ws) {
-  static_assert(!std::is_const<S>::value, "emask::masked_attention: out must be a mutable view");
-  static_assert(std::is_same<std::remove_const_t<SQ>, S>::value &&
-                    std::is_same<std::remove_const_t<SK>, S>::value &&
-                    std::is_same<std::remove_const_t<SV>, S>::value,
-                "emask::masked_attention: q, k, v and out must have the same scalar type");
-  static_assert(is_mask_v<Mask>,
-                "emask::masked_attention: pass an emask mask expression (a builder such as "
-                "emask::causal), a bool_matrix, a drop_mask or an additive_mask");
-  const char* where = "masked_attention";
-  auto shape = [](const auto& t) {
-    return concat("[B=", t.batch(), ", H=", t.heads(), ", L=", t.length(), ", D=", t.dim(), "]");
-  };
+/// The shape checks of batched attention views (forward and backward): k and v against q
+/// (batch, D, KV heads dividing H, one value per key), out [B, H, Lq, Dv], and, when \p has_lse,
+/// lse (B*H) x Lq.
+template <class VQ, class VK, class VV, class VO>
+void attn_check_batched_views(const char* where, const VQ& q, const VK& k, const VV& v,
+                              const VO& out, bool has_lse, Index lse_rows, Index lse_cols) {
+  const auto shape = [](const auto& t) { return view_shape(t); };
   if (k.batch() != q.batch())
     fail_argument(where, "k", shape(k), "batch ", q.batch(), " (the batch of q)");
   if (v.batch() != q.batch())
@@ -313,9 +303,26 @@ void attn_batched_expr(const tensor_view<SQ>& q, const tensor_view<SK>& k, const
       out.dim() != v.dim())
     fail_argument(where, "out", shape(out), "[B=", q.batch(), ", H=", q.heads(), ", L=", q.length(),
                   ", D=", v.dim(), "]");
-  if (lse && (lse_rows != q.batch() * q.heads() || lse_cols != q.length()))
+  if (has_lse && (lse_rows != q.batch() * q.heads() || lse_cols != q.length()))
     fail_argument(where, "lse", concat(lse_rows, "x", lse_cols), q.batch() * q.heads(), "x",
                   q.length(), " (B*H rows, Lq columns)");
+}
+
+template <class V, class S, class SQ, class SK, class SV, class Mask>
+void attn_batched_expr(const tensor_view<SQ>& q, const tensor_view<SK>& k, const tensor_view<SV>& v,
+                       const Mask& mask, const tensor_view<S>& out, S* lse, Index lse_rows,
+                       Index lse_cols, Index lse_stride, const attention_options& opt,
+                       attention_workspace<S>* ws) {
+  static_assert(!std::is_const<S>::value, "emask::masked_attention: out must be a mutable view");
+  static_assert(std::is_same<std::remove_const_t<SQ>, S>::value &&
+                    std::is_same<std::remove_const_t<SK>, S>::value &&
+                    std::is_same<std::remove_const_t<SV>, S>::value,
+                "emask::masked_attention: q, k, v and out must have the same scalar type");
+  static_assert(is_mask_v<Mask>,
+                "emask::masked_attention: pass an emask mask expression (a builder such as "
+                "emask::causal), a bool_matrix, a drop_mask or an additive_mask");
+  const char* where = "masked_attention";
+  attn_check_batched_views(where, q, k, v, out, lse != nullptr, lse_rows, lse_cols);
   attn_problem<S> p{};
   p.q = q.data();
   p.k = k.data();

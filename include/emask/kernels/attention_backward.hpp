@@ -193,32 +193,12 @@ void attn_bwd_batched_expr(const tensor_view<const S>& q, const tensor_view<cons
                 "emask::masked_attention_backward: pass an emask mask expression (a builder such "
                 "as emask::causal), a bool_matrix, a drop_mask or an additive_mask");
   const char* where = "masked_attention_backward";
-  auto shape = [](const auto& t) {
-    return concat("[B=", t.batch(), ", H=", t.heads(), ", L=", t.length(), ", D=", t.dim(), "]");
-  };
+  const auto shape = [](const auto& t) { return view_shape(t); };
   auto same = [](const auto& a, const auto& b) {
     return a.batch() == b.batch() && a.heads() == b.heads() && a.length() == b.length() &&
            a.dim() == b.dim();
   };
-  if (k.batch() != q.batch())
-    fail_argument(where, "k", shape(k), "batch ", q.batch(), " (the batch of q)");
-  if (v.batch() != q.batch())
-    fail_argument(where, "v", shape(v), "batch ", q.batch(), " (the batch of q)");
-  if (k.dim() != q.dim()) fail_argument(where, "k", shape(k), "D = ", q.dim(), " (the D of q)");
-  if (k.heads() < 1 || q.heads() % k.heads() != 0)
-    fail_argument(where, "k", shape(k), "a number of KV heads that divides the ", q.heads(),
-                  " query heads");
-  if (v.heads() != k.heads())
-    fail_argument(where, "v", shape(v), k.heads(), " heads (the heads of k)");
-  if (v.length() != k.length())
-    fail_argument(where, "v", shape(v), "L = ", k.length(), " (one value per key of k)");
-  if (out.batch() != q.batch() || out.heads() != q.heads() || out.length() != q.length() ||
-      out.dim() != v.dim())
-    fail_argument(where, "out", shape(out), "[B=", q.batch(), ", H=", q.heads(), ", L=", q.length(),
-                  ", D=", v.dim(), "]");
-  if (lse.rows() != q.batch() * q.heads() || lse.cols() != q.length())
-    fail_argument(where, "lse", concat(lse.rows(), "x", lse.cols()), q.batch() * q.heads(), "x",
-                  q.length(), " (B*H rows, Lq columns)");
+  attn_check_batched_views(where, q, k, v, out, true, lse.rows(), lse.cols());
   if (!same(dout, out))
     fail_argument(where, "dout", shape(dout), shape(out), " (the shape of out)");
   if (!same(dq, q)) fail_argument(where, "dq", shape(dq), shape(q), " (the shape of q)");

@@ -312,9 +312,7 @@ void kv_decode_expr(const tensor_view<const float>& q, const Cache& cache, const
                 "as emask::causal), a bool_matrix, a drop_mask or an additive_mask");
   using T = kv_storage_t<Cache>;
   const char* where = "masked_attention_decode";
-  auto shape = [](const auto& t) {
-    return concat("[B=", t.batch(), ", H=", t.heads(), ", L=", t.length(), ", D=", t.dim(), "]");
-  };
+  const auto shape = [](const auto& t) { return view_shape(t); };
   const Index B = q.batch(), H = q.heads(), lq = q.length(), D = q.dim();
   if (cache.batch() != B)
     fail_argument(where, "cache", concat(cache.batch(), " sequences"), B,

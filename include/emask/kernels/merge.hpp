@@ -131,9 +131,7 @@ void merge_check_batched(const char* where, const char* part_name, const tensor_
                          const Eigen::Ref<row_matrix<std::remove_const_t<S>>>& lse,
                          const tensor_view<P>& part, const char* lse_name, Index lse_rows,
                          Index lse_cols) {
-  auto shape = [](const auto& t) {
-    return concat("[B=", t.batch(), ", H=", t.heads(), ", L=", t.length(), ", D=", t.dim(), "]");
-  };
+  const auto shape = [](const auto& t) { return view_shape(t); };
   if (part.batch() != out.batch() || part.heads() != out.heads() || part.length() != out.length() ||
       part.dim() != out.dim())
     fail_argument(where, part_name, shape(part), shape(out), " (the shape of out)");

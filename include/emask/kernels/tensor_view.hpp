@@ -9,6 +9,7 @@
 /// reads KV head h / (H_q / H_kv).
 #pragma once
 
+#include <string>
 #include <type_traits>
 
 #include "emask/core/polarity.hpp"
@@ -107,6 +108,14 @@ class tensor_view {
   Index batch_ = 0, heads_ = 0, length_ = 0, dim_ = 0;
   Index stride_b_ = 0, stride_h_ = 0, stride_l_ = 0;
 };
+
+namespace detail {
+/// "[B=.., H=.., L=.., D=..]" of a view, for messages.
+template <class View>
+std::string view_shape(const View& t) {
+  return concat("[B=", t.batch(), ", H=", t.heads(), ", L=", t.length(), ", D=", t.dim(), "]");
+}
+}  // namespace detail
 
 /// \brief View of a contiguous [batch, heads, length, dim] buffer (PyTorch SDPA's layout).
 template <class Scalar>
